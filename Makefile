@@ -1,0 +1,43 @@
+# Everything a developer or CI needs: `make sim` runs the firmware on this machine,
+# `make test` runs the whole suite. Both set themselves up on a fresh clone.
+VENV     ?= .venv
+PY       := $(VENV)/bin/python
+MP       := $(VENV)/bin/micropython
+PORT     ?= 8080
+SIM_DIR  ?= .sim
+SIM_SPEED ?= 1
+SIM_PROFILE ?=
+HEAP     ?= 100wK
+
+.PHONY: setup sim test bench deploy clean
+.DEFAULT_GOAL := help
+
+help:
+	@echo "make sim    run the firmware on the MicroPython Unix port with a simulated site (http://127.0.0.1:$(PORT))"
+	@echo "make test   run the whole test suite"
+	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
+
+setup: $(VENV)/.stamp lib/microdot/microdot.py
+
+$(VENV)/.stamp: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
+	touch $@
+
+# Microdot is a pure-Python package: pip fetches the pinned release, only the files the
+# board needs are copied into lib/ (git-ignored).
+lib/microdot/microdot.py: requirements-lib.txt $(VENV)/.stamp
+	rm -rf build/lib-src
+	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --target build/lib-src -r requirements-lib.txt
+	mkdir -p lib/microdot
+	cp build/lib-src/microdot/__init__.py build/lib-src/microdot/microdot.py build/lib-src/microdot/helpers.py lib/microdot/
+	touch $@
+
+sim: setup
+	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)"
+
+test: setup
+	$(VENV)/bin/pytest -q host_tests
+
+clean:
+	rm -rf build $(SIM_DIR) bench/out

@@ -1,0 +1,62 @@
+# The one place through which HTTP, MQTT and the display read objects and submit writes.
+# An object is anything with to_dict() (a JSON-able dict, every documented key) and, when
+# writable, write(payload_dict). Writes raise ApiError; a rejected write changes nothing.
+import json
+
+MAX_BODY_BYTES = 4096
+
+
+class ApiError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def parse_body(body, keys):
+    """Parse a write body as JSON, whatever the Content-Type said.
+
+    `keys` are the object's writable keys: an object with exactly one member may be written
+    as a bare value (`-d '2'`)."""
+    if body is None:
+        body = b""
+    if len(body) > MAX_BODY_BYTES:
+        raise ApiError(413, "Payload too large: at most %d bytes" % MAX_BODY_BYTES)
+    try:
+        text = body.decode() if isinstance(body, (bytes, bytearray, memoryview)) else body
+        payload = json.loads(text)
+    except (ValueError, UnicodeError):
+        raise ApiError(400, "Failed to parse JSON payload")
+    if isinstance(payload, dict):
+        return payload
+    if len(keys) == 1:
+        return {keys[0]: payload}
+    raise ApiError(400, "JSON payload must be an object")
+
+
+class Registry:
+    def __init__(self):
+        self._objects = {}
+
+    def add(self, path, obj):
+        self._objects[path] = obj
+        return obj
+
+    def get_object(self, path):
+        obj = self._objects.get(path)
+        if obj is None:
+            raise ApiError(404, "No such object: %s" % path)
+        return obj
+
+    def paths(self):
+        return sorted(self._objects)
+
+    def read(self, path):
+        return self.get_object(path).to_dict()
+
+    def write(self, path, body):
+        """Validate and apply a raw write body (bytes or str) to `path`."""
+        obj = self.get_object(path)
+        if not hasattr(obj, "write"):
+            raise ApiError(405, "%s is read-only" % path)
+        obj.write(parse_body(body, obj.writable_keys()))

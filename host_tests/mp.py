@@ -1,0 +1,28 @@
+"""Run firmware code on the MicroPython Unix port from pytest."""
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "micropython"))
+
+# Prepended to every snippet: the repo root and lib/ on sys.path, as on the board.
+_PRELUDE = "import sys\nsys.path[:0] = [%r, %r]\n" % (str(ROOT), str(ROOT / "lib"))
+
+
+class MicroPythonError(AssertionError):
+    pass
+
+
+def run_mp(code, heap="100wK", timeout=120, cwd=None, args=()):
+    """Run `code` under `micropython -X heapsize=<heap>` and return its stdout.
+
+    Raises MicroPythonError (with stdout and stderr) when it exits non-zero."""
+    proc = subprocess.run(
+        [MICROPYTHON, "-X", "heapsize=" + heap, "-c", _PRELUDE + code, *args],
+        capture_output=True, text=True, timeout=timeout, cwd=cwd or ROOT)
+    if proc.returncode != 0:
+        raise MicroPythonError(
+            "micropython exited %d\n--- stdout\n%s\n--- stderr\n%s"
+            % (proc.returncode, proc.stdout, proc.stderr))
+    return proc.stdout
