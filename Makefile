@@ -20,7 +20,7 @@ help:
 setup: $(VENV)/.stamp lib/microdot/microdot.py
 
 $(VENV)/.stamp: requirements-dev.txt
-	python3 -m venv $(VENV)
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
