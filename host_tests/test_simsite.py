@@ -1,0 +1,145 @@
+"""The simulated site (tools/simsite) on the MicroPython Unix port: EV, profiles, house, battery."""
+import json
+
+from mp import run_mp
+
+
+def _mp_json(code):
+    out = run_mp(code)
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def test_ev_follows_setpoint_after_delay_and_draws_95_to_100_pct():
+    r = _mp_json("""
+import json
+from tools.simsite.ev import EV
+ev = EV(delay_ms=3000, seed=5)
+trace = []
+for i in range(40):           # 10 s at 10 A on 3 phases, 250 ms steps
+    ev.step(250, 10000, 3)
+    trace.append(list(ev.phase_currents_ma))
+first = [i for i, pc in enumerate(trace) if pc[0] > 0][0]
+ev.step(250, 5000, 3)         # below 6 A: pause at once
+paused = list(ev.phase_currents_ma)
+for i in range(40):
+    ev.step(250, 20000, 1)    # 20 A offered on one phase: capped at 16 A, L1 only
+one = list(ev.phase_currents_ma)
+ev.step(250, 20000, 3)        # contactor to 3 phases: the car starts over
+after_switch = list(ev.phase_currents_ma)
+print(json.dumps({"first": first, "end": trace[-1], "paused": paused, "one": one,
+                  "after_switch": after_switch, "power": ev.power_w}))
+""")
+    # No current for the reaction delay (3 s = 12 steps), then it follows.
+    assert 10 <= r["first"] <= 13
+    assert all(9500 <= i <= 10000 for i in r["end"])
+    assert r["paused"] == [0, 0, 0]
+    assert 15200 <= r["one"][0] <= 16000 and r["one"][1:] == [0, 0]
+    assert r["after_switch"] == [0, 0, 0]
+
+
+def test_ev_draw_percentage_stays_in_range_over_hours():
+    r = _mp_json("""
+import json
+from tools.simsite.ev import EV
+ev = EV(seed=11, max_ma=32000)
+lo, hi = 10**9, 0
+for i in range(4 * 3600):     # 4 h at 1 s
+    ev.step(1000, 16000, 1)
+    if i > 10:
+        lo = min(lo, ev.current_ma and ev.phase_currents_ma[0]); hi = max(hi, ev.phase_currents_ma[0])
+print(json.dumps([lo, hi, ev.energy_wh]))
+""")
+    lo, hi, wh = r
+    assert 15200 <= lo < hi <= 16000  # 95..100 % of 16 A, and it does vary
+    assert 4 * 16 * 230 * 95 // 100 <= wh <= 4 * 16 * 230
+
+
+def test_profile_parsing_holds_samples_over_gaps_and_handles_empty_base_grid():
+    r = _mp_json(r"""
+import json
+from tools.simsite.profile import Profile, ProfileError
+lines = ["# source: test", "", "t_s,pv_w,base_grid_w", "100,200,", "160,300,-50",
+         "400,-3,20", "460,500.6,"]
+p = Profile.parse(lines, name="t")
+q = [(t, p.pv_w_at(t * 1000), p.base_grid_w_at(t * 1000)) for t in (0, 59, 60, 61, 299, 300, 359, 360, 1000)]
+q.append(("back", p.pv_w_at(0), p.base_grid_w_at(0)))   # backwards look-up
+errs = []
+for bad in (["t_s,pv_w", "0,1", "0,2"], ["pv,x", "0,1"], ["t_s,pv_w", "0,abc"], ["# only"]):
+    try:
+        Profile.parse(bad)
+        errs.append(None)
+    except ProfileError as e:
+        errs.append(str(e))
+nob = Profile.parse(["t_s,pv_w", "0,5", "60,6"])
+print(json.dumps({"q": q, "dur": p.duration_ms, "has": p.has_base_grid, "errs": errs,
+                  "nob": [nob.has_base_grid, nob.base_grid_w_at(0), nob.duration_ms]}))
+""")
+    # Time counts from the first sample (t_s 100 -> 0); each sample holds until the next.
+    assert r["q"] == [[0, 200, None], [59, 200, None], [60, 300, -50], [61, 300, -50],
+                      [299, 300, -50], [300, 0, 20], [359, 0, 20], [360, 501, None],
+                      [1000, 501, None], ["back", 200, None]]
+    assert r["dur"] == 420000 and r["has"] is True
+    assert all(r["errs"]) and "increase" in r["errs"][0] and "header" in r["errs"][1]
+    assert "number" in r["errs"][2]
+    assert r["nob"] == [False, None, 120000]
+
+
+def test_default_day_is_a_looping_10_kwp_day():
+    r = _mp_json("""
+import json
+from tools.simsite.profile import Profile
+d = Profile.default_day()
+wh = sum(d.pv_w_at(m * 60000) for m in range(1440)) // 60
+print(json.dumps([wh, d.pv_w_at(0), d.pv_w_at(13 * 3600000), d.duration_ms, d.pv_w_at(86400000 + 13 * 3600000)]))
+""")
+    wh, night, noon, dur, looped = r
+    assert 30000 < wh < 80000 and night == 0 and 6000 < noon <= 10000 and dur == 86400000
+    assert looped == noon  # the default day loops for `make sim`
+
+
+def test_house_model_is_seeded_and_reproducible():
+    r = _mp_json("""
+import json
+from tools.simsite.house import House
+def sample(seed):
+    h = House(seed=seed)
+    return [h.w_at(t * 60000) for t in range(0, 1440, 7)]
+a, b, c = sample(4), sample(4), sample(5)
+h = House(seed=4)
+ph = [list(h.phase_w_at(t * 60000)) for t in range(0, 1440, 7)]
+print(json.dumps({"same": a == b, "differs": a != c, "min": min(a), "max": max(a),
+                  "kwh": sum(House(seed=4).w_at(t * 60000) for t in range(1440)) // 60000,
+                  "phases_ok": all(sum(p) == w for p, w in zip(ph, a))}))
+""")
+    assert r["same"] and r["differs"] and r["phases_ok"]
+    assert r["min"] > 0 and r["max"] >= 1500   # appliances switch on
+    assert 4 <= r["kwh"] <= 20
+
+
+def test_site_balances_power_and_battery_zeroes_the_grid():
+    r = _mp_json("""
+import json
+from tools.simsite.site import Site
+from tools.simsite.profile import Profile
+from tools.simsite.battery import Battery
+from tools.simsite.ev import EV
+p = Profile.parse(["t_s,pv_w,base_grid_w", "0,6000,-5000", "3600,6000,-5000"])
+s = Site(profile=p, ev=EV(), battery=Battery(capacity_wh=10000, max_charge_w=3000))
+out = []
+for i in range(240):   # 60 s
+    s.step(250, 6000, 1)
+    out.append(s.grid_w - (s.base_grid_w + s.ev.power_w + s.battery_w))
+p2 = Profile.parse(["t_s,pv_w,base_grid_w", "0,3000,", "3600,3000,"])
+s2 = Site(profile=p2, house=False)
+s2.step(1000, 0, 0)
+print(json.dumps({"err": max(abs(x) for x in out), "grid": s.grid_w, "bat": s.battery_w,
+                  "ev": s.ev.power_w, "house": s.house_w, "pc": s.phase_currents_ma,
+                  "g2": s2.grid_w, "vals": s2.grid_values()}))
+""")
+    assert r["err"] == 0
+    assert r["house"] == 1000
+    # EV 6 A on L1 (~1.35 kW) + battery at its 3 kW limit: 5 kW export minus both.
+    assert 1300 <= r["ev"] <= 1380 and 2900 <= r["bat"] <= 3000
+    assert -5000 + r["ev"] + r["bat"] == r["grid"]
+    assert r["pc"][0] > r["pc"][1]       # the EV is on L1
+    assert r["g2"] == -3000 and r["vals"][0] == -3000.0 and r["vals"][4] == 230.0
