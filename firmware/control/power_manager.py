@@ -1,0 +1,513 @@
+# The power manager's control step (DOMAIN 1, the reference vendor's first-generation power
+# manager): from grid/battery power decide how much the chargers may draw, whether charging is on
+# and whether it should run on 1 or 3 phases, with thresholds and hysteresis.
+#
+# Pure logic: integer-only (W, mA, ms), no I/O, time passed in as dt_ms. step() allocates
+# nothing (tested under micropython.heap_lock()); every intermediate stays within +-2**30
+# (inputs are clamped on entry, see _P_LIMIT_W / _I_LIMIT_MA, tested by an instrumented run).
+# The algorithm, timers and bit meanings are described in docs/control.md.
+from micropython import const
+
+from firmware.control.filters import CloudFilter, window_s
+
+# Charge modes (power_manager/charge_mode)
+MODE_FAST = const(0)
+MODE_OFF = const(1)
+MODE_PV = const(2)
+MODE_MIN_PV = const(3)
+
+# phase_switching_mode
+PHASES_AUTO = const(0)
+PHASES_1 = const(1)
+PHASES_3 = const(2)
+PHASES_EXTERNAL = const(3)
+PHASES_PV1_FAST3 = const(4)
+
+# charging_blocked bits (low_level_state). 1..4 and 16/32 are set here; the glue ORs its own
+# reasons (8, 64, 128) into blocked_flags. Any bit except BLOCKED_BATTERY_STALE/GRID_STALE in
+# Min+PV mode (see below) means: current 0, now, without hysteresis.
+BLOCKED_GRID_STALE = const(1)      # grid meter missing or older than stale_ms: PV control suspended
+BLOCKED_BATTERY_STALE = const(2)   # battery meter configured but missing/stale: PV control suspended
+BLOCKED_CONFIG = const(4)          # config error that makes the selected mode impossible
+BLOCKED_CONTACTOR = const(8)       # (glue) contactor monitoring error latched
+BLOCKED_NO_PHASES = const(16)      # external control: phases_wanted == 0, no current release
+BLOCKED_DLM = const(32)            # max_current_limited (DLM) below the minimum current
+BLOCKED_CHARGER = const(64)        # (glue) charger unreachable / does not support CP disconnect
+BLOCKED_INPUT = const(128)         # (glue) blocked by an input or any other external reason
+
+# config_error_flags (power_manager/state); 16 (DLM without phase currents) is the DLM's.
+CFG_ERR_PHASE_SWITCHING = const(1)
+CFG_ERR_MAX_CURRENT = const(2)
+CFG_ERR_NO_CHARGERS = const(4)
+CFG_ERR_NO_METER = const(8)
+CFG_ERR_DLM_NO_CURRENTS = const(16)
+
+SLOT_NONE = const(255)
+_SLOTS = const(7)                  # meter slots 0..6
+
+_NOMINAL_V = const(230)
+_V_MIN = const(180)                # plausible measured phase voltage; else nominal
+_V_MAX = const(270)
+_P_LIMIT_W = const(1000000)        # every power input is clamped to +-1 MW
+_I_LIMIT_MA = const(1000000)       # currents clamped to 0..1000 A
+_STALE_MS = const(125000)          # reference: battery/PV data older than 125 s suspend PV control
+_IDLE_W = const(100)               # below this the chargers count as "not charging" (gain 8/8)
+_MAX_DT_MS = const(3600000)        # a longer gap (stalled loop) counts as one hour
+_HYST_MIN_S = const(10)            # debug_config hysteresis_time range (DOMAIN 1)
+_HYST_MAX_S = const(3600)
+_HYST_DEFAULT_S = const(300)
+_MIN_CURRENT_DEFAULT_MA = const(6000)
+
+# Hard blocks: current 0 immediately, whatever the hysteresis says.
+_HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
+
+
+def _clamp(v, lo, hi):
+    return lo if v < lo else (hi if v > hi else v)
+
+
+class PowerManager:
+    def __init__(self):
+        self._filter = CloudFilter()
+        # configuration (configure())
+        self.phase_switching_mode = PHASES_1
+        self.excess_charging_enable = False
+        self.target_power_from_grid = 0
+        self.guaranteed_power = 0
+        self.cloud_filter_mode = 0
+        self.meter_slot_grid_power = SLOT_NONE
+        self.meter_slot_battery_power = SLOT_NONE
+        self.battery_mode = 0
+        self.battery_inverted = False
+        self.battery_deadzone = 0
+        self.hysteresis_ms = _HYST_DEFAULT_S * 1000
+        self.stale_ms = _STALE_MS
+        self.max_current_ma = 0
+        self.min_current_1p_ma = _MIN_CURRENT_DEFAULT_MA
+        self.min_current_3p_ma = _MIN_CURRENT_DEFAULT_MA
+        self.contactor_installed = False
+        self.charger_count = 0
+        self._min_1p_w = 0
+        self._min_3p_w = 0
+        self._can_1p = True
+        self.config_error_flags = 0
+        self.charge_mode = MODE_FAST
+        self.phases_wanted = 0
+        # inputs, set by the glue before every step
+        self.grid_w = 0
+        self.grid_fresh = False
+        self.grid_age_ms = -1          # < 0: no sample yet
+        self.battery_w = 0
+        self.battery_age_ms = -1
+        self.charging_w = 0
+        self.voltage_v = 0
+        self.is_3phase = False
+        self.switching = False
+        self.switching_state = 0       # 0..5 from the phase switcher (reported as is)
+        self.blocked_flags = 0
+        self.dlm_limit_ma = _I_LIMIT_MA  # lowered by DLM (mA per phase for all chargers)
+        self.charge_manager_allocated_current = 0  # set by the glue after allocation
+        # outputs / low_level_state
+        self.power_at_meter = 0
+        self.power_at_meter_filtered = 0
+        self.power_available = 0
+        self.power_available_filtered = 0
+        self.overall_min_power = 0
+        self.threshold_3to1 = 0
+        self.threshold_1to3 = 0
+        self.charge_manager_available_current = 0
+        self.max_current_limited = 0
+        self.uptime_past_hysteresis = False
+        self.wants_3phase = False      # commanded phase (after hysteresis): the phase switcher's goal
+        self.wants_3phase_last = False  # latest raw phase decision
+        self.is_on_last = False        # commanded on state (after hysteresis)
+        self.wants_on_last = False     # latest raw on/off decision
+        self.wants_on = False          # == is_on_last, for the glue
+        self.phase_state_change_delay = 0  # ms until a changed phase decision may act
+        self.on_state_change_delay = 0     # ms until a changed on/off decision may act
+        self.phase_state_change_blocked = False
+        self.on_state_change_blocked = False
+        self.charging_blocked = 0
+        # private state
+        self._uptime_ms = 0
+        self._boot_free = True         # one immediate switch in the first hysteresis after boot
+        self._mode_free = False        # next decision after a charge mode change acts at once
+        self._recalc = True            # recompute PV power even without a fresh sample
+        self._first = True
+        self._was_3phase = False
+        self._data_ok = False
+        self._ext_pending = False      # external control asked for a phase change
+        self.configure({}, {}, {})
+
+    # ---- configuration (may allocate; on config change only) ----
+    def configure(self, pm_cfg, debug_cfg, limits):
+        g = pm_cfg.get
+        self.phase_switching_mode = _clamp(int(g("phase_switching_mode", PHASES_1)), 0, 4)
+        self.excess_charging_enable = bool(g("excess_charging_enable", False))
+        self.target_power_from_grid = _clamp(int(g("target_power_from_grid", 0)), -_P_LIMIT_W, _P_LIMIT_W)
+        self.guaranteed_power = _clamp(int(g("guaranteed_power", 0)), 0, _P_LIMIT_W)
+        self.cloud_filter_mode = _clamp(int(g("cloud_filter_mode", 0)), 0, 3)
+        s = int(g("meter_slot_grid_power", SLOT_NONE))
+        self.meter_slot_grid_power = s if 0 <= s < _SLOTS else SLOT_NONE
+        s = int(g("meter_slot_battery_power", SLOT_NONE))
+        self.meter_slot_battery_power = s if 0 <= s < _SLOTS else SLOT_NONE
+        self.battery_mode = 1 if int(g("battery_mode", 0)) == 1 else 0
+        self.battery_inverted = bool(g("battery_inverted", False))
+        self.battery_deadzone = _clamp(int(g("battery_deadzone", 0)), 0, _P_LIMIT_W)
+
+        h = int(debug_cfg.get("hysteresis_time", _HYST_DEFAULT_S))
+        self.hysteresis_ms = _clamp(h, _HYST_MIN_S, _HYST_MAX_S) * 1000
+
+        g = limits.get
+        self.max_current_ma = _clamp(int(g("max_current_ma", 0)), 0, _I_LIMIT_MA)
+        self.min_current_1p_ma = _clamp(int(g("min_current_1p_ma", _MIN_CURRENT_DEFAULT_MA)), 0, _I_LIMIT_MA)
+        self.min_current_3p_ma = _clamp(int(g("min_current_3p_ma", _MIN_CURRENT_DEFAULT_MA)), 0, _I_LIMIT_MA)
+        self.contactor_installed = bool(g("contactor_installed", False))
+        self.charger_count = int(g("charger_count", 0))
+        self.stale_ms = _clamp(int(g("stale_ms", _STALE_MS)), 1000, 3600000)
+
+        # Thresholds at the nominal voltage (the spec's example numbers).
+        max_1p_w = _NOMINAL_V * self.max_current_ma // 1000
+        min_3p_w = 3 * _NOMINAL_V * self.min_current_3p_ma // 1000
+        self._min_1p_w = _NOMINAL_V * self.min_current_1p_ma // 1000
+        self._min_3p_w = min_3p_w
+        if min_3p_w > max_1p_w:
+            # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
+            # quarter from each end, so neither side sits at its limit right after a switch.
+            gap = min_3p_w - max_1p_w
+            self.threshold_3to1 = max_1p_w + gap // 4
+            self.threshold_1to3 = max_1p_w + gap * 3 // 4
+        else:
+            self.threshold_3to1 = min_3p_w
+            self.threshold_1to3 = max_1p_w
+
+        m = self.phase_switching_mode
+        needs_contactor = m == PHASES_AUTO or m == PHASES_EXTERNAL or m == PHASES_PV1_FAST3
+        self._can_1p = m == PHASES_1 or (needs_contactor and self.contactor_installed)
+        flags = 0
+        if needs_contactor and not self.contactor_installed:
+            flags |= CFG_ERR_PHASE_SWITCHING
+        if self.max_current_ma == 0:
+            flags |= CFG_ERR_MAX_CURRENT
+        if self.charger_count <= 0:
+            flags |= CFG_ERR_NO_CHARGERS
+        if self.excess_charging_enable and self.meter_slot_grid_power == SLOT_NONE:
+            flags |= CFG_ERR_NO_METER
+        self.config_error_flags = flags
+
+        self._filter.set_window(window_s(self.cloud_filter_mode))
+        if self.hysteresis_ms <= self._uptime_ms:
+            self.uptime_past_hysteresis = True
+            self._boot_free = False
+        self._recalc = True
+
+    def set_charge_mode(self, mode):
+        self.charge_mode = _clamp(int(mode), 0, 3)
+        self._mode_free = True
+        self._recalc = True
+
+    def set_phases_wanted(self, n):
+        self.phases_wanted = n if n == 1 or n == 3 else 0
+        self._ext_pending = True
+
+    def external_control_state(self):
+        """0 ready, 1 disabled by settings, 2 unavailable, 3 switching (spec)."""
+        if self.phase_switching_mode != PHASES_EXTERNAL:
+            return 1
+        if self.switching or self.switching_state != 0:
+            return 3
+        if self.blocked_flags or not self.contactor_installed:
+            return 2
+        return 0
+
+    # ---- the control step (allocation-free) ----
+    def step(self, dt_ms):
+        if dt_ms < 0:
+            dt_ms = 0
+        elif dt_ms > _MAX_DT_MS:
+            dt_ms = _MAX_DT_MS
+        hyst = self.hysteresis_ms
+        if not self.uptime_past_hysteresis:
+            self._uptime_ms += dt_ms
+            if self._uptime_ms >= hyst:
+                self.uptime_past_hysteresis = True
+                self._boot_free = False
+        d = self.on_state_change_delay - dt_ms
+        self.on_state_change_delay = d if d > 0 else 0
+        d = self.phase_state_change_delay - dt_ms
+        self.phase_state_change_delay = d if d > 0 else 0
+
+        is3 = self.is_3phase
+        if self._first:
+            # Start from the contactor's actual state: no decision change, no timer.
+            self._first = False
+            self.wants_3phase = is3
+            self.wants_3phase_last = is3
+            self._was_3phase = is3
+        flt = self._filter
+        if self._was_3phase and not is3:
+            # 3p->1p: the history holds the 3p charging power; restart the average.
+            flt.reset()
+        self._was_3phase = is3
+        switching = self.switching or self.switching_state != 0
+
+        # ---- inputs: staleness, battery, deadzone, filter ----
+        grid_w = _clamp(self.grid_w, -_P_LIMIT_W, _P_LIMIT_W)
+        self.power_at_meter = grid_w
+        blocked = 0
+        age = self.grid_age_ms
+        if self.meter_slot_grid_power == SLOT_NONE or age < 0 or age > self.stale_ms:
+            blocked |= BLOCKED_GRID_STALE
+        has_bat = self.meter_slot_battery_power != SLOT_NONE
+        if has_bat:
+            age = self.battery_age_ms
+            if age < 0 or age > self.stale_ms:
+                blocked |= BLOCKED_BATTERY_STALE
+        data_ok = blocked == 0
+        if data_ok and not self._data_ok:
+            # Back from stale or missing data: never average old numbers with new ones.
+            flt.reset(True)
+        self._data_ok = data_ok
+        fresh = self.grid_fresh and data_ok
+        eff_w = grid_w
+        if fresh and has_bat:
+            eff_w = self._with_battery(grid_w)
+        flt.update(dt_ms, eff_w, fresh)
+        self.power_at_meter_filtered = flt.filtered_w
+
+        # ---- available power per charge mode ----
+        mode = self.charge_mode
+        if (mode == MODE_PV or mode == MODE_MIN_PV) and not self.excess_charging_enable:
+            # Without excess charging the spec allows the maximum power (i.e. Fast).
+            mode = MODE_FAST
+        pv = mode == MODE_PV or mode == MODE_MIN_PV
+        if pv and (self.config_error_flags & CFG_ERR_NO_METER):
+            blocked |= BLOCKED_CONFIG
+        if not pv:
+            # Stale meter data only matters for PV control: Fast ignores the meter, and the
+            # fuse is DLM's job (it lowers dlm_limit_ma on its own stale phase currents).
+            blocked &= ~(BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE)
+
+        v = self.voltage_v
+        if v < _V_MIN or v > _V_MAX:
+            v = _NOMINAL_V
+        max_ma = self.max_current_ma
+        d = _clamp(self.dlm_limit_ma, 0, _I_LIMIT_MA)
+        if d < max_ma:
+            max_ma = d
+        self.max_current_limited = max_ma
+        pmode = self.phase_switching_mode
+        if pmode == PHASES_3:
+            omin = self._min_3p_w
+        elif self._can_1p or not is3:
+            omin = self._min_1p_w
+        else:
+            omin = self._min_3p_w   # no contactor to switch with, wired 3p
+        self.overall_min_power = omin
+        # guaranteed_power is raised to overall_min_power (DOMAIN 1).
+        g = self.guaranteed_power
+        if g < omin:
+            g = omin
+
+        if mode == MODE_OFF:
+            pa = 0
+            paf = 0
+        elif mode == MODE_FAST:
+            # Fast: everything the chargers may draw on the phases Fast will run on.
+            if pmode == PHASES_1:
+                ph = 1
+            elif pmode == PHASES_3:
+                ph = 3
+            elif pmode == PHASES_EXTERNAL:
+                ph = 3 if self.phases_wanted == 3 else 1
+            elif self.contactor_installed:
+                ph = 3
+            else:
+                ph = 3 if is3 else 1
+            pa = v * ph * max_ma // 1000
+            paf = pa
+        elif blocked:
+            # PV control suspended (stale/missing data or no meter): PV gets nothing; Min+PV
+            # keeps its guaranteed power, which needs no meter numbers.
+            pa = g if mode == MODE_MIN_PV else 0
+            paf = pa
+        elif fresh or self._recalc:
+            charging_w = _clamp(self.charging_w, 0, _P_LIMIT_W)
+            target = self.target_power_from_grid
+            pa = charging_w + self._p_adjust(target - flt.fast_w, charging_w)
+            paf = charging_w + self._p_adjust(target - flt.filtered_w, charging_w)
+            if mode == MODE_MIN_PV:
+                if pa < g:
+                    pa = g
+                if paf < g:
+                    paf = g
+        else:
+            # Act on fresh samples only: between them the chargers' power moves but the grid
+            # value does not show it yet.
+            pa = self.power_available
+            paf = self.power_available_filtered
+        self._recalc = False
+        self.power_available = pa
+        self.power_available_filtered = paf
+
+        if pmode == PHASES_EXTERNAL and self.phases_wanted == 0:
+            blocked |= BLOCKED_NO_PHASES
+        min_ma = self.min_current_3p_ma if is3 else self.min_current_1p_ma
+        if max_ma < min_ma or max_ma == 0:
+            blocked |= BLOCKED_DLM if max_ma < self.max_current_ma else BLOCKED_CONFIG
+        blocked |= self.blocked_flags
+        self.charging_blocked = blocked
+        hard = blocked & _HARD_BLOCKS
+        if pv and mode == MODE_PV:
+            hard |= blocked & (BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE)
+
+        mode_free = self._mode_free
+        if not switching:
+            self._decide_phase(mode, pmode, paf, is3, mode_free)
+        self._decide_on(paf, pa, omin, hard, mode_free, pmode)
+        self._mode_free = False
+        self._ext_pending = False
+        self.phase_state_change_blocked = self.phase_state_change_delay > 0
+        self.on_state_change_blocked = self.on_state_change_delay > 0
+
+        # ---- current for the charge manager ----
+        if not self.is_on_last or switching or hard:
+            cur = 0
+        else:
+            ph = 3 if is3 else 1
+            p = pa
+            if not self.wants_on_last:
+                # On, but the decision to switch off waits for its hysteresis: hold the minimum.
+                p = 0
+            cap_w = v * ph * max_ma // 1000
+            if p > cap_w:
+                p = cap_w
+            elif p < 0:
+                p = 0
+            # Measured voltage (when given) keeps current x voltage equal to the power meant
+            # (no saw-tooth at 235-240 V).
+            cur = p * 1000 // (v * ph)
+            if cur < min_ma:
+                cur = min_ma
+            if cur > max_ma:
+                cur = max_ma
+        self.charge_manager_available_current = cur
+
+    def _with_battery(self, grid_w):
+        # Battery: + charging, - discharging (after battery_inverted).
+        b = _clamp(self.battery_w, -_P_LIMIT_W, _P_LIMIT_W)
+        if self.battery_inverted:
+            b = -b
+        # The storage keeps the grid near 0 only within a tolerance: treat +-deadzone as 0,
+        # shrink larger values toward 0 by it.
+        dz = self.battery_deadzone
+        if grid_w > dz:
+            grid_w -= dz
+        elif grid_w < -dz:
+            grid_w += dz
+        else:
+            grid_w = 0
+        # Discharge always counts against the excess (never feed the car from the battery);
+        # charge power counts as available only when chargers are preferred (battery_mode 0).
+        if b < 0 or self.battery_mode == 0:
+            grid_w -= b
+        return _clamp(grid_w, -_P_LIMIT_W, _P_LIMIT_W)
+
+    def _p_adjust(self, err_w, charging_w):
+        # Adaptive P gain as n/8: 8/8 while nothing charges, else 4/8 below 1000 W error,
+        # 6/8 below 1500 W, 7/8 above (some cars only move in ~1.5 kW steps).
+        if charging_w < _IDLE_W:
+            return err_w
+        a = err_w if err_w >= 0 else -err_w
+        if a < 1000:
+            return err_w * 4 // 8
+        if a < 1500:
+            return err_w * 6 // 8
+        return err_w * 7 // 8
+
+    def _decide_phase(self, mode, pmode, paf, is3, mode_free):
+        cur3 = self.wants_3phase
+        ext = pmode == PHASES_EXTERNAL
+        if pmode == PHASES_1:
+            d3 = False
+        elif pmode == PHASES_3:
+            d3 = True
+        elif ext:
+            d3 = cur3 if self.phases_wanted == 0 else self.phases_wanted == 3
+        elif not self.contactor_installed:
+            d3 = is3   # nothing to switch with
+        elif pmode == PHASES_PV1_FAST3:
+            d3 = (mode == MODE_FAST) if mode != MODE_OFF else cur3
+        elif mode == MODE_FAST:
+            d3 = True
+        elif mode == MODE_OFF or self.charging_blocked & (BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE | BLOCKED_CONFIG):
+            d3 = cur3  # no decision on missing numbers
+        elif cur3:
+            d3 = paf >= self.threshold_3to1
+        else:
+            d3 = paf > self.threshold_1to3
+        if d3 != self.wants_3phase_last:
+            # A changed decision starts the block; it acts only if it holds that long.
+            self.wants_3phase_last = d3
+            self.phase_state_change_delay = self.hysteresis_ms
+        if d3 == cur3:
+            return
+        # Only automatic switching oscillates with the sun; fixed modes, PV1/Fast3 (decided by
+        # the charge mode) and external control act at once. Exceptions of DOMAIN 1: while off
+        # and right after a charge mode change.
+        # (The free switch after boot is spent on on/off: while off a phase change is free anyway.)
+        if (pmode != PHASES_AUTO or not self.is_on_last or mode_free
+                or self.phase_state_change_delay == 0):
+            self.wants_3phase = d3
+
+    def _decide_on(self, paf, pa, omin, hard, mode_free, pmode):
+        on = self.is_on_last
+        if hard:
+            want = False
+        elif on:
+            # Switch off only when both the filtered and the fast value are below the minimum.
+            want = paf >= omin or pa >= omin
+        else:
+            want = paf >= omin and pa >= omin
+        if want != self.wants_on_last:
+            self.wants_on_last = want
+            self.on_state_change_delay = self.hysteresis_ms
+        if want != on:
+            if hard and not want:
+                on = False   # safety first: no hysteresis for a block
+            elif mode_free or self.on_state_change_delay == 0 or (
+                    pmode == PHASES_EXTERNAL and self._ext_pending):
+                on = want
+            elif self._boot_free:
+                self._boot_free = False
+                on = want
+            self.is_on_last = on
+            self.wants_on = on
+
+    # ---- API ----
+    def low_level_state(self):
+        return {
+            "power_at_meter": self.power_at_meter,
+            "power_at_meter_filtered": self.power_at_meter_filtered,
+            "power_available": self.power_available,
+            "power_available_filtered": self.power_available_filtered,
+            "overall_min_power": self.overall_min_power,
+            "threshold_3to1": self.threshold_3to1,
+            "threshold_1to3": self.threshold_1to3,
+            "charge_manager_available_current": self.charge_manager_available_current,
+            "charge_manager_allocated_current": self.charge_manager_allocated_current,
+            "max_current_limited": self.max_current_limited,
+            "uptime_past_hysteresis": self.uptime_past_hysteresis,
+            "is_3phase": self.is_3phase,
+            "wants_3phase": self.wants_3phase,
+            "wants_3phase_last": self.wants_3phase_last,
+            "is_on_last": self.is_on_last,
+            "wants_on_last": self.wants_on_last,
+            "phase_state_change_blocked": self.phase_state_change_blocked,
+            "phase_state_change_delay": self.phase_state_change_delay,
+            "on_state_change_blocked": self.on_state_change_blocked,
+            "on_state_change_delay": self.on_state_change_delay,
+            "charging_blocked": self.charging_blocked,
+            "switching_state": self.switching_state if self.switching_state else (
+                1 if self.switching else 0),
+        }
