@@ -56,6 +56,16 @@ class Site:
             t += dt
         return pm
 
+    def until(self, cond, limit_ms, dt=500):
+        # Run dt steps until cond(pm) holds; return the ms it took (or -1 past limit_ms).
+        t = 0
+        while t < limit_ms:
+            self.run(dt, dt)
+            t += dt
+            if cond(self.pm):
+                return t
+        return -1
+
 def st(pm):
     d = pm.low_level_state()
     d["wants_on"] = pm.wants_on

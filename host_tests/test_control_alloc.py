@@ -48,7 +48,7 @@ try:
 finally:
     micropython.heap_unlock()
 out(n, len(cases))
-""")
+""", heap="1024wK")   # 40 power managers at once; one needs ~4 KB
     assert res == [[1200 * 40, 40]]
 
 

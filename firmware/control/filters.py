@@ -6,8 +6,12 @@
 # entries (one per second of the strongest window), so the memory is fixed (1.9 KB) whatever
 # the meter's sample rate, and a window sum is kept incrementally (O(1) per bucket).
 #
-# Bounds: samples are clamped to +-SAMPLE_LIMIT_W by the caller's contract (and here again),
-# so a window sum is at most 480 x 1e6 = 4.8e8 < 2**30, a bucket sum at most 256 x 1e6.
+# The fast value is a true sliding 1 s average of the latest samples, each weighted by the time
+# it covers (since the previous sample), kept in a small ring of 16 samples.
+#
+# Bounds: samples are clamped to +-SAMPLE_LIMIT_W, so a window sum is at most
+# 480 x 1e6 = 4.8e8 < 2**30, a bucket sum at most 257 x 1e6, a fast-value sum at most
+# 256/256 s x 1e6 = 2.56e8.
 from micropython import const
 from array import array
 
@@ -15,7 +19,8 @@ RING_S = const(480)             # longest window (strong filter), one bucket per
 SAMPLE_LIMIT_W = const(1000000)  # 1 MW: far above any home connection
 _BUCKET_MS = const(1000)
 _MAX_BUCKET_N = const(256)      # fold a bucket's sum before it could grow past 2**28
-_BLEND_DEN = const(64)          # fast value blend weights in 1/64
+_FAST_N = const(16)             # samples remembered for the fast value (>= 1 s at 16 Hz)
+_FAST_SPAN = const(256)         # 1 s in the fast value's weight unit (1/256 s)
 
 
 def window_s(cloud_filter_mode):
@@ -44,7 +49,12 @@ class CloudFilter:
         self._acc_n = 0
         self._elapsed_ms = 0   # time into the running bucket
         self._last_w = 0       # mean of the last completed bucket
-        self.has_data = False  # a sample arrived since construction
+        self._fw = array("i", bytes(4 * _FAST_N))  # fast value: samples ...
+        self._fc = array("i", bytes(4 * _FAST_N))  # ... and the time each covers (1/256 s)
+        self._fhead = 0
+        self._fcount = 0
+        self._since_ms = 0     # time since the previous sample (capped at 1 s)
+        self.has_data = False  # a sample arrived since construction (or the last full reset)
         self.fast_w = 0
         self.filtered_w = 0
 
@@ -78,6 +88,7 @@ class CloudFilter:
             self._acc_w = 0
             self._acc_n = 0
             self._elapsed_ms = 0
+            self._fcount = 0
         self._output()
 
     def update(self, dt_ms, sample_w, has_sample):
@@ -95,6 +106,8 @@ class CloudFilter:
                     self._push(self._last_w)
                 e %= _BUCKET_MS
             self._elapsed_ms = e
+        s = self._since_ms + dt_ms
+        self._since_ms = s if s < _BUCKET_MS else _BUCKET_MS
         if has_sample:
             if sample_w > SAMPLE_LIMIT_W:
                 sample_w = SAMPLE_LIMIT_W
@@ -106,13 +119,46 @@ class CloudFilter:
                 self._elapsed_ms = 0
                 self._acc_w = 0
                 self._acc_n = 0
+                self._fcount = 0
+                self._since_ms = _BUCKET_MS   # the first sample stands for the whole second
             if self._acc_n >= _MAX_BUCKET_N:
                 # Keep the mean, halve the weight of the earlier samples: bounds the sum.
                 self._acc_w //= 2
                 self._acc_n //= 2
             self._acc_w += sample_w
             self._acc_n += 1
+            self._fast_add(sample_w)
         self._output()
+
+    def _fast_add(self, w):
+        # The sample covers the time since the previous one (a meter reports the recent past).
+        h = self._fhead
+        self._fw[h] = w
+        self._fc[h] = self._since_ms * _FAST_SPAN // _BUCKET_MS
+        self._since_ms = 0
+        h += 1
+        if h == _FAST_N:
+            h = 0
+        self._fhead = h
+        if self._fcount < _FAST_N:
+            self._fcount += 1
+        # Time-weighted mean of the newest samples covering the last second.
+        total = 0
+        span = 0
+        i = h
+        for _ in range(self._fcount):
+            i -= 1
+            if i < 0:
+                i = _FAST_N - 1
+            c = self._fc[i]
+            if span + c > _FAST_SPAN:
+                c = _FAST_SPAN - span
+            total += self._fw[i] * c
+            span += c
+            if span >= _FAST_SPAN:
+                break
+        # span 0: samples closer together than 4 ms carry no weight; the newest then stands alone
+        self.fast_w = total // span if span else w
 
     def _close(self):
         if self._acc_n:
@@ -141,13 +187,9 @@ class CloudFilter:
             self._filled += 1
 
     def _output(self):
-        fast = self._last_w
-        if self._acc_n:
-            # Blend the last full second with the running one by elapsed time: a sliding ~1 s
-            # average without storing per-sample history.
-            part = self._elapsed_ms * _BLEND_DEN // _BUCKET_MS
-            fast = (fast * (_BLEND_DEN - part) + (self._acc_w // self._acc_n) * part) // _BLEND_DEN
-        self.fast_w = fast
+        if not self.has_data:
+            self.fast_w = 0
+        fast = self.fast_w
         w = self._window
         n = self._filled if self._filled < w else w
         self.filtered_w = self._sum // n if n else fast
