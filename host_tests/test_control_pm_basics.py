@@ -205,3 +205,21 @@ site.run(500)
 out(pm.charge_manager_available_current)
 """)
     assert res == [[0, 2], [16000]]
+
+
+def test_reconfigure_at_runtime_keeps_filter_history_and_shortens_timers():
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=600, cfg={"phase_switching_mode": 1, "cloud_filter_mode": 3})
+site = Site(pm, pv_w=3000)
+site.run(700000)
+site.pv_w = 0
+site.until(lambda p: not p.wants_on_last, 10000)
+out(pm.on_state_change_delay > 590000, pm.wants_on)
+c = dict(BASE_CFG)
+c.update({"phase_switching_mode": 1, "cloud_filter_mode": 1})
+pm.configure(c, {"hysteresis_time": 30}, BASE_LIM)
+out(pm.on_state_change_delay, pm._filter._window, pm._filter._filled)
+site.run(30000)
+out(pm.wants_on)
+""")
+    assert res == [[True, True], [30000, 120, 480], [False]]

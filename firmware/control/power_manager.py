@@ -196,6 +196,11 @@ class PowerManager:
         self.config_error_flags = flags
 
         self._filter.set_window(window_s(self.cloud_filter_mode))
+        # A shorter hysteresis applies to running blocks too.
+        if self.on_state_change_delay > self.hysteresis_ms:
+            self.on_state_change_delay = self.hysteresis_ms
+        if self.phase_state_change_delay > self.hysteresis_ms:
+            self.phase_state_change_delay = self.hysteresis_ms
         if self.hysteresis_ms <= self._uptime_ms:
             self.uptime_past_hysteresis = True
             self._boot_free = False
