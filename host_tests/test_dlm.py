@@ -174,3 +174,15 @@ vals = d._sum + d._max + d._gate + d.limit_ma + d.room_ma
 print(all(-lim < v < lim for v in vals))
 """)
     assert out.split() == ["True"]
+
+
+def test_integer_only_rules_for_charger_control_modules():
+    import ast
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    for m in ("dlm", "charge_alloc", "phase_switch"):
+        tree = ast.parse((root / "firmware" / "control" / (m + ".py")).read_text())
+        for node in ast.walk(tree):
+            assert not (isinstance(node, ast.Constant) and isinstance(node.value, float)), m
+            assert not isinstance(getattr(node, "op", None), ast.Div), m
+            assert not (isinstance(node, ast.Name) and node.id == "float"), m
