@@ -144,6 +144,20 @@ class Observer:
         return self.wait_for(lambda t, p: t == topic and (payload_pred is None or payload_pred(p)),
                              timeout)
 
+    def wait_logged(self, topic, timeout=10.0, payload_pred=None):
+        """Like wait_topic, but also matches what arrived earlier (order does not matter)."""
+        end = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                hits = [m for m in self.log if m[0] == topic
+                        and (payload_pred is None or payload_pred(m[1]))]
+            if hits:
+                return hits[-1]
+            if time.monotonic() > end:
+                raise AssertionError("%s never arrived; topics seen: %r"
+                                     % (topic, sorted({m[0] for m in self.log})))
+            time.sleep(0.02)
+
     def drain(self):
         while True:
             try:

@@ -73,6 +73,7 @@ class MQTTClient:
         self._pid = 0
         self._ping_due = False
         self._ping_sent_ms = None
+        self._disconnect_due = False
         self._tx_event = asyncio.Event()
         self._reader = None
         self._writer = None
@@ -84,7 +85,6 @@ class MQTTClient:
         self._deadline_ms = None
         self._fail = None
         self._running = False
-        self._stopping = False
         self.connected = False
         # counters, readable by tests, the benchmark and a status object
         self.connects = 0
@@ -149,17 +149,18 @@ class MQTTClient:
 
     async def stop(self, flush_ms=2000):
         """Send what is queued (up to flush_ms), then DISCONNECT (no last will) and close."""
-        self._stopping = True
         waited = 0
-        while self.connected and (self._queue or self._inflight) and waited < flush_ms:
+        while self.connected and (self._queue or self._inflight or self._acks) and waited < flush_ms:
             await self.clock.sleep_ms(50)
             waited += 50
-        if self.connected and self._writer is not None:
-            try:
-                self._writer.write(packet.DISCONNECT_PKT)
-                await self._writer.drain()
-            except Exception:  # noqa: BLE001 - best effort: the broker publishes the will
-                pass
+        if self.connected:
+            # The transmit task sends it (one writer per socket), then we hang up.
+            self._disconnect_due = True
+            self._tx_event.set()
+            waited = 0
+            while self.connected and self._disconnect_due and waited < 1000:
+                await self.clock.sleep_ms(20)
+                waited += 20
         self._running = False
         self._teardown("stopped")
 
@@ -233,7 +234,7 @@ class MQTTClient:
             self._queue[:0] = [e for e, _ in self._inflight.values()]
             self._inflight = {}
         self._acks = []
-        self._ping_due = False
+        self._ping_due = self._disconnect_due = False
         self._ping_sent_ms = self._sub_sent_ms = self._write_started_ms = self._deadline_ms = None
         if was:
             self.log("mqtt: connection closed: %s" % reason)
@@ -285,6 +286,8 @@ class MQTTClient:
                 return self._pid
 
     def _next_packet(self):
+        if self._disconnect_due:
+            return packet.DISCONNECT_PKT
         if self._acks:
             return packet.puback(self._acks.pop(0))
         if self._ping_due:
@@ -317,6 +320,11 @@ class MQTTClient:
                 await ev.wait()
                 continue
             await self._send(pkt)
+            if pkt is packet.DISCONNECT_PKT:
+                self._disconnect_due = False
+                while True:  # nothing more may be sent; stop() closes the socket
+                    await ev.wait()
+                    ev.clear()
 
     # ---- receiving ----
 
