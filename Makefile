@@ -36,6 +36,13 @@ lib/microdot/microdot.py: requirements-lib.txt $(VENV)/.stamp
 sim: setup
 	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)"
 
+# Control-quality benchmark (docs/benchmark.md): PROFILES='path/*.csv' to use other days,
+# BENCH_ARGS='--battery --cfg cloud_filter_mode=1 ...' for more settings / tuning runs.
+PROFILES ?=
+BENCH_ARGS ?=
+bench: setup
+	$(PY) tools/bench_pv.py $(if $(strip $(PROFILES)),--profiles $(PROFILES)) $(BENCH_ARGS)
+
 test: setup
 	$(VENV)/bin/pytest -q host_tests
 

@@ -1,0 +1,110 @@
+"""Benchmark smoke tests: the metric arithmetic (tools/simsite/account.py) and a short end-to-end
+`tools/bench_pv.py` run on a synthetic profile (our controller on the Unix port + baselines)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.simsite.account import Account  # noqa: E402
+from tools.simsite.ev import EV  # noqa: E402
+from tools.simsite.profile import Profile  # noqa: E402
+from tools.simsite.site import Site  # noqa: E402
+from tools.simsite.battery import Battery  # noqa: E402
+
+
+def _site(pv_rows, battery=None):
+    lines = ["t_s,pv_w,base_grid_w"] + ["%d,%d,%s" % r for r in pv_rows]
+    return Site(profile=Profile.parse(lines), house=False, ev=EV(), battery=battery)
+
+
+def test_oracle_respects_the_ev_power_range_and_dead_band():
+    a = Account(230, 6000, 16000)
+    assert a.oracle_w(1379) == 0           # below 6 A on one phase
+    assert a.oracle_w(1380) == 1380
+    assert a.oracle_w(3900) == 3680        # dead band: 1p maximum (16 A)
+    assert a.oracle_w(4140) == 4140        # 3p minimum
+    assert a.oracle_w(20000) == 11040      # 3p maximum
+    one = Account(240, 6000, 32000, allow_3p=False)
+    assert one.oracle_w(9000) == 7680 and one.oracle_w(1439) == 0
+
+
+def test_energy_attribution_adds_up_and_counts_starts_and_switches():
+    # 2 kW export all along (PV 3 kW, house 1 kW).
+    site = _site([(0, 3000, -2000), (3600, 3000, -2000)])
+    acct = Account(230, 6000, 16000)
+    phases = 1
+    for i in range(1800 * 4):
+        t = i * 250
+        if t == 1550000:
+            phases = 3          # contactor moves while the EV is paused
+        paused = 600000 <= t < 1200000 or 1500000 <= t < 1600000
+        site.step(250, 0 if paused else 8000, phases)
+        acct.step(250, site, phases)
+    acct.finish()
+    r = acct.result()
+    assert abs(r["ev_from_surplus_kwh"] + r["ev_from_grid_kwh"] + r["ev_from_battery_kwh"]
+               - r["ev_kwh"]) < 1e-9
+    assert abs(r["peer_pv_kwh"] + r["peer_grid_kwh"] - r["ev_kwh"]) < 1e-9
+    assert r["ev_from_surplus_kwh"] <= r["oracle_kwh"] + 1e-9
+    assert r["ev_from_battery_kwh"] == 0
+    # 1p 8 A (~1.8 kW) fits the export; only 3p 8 A (~5.4 kW) for the last 200 s imports.
+    assert 0.1 < r["ev_from_grid_kwh"] < 200 * 5520 / 3.6e6
+    # Runs: 0-600 s, then 1200-1800 s with a pause for the phase switch (not a new start).
+    assert r["starts"] == 2 and r["phase_switches"] == 1
+    # Second run: 300 s + 200 s charging, each after the car's 3 s reaction delay.
+    assert 590 <= r["longest_run_s"] <= 600 and 490 <= r["shortest_run_s"] <= 500
+    assert abs(r["pv_kwh"] - 3000 * 1800 / 3.6e6) < 1e-9
+
+
+def test_battery_discharge_into_the_ev_is_counted_as_battery():
+    bat = Battery(capacity_wh=10000, max_discharge_w=5000, soc_pct=90, tau_ms=250)
+    site = _site([(0, 0, 0), (3600, 0, 0)], battery=bat)
+    acct = Account(230, 6000, 16000)
+    for _ in range(240):
+        site.step(250, 10000, 3)
+        acct.step(250, site, 3)
+    r = acct.result()
+    assert r["ev_from_battery_kwh"] > 0.5 * r["ev_kwh"] > 0
+    assert r["ev_from_surplus_kwh"] == 0
+
+
+def test_bench_smoke_on_a_short_synthetic_day(tmp_path):
+    # 3 hours: ramp up to 7 kW, a cloud, ramp down; no base_grid_w -> house model / house 0.
+    rows = []
+    for m in range(0, 180):
+        pv = min(7000, m * 80) if m < 90 else max(0, (180 - m) * 80)
+        if 70 <= m < 80:
+            pv //= 4
+        rows.append("%d,%d," % (m * 60, pv))
+    prof = tmp_path / "smoke_day.csv"
+    prof.write_text("# synthetic\nt_s,pv_w,base_grid_w\n" + "\n".join(rows) + "\n")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_pv.py"), "--profiles", str(prof),
+         "--out", str(out), "--jobs", "2", "--battery"],
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "### Setting: default" in proc.stdout and "| smoke_day |" in proc.stdout
+    assert "Control step on the MicroPython Unix port" in proc.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(r["setting"] for r in summary) == ["battery", "default", "peer"]
+    keys = ["profile", "setting", "pv_kwh", "oracle_kwh", "ev_kwh", "ev_from_surplus_kwh",
+            "ev_from_grid_kwh", "ev_from_battery_kwh", "capture_ratio", "grid_share", "starts",
+            "phase_switches", "shortest_run_s"]
+    for r in summary:
+        assert list(r) == keys
+        assert r["profile"] == "smoke_day"
+        assert r["oracle_kwh"] >= r["ev_from_surplus_kwh"] - 1e-3
+        assert abs(r["ev_from_surplus_kwh"] + r["ev_from_grid_kwh"] + r["ev_from_battery_kwh"]
+                   - r["ev_kwh"]) < 2e-3
+        assert abs(r["pv_kwh"] - sum(
+            int(x.split(",")[1]) for x in rows) * 60 / 3.6e6) < 1e-3
+        assert r["ev_kwh"] > 1    # the controller did charge on a 7 kW afternoon
+    details = json.loads((out / "details.json").read_text())
+    for row in details["rows"]:
+        assert set(row) >= {"ours", "evcc", "ref_gen1", "perf"}
+        assert row["perf"]["alloc_steps"] == 0     # the control step allocated nothing
+    assert (out / "smoke_day.png").stat().st_size > 10000

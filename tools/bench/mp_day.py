@@ -1,0 +1,107 @@
+# One benchmark day of OUR controller: the firmware's own firmware/control/power_manager.py on
+# the MicroPython Unix port, against tools/simsite. Started by tools/bench_pv.py:
+#
+#   micropython -X heapsize=2M tools/bench/mp_day.py < job.json
+#
+# (The job comes on stdin: this Unix port aborts with "FATAL: uncaught NLR" on an argument
+# longer than 255 bytes, the qstr length limit.)
+# Prints one JSON object: {"result": {...Account.result()}, "series": [...], "perf": {...}}.
+# perf: median control-step time (µs, from a histogram) and bytes allocated by the control
+# step in steady state (gc.mem_alloc() around every 64th step after the first simulated hour).
+import sys
+import json
+import gc
+import time
+
+job = json.loads(sys.stdin.read())
+sys.path[:0] = [job["root"], job["root"] + "/lib"]
+
+from array import array                                   # noqa: E402
+from firmware.control.power_manager import PowerManager   # noqa: E402
+from tools.bench.setting import build_site, pm_config     # noqa: E402
+from tools.simsite.dayrun import run_day                  # noqa: E402
+
+_HIST_US = 4000
+_WARMUP_MS = 3600000
+
+
+class FirmwareCtl:
+    """Glue between the day runner's measurements and the PowerManager inputs, like
+    firmware/control_task.py does on the board (one charger: allocated = available)."""
+
+    def __init__(self, pm_cfg, debug_cfg, limits, mode):
+        pm = self.pm = PowerManager()
+        pm.configure(pm_cfg, debug_cfg, limits)
+        pm.set_charge_mode(mode)
+        self.offered_ma = 0
+        self.wants_3phase = False
+        self.hist = array("I", [0] * (_HIST_US + 1))
+        self.steps = 0
+        self.timed = 0
+        self.alloc_bytes = 0
+        self.alloc_checked = 0
+        self.alloc_steps = 0
+
+    def step(self, dt_ms, m):
+        pm = self.pm
+        pm.grid_w = m.grid_w
+        pm.grid_fresh = m.grid_fresh
+        pm.grid_age_ms = m.grid_age_ms
+        pm.battery_w = m.battery_w
+        pm.battery_age_ms = m.battery_age_ms
+        pm.charging_w = m.charging_w
+        pm.voltage_v = m.voltage_v
+        pm.is_3phase = m.is_3phase
+        pm.switching = m.switching
+        if m.now_ms > _WARMUP_MS:
+            if self.steps & 63 == 0:
+                # gc.mem_alloc() walks the heap (~100 µs): bracket every 64th step only.
+                a = gc.mem_alloc()
+                pm.step(dt_ms)
+                b = gc.mem_alloc()
+                self.alloc_checked += 1
+                if b != a:
+                    self.alloc_steps += 1
+                    if b > a:
+                        self.alloc_bytes += b - a
+            else:
+                t0 = time.ticks_us()
+                pm.step(dt_ms)
+                us = time.ticks_diff(time.ticks_us(), t0)
+                self.hist[us if us < _HIST_US else _HIST_US] += 1
+                self.timed += 1
+        else:
+            pm.step(dt_ms)
+        self.steps += 1
+        cur = pm.charge_manager_available_current
+        pm.charge_manager_allocated_current = cur
+        self.offered_ma = cur
+        self.wants_3phase = pm.wants_3phase
+
+    def median_us(self):
+        half = self.timed // 2
+        n = 0
+        for us in range(_HIST_US + 1):
+            n += self.hist[us]
+            if n > half:
+                return us
+        return -1
+
+
+def main():
+    site, opts = build_site(job)
+    pm_cfg, debug_cfg, limits = pm_config(job)
+    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2))
+    t0 = time.ticks_ms()
+    acct, series = run_day(site, ctl, allow_switch=opts["allow_switch"],
+                           start_phases=opts["start_phases"], max_ma=opts["max_ma"],
+                           series_ms=job.get("series_ms", 60000))
+    wall_ms = time.ticks_diff(time.ticks_ms(), t0)
+    res = acct.result()
+    perf = {"step_us_median": ctl.median_us(), "timed_steps": ctl.timed,
+            "alloc_bytes_per_step": ctl.alloc_bytes / ctl.alloc_checked if ctl.alloc_checked else 0,
+            "alloc_checked_steps": ctl.alloc_checked, "alloc_steps": ctl.alloc_steps, "steps": ctl.steps, "wall_s": wall_ms / 1000}
+    print(json.dumps({"result": res, "series": series, "perf": perf}))
+
+
+main()

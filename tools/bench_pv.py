@@ -1,0 +1,318 @@
+"""Control-quality benchmark: the firmware's power manager on real PV days (`make bench`).
+
+Runs OUR controller (firmware/control/ on the MicroPython Unix port, tools/bench/mp_day.py) and
+two peer baselines (host Python, tools/bench/baselines.py) on the same simulated site
+(tools/simsite) for every profile, in the default setting and the peer's setting, and prints a
+markdown table; writes bench/out/summary.json, bench/out/details.json and a PNG per day.
+
+    python tools/bench_pv.py [--profiles 'path/*.csv' ...] [--settings default,peer]
+                             [--battery] [--cfg key=value ...] [--debug key=value ...]
+                             [--no-baselines] [--no-plots] [--out bench/out] [--jobs N]
+See docs/benchmark.md.
+"""
+import argparse
+import glob
+import json
+import os
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tools.bench import peer  # noqa: E402
+
+MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "micropython"))
+HEAP = "2M"
+SUMMARY_KEYS = ("profile", "setting", "pv_kwh", "oracle_kwh", "ev_kwh", "ev_from_surplus_kwh",
+                "ev_from_grid_kwh", "ev_from_battery_kwh", "capture_ratio", "grid_share",
+                "starts", "phase_switches", "shortest_run_s")
+BASELINES = ("evcc", "ref_gen1")
+# Issue 7 targets, default setting, every profile.
+TARGET_CAPTURE = 0.90
+TARGET_GRID_SHARE = 0.03
+TARGET_STARTS = 6
+TARGET_SWITCHES = 4
+BATTERY = {"capacity_wh": 10000, "max_charge_w": 5000, "max_discharge_w": 5000, "soc_pct": 20}
+
+
+def default_profiles():
+    # ../shared/bench/profiles next to the repository (main checkout or a worktree below it).
+    for base in (ROOT.parent, ROOT.parent.parent):
+        d = base / "shared" / "bench" / "profiles"
+        if d.is_dir():
+            return sorted(str(p) for p in d.glob("*.csv"))
+    return []
+
+
+def profile_name(path):
+    return "default_day" if path == "default" else Path(path).stem
+
+
+def _kv(items):
+    out = {}
+    for it in items or ():
+        k, _, v = it.partition("=")
+        if not _:
+            raise SystemExit("expected key=value, got %r" % it)
+        out[k] = json.loads(v) if v not in ("", None) else v
+    return out
+
+
+def run_job(job):
+    """Run one day in a subprocess; returns the parsed JSON (or {"error": ...})."""
+    arg = json.dumps(job)
+    if job["controller"] == "ours":
+        cmd = [MICROPYTHON, "-X", "heapsize=" + HEAP, str(ROOT / "tools/bench/mp_day.py")]
+    else:
+        cmd = [sys.executable, "-m", "tools.bench.host_day"]
+    proc = subprocess.run(cmd, input=arg, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    if proc.returncode != 0:
+        return {"error": (proc.stderr or proc.stdout).strip()[-2000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _ratio(a, b):
+    return a / b if b else float("inf") if a else 1.0
+
+
+def fmt_ratio(a, b):
+    r = _ratio(a, b)
+    return "inf" if r == float("inf") else "%.2f" % r
+
+
+def table_default(rows):
+    lines = ["| profile | PV kWh | oracle kWh | EV kWh | from surplus | from grid | from battery "
+             "| capture | grid share | starts | phase sw. | shortest run s "
+             "| evcc: surplus kWh (ours/evcc) / share / starts / sw. "
+             "| ref_gen1: surplus kWh (ours/ref) / share / starts / sw. | targets |",
+             "|---|" + "---|" * 15]
+    for r in rows:
+        o = r["ours"]
+        cells = [r["profile"], "%.2f" % o["pv_kwh"], "%.2f" % o["oracle_kwh"], "%.2f" % o["ev_kwh"],
+                 "%.2f" % o["ev_from_surplus_kwh"], "%.2f" % o["ev_from_grid_kwh"],
+                 "%.2f" % o["ev_from_battery_kwh"], "%.1f %%" % (100 * o["capture_ratio"]),
+                 "%.1f %%" % (100 * o["grid_share"]), str(o["starts"]), str(o["phase_switches"]),
+                 str(o["shortest_run_s"])]
+        for b in BASELINES:
+            x = r.get(b)
+            if not x:
+                cells.append("-")
+                continue
+            cells.append("%.2f (%s) / %.1f %% / %d / %d" % (
+                x["ev_from_surplus_kwh"], fmt_ratio(o["ev_from_surplus_kwh"], x["ev_from_surplus_kwh"]),
+                100 * x["grid_share"], x["starts"], x["phase_switches"]))
+        cells.append(", ".join(r["target_misses"]) or "met")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def table_peer(rows):
+    lines = ["| profile | EV kWh | EV from PV (peer metric) | peer: from PV | grid share (peer metric) "
+             "| peer: grid share | starts | peer: starts | shortest run s | beats peer "
+             "| evcc: PV kWh (ours/evcc) / share / starts | ref_gen1: PV kWh (ours/ref) / share / starts "
+             "| grid share (our metric) |",
+             "|---|" + "---|" * 12]
+    for r in rows:
+        o = r["ours"]
+        p = r.get("peer_published")
+        b = r.get("beats")
+        share = o["peer_grid_kwh"] / o["ev_kwh"] if o["ev_kwh"] else 0.0
+        cells = [r["profile"], "%.2f" % o["ev_kwh"], "%.2f" % o["peer_pv_kwh"],
+                 "%.2f" % p["ev_from_pv_kwh"] if p else "-", "%.1f %%" % (100 * share),
+                 "%.1f %%" % (100 * p["grid_share"]) if p else "-", str(o["starts"]),
+                 str(p["starts"]) if p else "-", str(o["shortest_run_s"])]
+        if b:
+            miss = [k for k, lbl in (("pv_ok", "PV"), ("share_ok", "share"), ("starts_ok", "starts"))
+                    if not b[k]]
+            cells.append("yes" if not miss else "no (" + ", ".join(
+                {"pv_ok": "PV", "share_ok": "share", "starts_ok": "starts"}[k] for k in miss) + ")")
+        else:
+            cells.append("-")
+        for name in BASELINES:
+            x = r.get(name)
+            if not x:
+                cells.append("-")
+                continue
+            xs = x["peer_grid_kwh"] / x["ev_kwh"] if x["ev_kwh"] else 0.0
+            cells.append("%.2f (%s) / %.1f %% / %d" % (x["peer_pv_kwh"], fmt_ratio(o["peer_pv_kwh"], x["peer_pv_kwh"]),
+                                                     100 * xs, x["starts"]))
+        cells.append("%.1f %%" % (100 * o["grid_share"]))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def target_misses(o, setting):
+    miss = []
+    if setting in ("default", "battery"):
+        if o["capture_ratio"] < TARGET_CAPTURE:
+            miss.append("capture %.0f %% < 90 %%" % (100 * o["capture_ratio"]))
+        if o["grid_share"] > TARGET_GRID_SHARE:
+            miss.append("grid %.1f %% > 3 %%" % (100 * o["grid_share"]))
+        if o["starts"] > TARGET_STARTS:
+            miss.append("starts %d > 6" % o["starts"])
+        if o["phase_switches"] > TARGET_SWITCHES:
+            miss.append("switches %d > 4" % o["phase_switches"])
+    return miss
+
+
+def plot_day(path, name, runs):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ours = runs["ours"]["series"]
+    if not ours:
+        return
+    t = [r[0] / 3600 for r in ours]
+    fig, (ax, axp) = plt.subplots(2, 1, figsize=(13, 7), sharex=True,
+                                  gridspec_kw={"height_ratios": [4, 1]})
+    ax.fill_between(t, [r[1] for r in ours], color="gold", alpha=0.35, label="PV")
+    ax.plot(t, [r[2] for r in ours], color="grey", lw=0.8, label="house")
+    ax.plot(t, [r[3] for r in ours], color="tab:green", lw=1.4, label="EV (ours)")
+    ax.plot(t, [r[4] for r in ours], color="tab:red", lw=0.8, label="grid (ours, + import)")
+    if any(r[5] for r in ours):
+        ax.plot(t, [r[5] for r in ours], color="tab:purple", lw=0.8, label="battery (+ charging)")
+    for b, col in (("evcc", "tab:blue"), ("ref_gen1", "tab:orange")):
+        s = runs.get(b, {}).get("series")
+        if s:
+            ax.plot([r[0] / 3600 for r in s], [r[3] for r in s], color=col, lw=0.7, alpha=0.7,
+                    ls="--", label="EV (%s)" % b)
+    ax.axhline(0, color="black", lw=0.5)
+    ax.set_ylabel("W (1-min means)")
+    ax.set_title("%s - default setting (230 V, auto 1p/3p, 6-16 A, PV mode)" % name)
+    ax.legend(loc="upper right", fontsize=8)
+    axp.step(t, [r[6] for r in ours], where="post", color="black", lw=1)
+    axp.set_ylabel("phases")
+    axp.set_yticks([1, 3])
+    axp.set_xlabel("hours since profile start")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--profiles", nargs="*", help="CSV files or globs (default: ../shared/bench/profiles/*.csv); 'default' = built-in day")
+    ap.add_argument("--settings", default="default,peer")
+    ap.add_argument("--battery", action="store_true", help="also run the default setting with a 10 kWh home battery")
+    ap.add_argument("--cfg", nargs="*", help="power_manager/config overrides key=value (tuning)")
+    ap.add_argument("--debug", nargs="*", help="power_manager/debug_config overrides key=value")
+    ap.add_argument("--no-baselines", action="store_true")
+    ap.add_argument("--no-plots", action="store_true")
+    ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
+    ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--quiet", action="store_true", help="no table, summary line only")
+    a = ap.parse_args(argv)
+
+    paths = []
+    for pat in (a.profiles or []):
+        if pat == "default":
+            paths.append("default")
+            continue
+        hits = sorted(glob.glob(pat))
+        if not hits:
+            raise SystemExit("no profile matches %r" % pat)
+        paths += hits
+    if not a.profiles:
+        paths = default_profiles()
+        if not paths:
+            raise SystemExit("no profiles found: pass --profiles 'path/*.csv' (or PROFILES=... to make)")
+    settings = [s for s in a.settings.split(",") if s]
+    if a.battery:
+        settings.append("battery")
+    cfg = _kv(a.cfg)
+    dbg = _kv(a.debug)
+    series_ms = 0 if a.no_plots else 60000
+
+    jobs = []
+    for path in paths:
+        for setting in settings:
+            base = {"profile": path if path == "default" else str(Path(path).resolve()),
+                    "setting": "default" if setting == "battery" else setting,
+                    "seed": a.seed, "root": str(ROOT),
+                    "battery": BATTERY if setting == "battery" else None}
+            want_series = series_ms if setting == "default" else 0
+            jobs.append(dict(base, controller="ours", cfg=cfg, debug=dbg, series_ms=want_series,
+                             label=setting))
+            if not a.no_baselines:
+                for b in BASELINES:
+                    jobs.append(dict(base, controller=b, series_ms=want_series, label=setting))
+    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
+        outs = list(ex.map(run_job, jobs))
+
+    # Group: (profile, setting) -> {controller: output}
+    grouped = {}
+    errors = []
+    for job, out in zip(jobs, outs):
+        key = (profile_name(job["profile"]), job["label"])
+        if "error" in out:
+            errors.append("%s %s %s: %s" % (key[0], key[1], job["controller"], out["error"]))
+            continue
+        grouped.setdefault(key, {})[job["controller"]] = out
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary, details = [], []
+    by_setting = {}
+    perf = []
+    for (name, setting), runs in grouped.items():
+        if "ours" not in runs:
+            continue
+        o = runs["ours"]["result"]
+        row = {"profile": name, "setting": setting, "ours": o}
+        for b in BASELINES:
+            if b in runs:
+                row[b] = runs[b]["result"]
+        pub = peer.published(name) if setting == "peer" else None
+        if pub:
+            row["peer_published"] = pub
+            row["beats"] = peer.beats(o, pub)
+            if name == "day2_grid_ie":
+                t = peer.DAY2_GRID_IE
+                row["day2_grid_ie_target"] = {
+                    "ev_kwh_ok": o["ev_kwh"] >= t["ev_kwh"],
+                    "grid_share_ok": row["beats"]["peer_metric_grid_share"] < t["grid_share"],
+                    "starts_ok": o["starts"] < t["starts"]}
+        row["target_misses"] = target_misses(o, setting)
+        row["perf"] = runs["ours"]["perf"]
+        perf.append(runs["ours"]["perf"])
+        by_setting.setdefault(setting, []).append(row)
+        summary.append({k: (name if k == "profile" else setting if k == "setting" else
+                            round(o[k], 4) if isinstance(o[k], float) else o[k]) for k in SUMMARY_KEYS})
+        details.append(row)
+        if setting == "default" and not a.no_plots:
+            plot_day(out_dir / ("%s.png" % name), name, runs)
+    (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    (out_dir / "details.json").write_text(json.dumps(
+        {"cfg_overrides": cfg, "debug_overrides": dbg, "rows": details}, indent=1) + "\n")
+
+    if not a.quiet:
+        for setting, rows in by_setting.items():
+            print("\n### Setting: %s\n" % setting)
+            print(table_peer(rows) if setting == "peer" else table_default(rows))
+    if perf:
+        meds = sorted(p["step_us_median"] for p in perf)
+        alloc = max(p["alloc_bytes_per_step"] for p in perf)
+        walls = max(p["wall_s"] for p in perf)
+        print("\nControl step on the MicroPython Unix port: median %d µs/step (median over days), "
+              "allocated %.1f bytes/step in steady state (max over days, sampled every 64th step), "
+              "slowest simulated day %.1f s wall." % (meds[len(meds) // 2], alloc, walls))
+    agg = {}
+    for setting, rows in by_setting.items():
+        if setting == "peer":
+            agg[setting] = "beats peer on %d/%d" % (
+                sum(1 for r in rows if r.get("beats") and all(r["beats"][k] for k in ("pv_ok", "share_ok", "starts_ok"))),
+                sum(1 for r in rows if r.get("beats")))
+        else:
+            agg[setting] = "targets met on %d/%d" % (sum(1 for r in rows if not r["target_misses"]), len(rows))
+    print("Summary: " + "; ".join("%s: %s" % kv for kv in agg.items()) + ". Output in %s" % out_dir)
+    for e in errors:
+        print("ERROR " + e, file=sys.stderr)
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
