@@ -13,11 +13,8 @@ class ApiError(Exception):
         self.message = message
 
 
-def parse_body(body, keys):
-    """Parse a write body as JSON, whatever the Content-Type said.
-
-    `keys` are the object's writable keys: an object with exactly one member may be written
-    as a bare value (`-d '2'`)."""
+def parse_json(body):
+    """Parse a write body as JSON, whatever the Content-Type said."""
     if body is None:
         body = b""
     if len(body) > MAX_BODY_BYTES:
@@ -27,6 +24,11 @@ def parse_body(body, keys):
         payload = json.loads(text)
     except (ValueError, UnicodeError):
         raise ApiError(400, "Failed to parse JSON payload")
+    return payload
+
+
+def as_object(payload, keys):
+    """An object with exactly one writable key may be written as a bare value (`-d '2'`)."""
     if isinstance(payload, dict):
         return payload
     if len(keys) == 1:
@@ -57,6 +59,9 @@ class Registry:
     def write(self, path, body):
         """Validate and apply a raw write body (bytes or str) to `path`."""
         obj = self.get_object(path)
-        if not hasattr(obj, "write"):
+        if hasattr(obj, "write_body"):  # takes any JSON value, e.g. the API meter's array
+            obj.write_body(parse_json(body))
+        elif hasattr(obj, "write"):
+            obj.write(as_object(parse_json(body), obj.writable_keys()))
+        else:
             raise ApiError(405, "%s is read-only" % path)
-        obj.write(parse_body(body, obj.writable_keys()))
