@@ -1,0 +1,131 @@
+# Composition root: builds the stores, config objects, meter slots, power manager and the
+# subsystems, then runs their tasks. Hardware comes in through `board`, time through `clock`, so
+# the same code runs on the ESP32, on the Unix port under `make sim`, and in tests.
+import asyncio
+
+from firmware.api.registry import Registry
+from firmware.api.store import Store
+from firmware.api import power_manager_api as pm_api
+from firmware.control.power_manager import PowerManager
+from firmware.control_task import ControlTask
+from firmware.meters.slots import install_slots, TYPE_NONE, CURRENT_L1, CURRENT_L2, CURRENT_L3
+
+# config_error_flags bits the app derives from the meter configuration (DOMAIN 1).
+ERR_NO_METER = 8
+ERR_DLM_NO_CURRENTS = 16
+
+
+class SystemState:
+    """system/state: uptime, loop period and config files that could not be loaded."""
+
+    def __init__(self, app):
+        self.app = app
+
+    def to_dict(self):
+        app = self.app
+        out = {"uptime_ms": app.uptime_ms(),
+               "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error]}
+        out.update(app.control.stats())
+        return out
+
+
+class App:
+    def __init__(self, board, clock, subsystems=()):
+        self.board = board
+        self.clock = clock
+        self.start_ms = clock.ticks_ms()
+        self.store = Store(board.fs_dir)
+        self.registry = Registry()
+        self.configs = {}
+        self.chargers = []        # charger objects (docs/architecture.md), filled by subsystems
+        self.phase_control = None  # phase switch sequence + contactor, when one is installed
+        self.error_sources = []   # callables returning config_error_flags bits
+        self.tasks = []
+        # Charger limits the power manager plans with; the charge manager subsystem keeps them
+        # in step with charge_manager/config.
+        self.charge_limits = {"max_current_ma": 16000, "min_current_1p_ma": 6000,
+                              "min_current_3p_ma": 6000, "contactor_installed": False,
+                              "charger_count": 0}
+        install_slots(self)
+        self.pm = PowerManager()
+        self._install_power_manager()
+        self.control = ControlTask(self)
+        self.registry.add("system/state", SystemState(self))
+        for install in subsystems:
+            self.tasks.extend(install(self) or ())
+
+    def _add_config(self, cfg):
+        cfg.load()
+        self.configs[cfg.name] = cfg
+        return cfg
+
+    def _install_power_manager(self):
+        reg = self.registry
+        cfg = self._add_config(pm_api.config_object(self.store))
+        dlm = self._add_config(pm_api.dlm_config_object(self.store))
+        debug = self._add_config(pm_api.debug_config_object(self.store))
+        self.charge_mode = pm_api.ChargeMode(cfg, self.pm.set_charge_mode)
+        self.external_control = pm_api.ExternalControl(self.pm)
+        reg.add("power_manager/config", pm_api.PowerManagerConfigView(cfg, dlm))
+        reg.add(dlm.name, dlm)
+        reg.add(debug.name, debug)
+        reg.add("power_manager/charge_mode", self.charge_mode)
+        reg.add("power_manager/external_control", self.external_control)
+        reg.add("power_manager/state", pm_api.PowerManagerState(self))
+        reg.add("power_manager/low_level_state", pm_api.LowLevelState(self.pm))
+        for c in (cfg, dlm, debug):
+            c.subscribe(self.reconfigure)
+        cfg.subscribe(self.charge_mode.config_changed)
+        for slot_cfg in range(len(self.slots)):
+            self.configs["meters/%d/config" % slot_cfg].subscribe(self.reconfigure)
+        self.reconfigure()
+        self.pm.set_charge_mode(self.charge_mode.mode)
+
+    def reconfigure(self, _changed=None):
+        """Hand the current configuration to the control step (allocates; config changes only)."""
+        self.pm.configure(self.configs["power_manager/config"].values,
+                          self.configs["power_manager/debug_config"].values,
+                          self.charge_limits)
+
+    def uptime_ms(self):
+        import time
+        return time.ticks_diff(self.clock.ticks_ms(), self.start_ms)
+
+    def config_error_flags(self):
+        cfg = self.configs["power_manager/config"]
+        flags = 0
+        slot = cfg["meter_slot_grid_power"]
+        if cfg["excess_charging_enable"] and (
+                slot == pm_api.NO_METER
+                or self.configs["meters/%d/config" % slot]["type"] == TYPE_NONE):
+            flags |= ERR_NO_METER
+        dlm = self.configs["power_manager/dynamic_load_config"]
+        if dlm["enabled"]:
+            s = self.slots[dlm["meter_slot_grid_currents"]]
+            if not (s.has(CURRENT_L1) and s.has(CURRENT_L2) and s.has(CURRENT_L3)):
+                flags |= ERR_DLM_NO_CURRENTS
+        for source in self.error_sources:
+            flags |= source()
+        return flags
+
+    def distribute(self, now_ms, dt_ms):
+        """Hand the power manager's available current to the chargers. Without a charge manager
+        subsystem the one charger with a vehicle gets it all."""
+        pm = self.pm
+        available_ma = pm.charge_manager_available_current
+        allocated_ma = 0
+        for ch in self.chargers:
+            give_ma = available_ma if (ch.reachable and ch.vehicle_connected
+                                       and allocated_ma == 0) else 0
+            ch.set_current(give_ma)
+            allocated_ma += give_ma
+        pm.charge_manager_allocated_current = allocated_ma
+
+    async def run(self, host="0.0.0.0", port=80):
+        from firmware.api.http import make_app
+        http = make_app(self.registry)
+        tasks = [asyncio.create_task(self.control.run())]
+        for coro in self.tasks:
+            tasks.append(asyncio.create_task(coro))
+        print("api: serving on http://%s:%d" % (host, port))
+        await http.start_server(host=host, port=port)

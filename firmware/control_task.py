@@ -1,0 +1,92 @@
+# The control task: every period it copies the meter slots into the power manager's inputs, runs
+# the pure control step and hands the result to the chargers. No awaits between reading and
+# acting, no I/O: chargers and meters own their I/O in their own tasks.
+import time
+
+from firmware.api.power_manager_api import NO_METER
+from firmware.meters.slots import POWER, VOLTAGE_L1, CURRENT_L1, CURRENT_L2, CURRENT_L3
+
+PERIOD_MS = 250  # the reference's loop period (DOMAIN 1)
+_STALE_AGE_MS = 1 << 29  # age handed to the control step for a slot past its stale timeout
+_NOMINAL_V = 230
+
+
+def _int(v):
+    return 0 if v is None else int(v)
+
+
+class ControlTask:
+    def __init__(self, app):
+        self.app = app
+        self.pm = app.pm
+        self._last_ms = None
+        self._grid_count = -1
+        self.period_ms = 0        # the last measured loop period, for the API and benchmarks
+        self.max_period_ms = 0
+        self.heartbeat_ms = None  # the watchdog feeds the hardware WDT only while this moves
+        self.steps = 0
+
+    def _slot(self, index):
+        if index == NO_METER:
+            return None
+        return self.app.slots[index]
+
+    def read_inputs(self, now_ms):
+        pm = self.pm
+        cfg = self.app.configs["power_manager/config"]
+        grid = self._slot(cfg["meter_slot_grid_power"])
+        if grid is None or not grid.has(POWER):
+            pm.grid_w = 0
+            pm.grid_fresh = False
+            pm.grid_age_ms = _STALE_AGE_MS
+            pm.voltage_v = 0
+        else:
+            pm.grid_w = _int(grid.get(POWER))
+            pm.grid_fresh = grid.update_count != self._grid_count
+            self._grid_count = grid.update_count
+            pm.grid_age_ms = _STALE_AGE_MS if grid.is_stale(now_ms) else grid.age_ms(now_ms)
+            pm.voltage_v = _int(grid.get(VOLTAGE_L1))
+        battery = self._slot(cfg["meter_slot_battery_power"])
+        if battery is None or not battery.has(POWER):
+            pm.battery_w = 0
+            pm.battery_age_ms = 0 if battery is None else _STALE_AGE_MS
+        else:
+            pm.battery_w = _int(battery.get(POWER))
+            pm.battery_age_ms = _STALE_AGE_MS if battery.is_stale(now_ms) \
+                else battery.age_ms(now_ms)
+        # What the chargers draw now, from their own measurements.
+        volts = pm.voltage_v or _NOMINAL_V
+        charging_ma = 0
+        for ch in self.app.chargers:
+            cur = ch.phase_currents_ma
+            charging_ma += cur[0] + cur[1] + cur[2]
+        pm.charging_w = charging_ma * volts // 1000
+
+    def step(self, now_ms, dt_ms):
+        self.read_inputs(now_ms)
+        app = self.app
+        if app.phase_control is not None:
+            app.phase_control.before_step(now_ms, dt_ms)
+        self.pm.step(dt_ms)
+        app.distribute(now_ms, dt_ms)
+        self.steps += 1
+
+    async def run(self):
+        clock = self.app.clock
+        while True:
+            now = clock.ticks_ms()
+            if self._last_ms is None:
+                dt = 0
+            else:
+                dt = time.ticks_diff(now, self._last_ms)
+                self.period_ms = dt
+                if dt > self.max_period_ms:
+                    self.max_period_ms = dt
+            self._last_ms = now
+            self.step(now, dt)
+            self.heartbeat_ms = now
+            await clock.sleep_ms(PERIOD_MS)
+
+    def stats(self):
+        return {"period_ms": self.period_ms, "max_period_ms": self.max_period_ms,
+                "steps": self.steps}
