@@ -7,7 +7,7 @@ PORT     ?= 8080
 SIM_DIR  ?= .sim
 SIM_SPEED ?= 1
 SIM_PROFILE ?=
-HEAP     ?= 100wK
+HEAP     ?= 256wK
 
 .PHONY: setup sim test bench deploy clean
 .DEFAULT_GOAL := help

@@ -1,0 +1,41 @@
+# `make sim`: the firmware on the MicroPython Unix port, against a simulated site (tools/simsite),
+# serving the real API. Runs inside micropython; never deployed to a board.
+#   micropython tools/sim_main.py --port 8080 --dir .sim --speed 1 --profile day1.csv
+import sys
+
+_root = __file__.rsplit("/", 2)[0] if __file__.count("/") >= 2 else "."
+sys.path[:0] = [_root, _root + "/lib"]
+
+import asyncio  # noqa: E402
+
+from firmware.app import App  # noqa: E402
+from firmware.board.unix import UnixBoard  # noqa: E402
+from firmware.clock import Clock  # noqa: E402
+from tools.simsite.wiring import make_installer  # noqa: E402
+
+
+def parse_args(argv):
+    opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "host": "127.0.0.1"}
+    i = 1
+    while i < len(argv):
+        key = argv[i]
+        if not key.startswith("--") or key[2:] not in opts or i + 1 >= len(argv):
+            print("usage: sim_main.py [--port N] [--dir DIR] [--speed N] [--profile CSV] "
+                  "[--host ADDR]")
+            sys.exit(2)
+        opts[key[2:]] = argv[i + 1]
+        i += 2
+    return opts
+
+
+def main():
+    opts = parse_args(sys.argv)
+    clock = Clock(int(opts["speed"]))
+    board = UnixBoard(opts["dir"])
+    app = App(board, clock, subsystems=(make_installer(opts["profile"] or None),))
+    print("sim: flash in %s, speed x%s, profile %s" % (
+        opts["dir"], opts["speed"], opts["profile"] or "built-in day"))
+    asyncio.run(app.run(host=opts["host"], port=int(opts["port"])))
+
+
+main()
