@@ -4,6 +4,9 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+# ../shared beside the clone (CI); from a worktree under /work/wt it is two levels up.
+SHARED = next((p / "shared" for p in (ROOT.parent, ROOT.parent.parent)
+               if (p / "shared").is_dir()), ROOT.parent / "shared")
 MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "micropython"))
 
 # Prepended to every snippet: the repo root and lib/ on sys.path, as on the board.

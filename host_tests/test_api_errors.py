@@ -1,0 +1,142 @@
+"""Every API error path, against the running firmware: status, message, and nothing changed."""
+import json
+
+import pytest
+
+from simproc import Sim
+
+
+@pytest.fixture(scope="module")
+def s(tmp_path_factory):
+    sim = Sim(tmp_path_factory.mktemp("flash"))
+    yield sim
+    sim.stop()
+
+
+def snapshot(s):
+    return {p: s.get(p) for p in ("power_manager/config", "power_manager/dynamic_load_config",
+                                  "power_manager/debug_config", "power_manager/charge_mode",
+                                  "power_manager/external_control", "meters/0/config")}
+
+
+BAD_WRITES = [
+    # path, body, status, words the message must contain
+    ("power_manager/config", '{"guaranteed_power": 13', 400, ["parse JSON"]),
+    ("power_manager/config", "[1, 2]", 400, ["must be an object"]),
+    ("power_manager/config", "7", 400, ["must be an object"]),
+    ("power_manager/config", '{"no_such_key": 1}', 400, ["unknown key 'no_such_key'"]),
+    ("power_manager/config", '{"guaranteed_power": "1380"}', 400, ["'guaranteed_power'", "int"]),
+    ("power_manager/config", '{"guaranteed_power": 1380.5}', 400, ["'guaranteed_power'", "int"]),
+    ("power_manager/config", '{"excess_charging_enable": 1}', 400,
+     ["'excess_charging_enable'", "bool"]),
+    ("power_manager/config", '{"cloud_filter_mode": 4}', 400, ["'cloud_filter_mode'", "maximum 3"]),
+    ("power_manager/config", '{"cloud_filter_mode": -1}', 400, ["'cloud_filter_mode'", "minimum 0"]),
+    ("power_manager/config", '{"phase_switching_mode": 5}', 400,
+     ["'phase_switching_mode'", "0, 1, 2, 3, 4"]),
+    ("power_manager/config", '{"meter_slot_grid_power": 7}', 400, ["'meter_slot_grid_power'"]),
+    ("power_manager/config", '{"excess_charging_enable": false, "default_mode": 2}', 400,
+     ["'default_mode'", "excess_charging_enable"]),
+    ("power_manager/config", '{"excess_charging_enable": true, "phase_switching_mode": 3}', 400,
+     ["Can't enable excess charging when external control is enabled"]),
+    ("power_manager/config", '{"meter_slot_grid_power": 2, "meter_slot_battery_power": 2}', 400,
+     ["Grid and battery storage cannot use the same power meter"]),
+    ("power_manager/config", '{"default_mode": 1, "guaranteed_power": 1380, "bogus": 1}', 400,
+     ["unknown key 'bogus'"]),
+    ("power_manager/dynamic_load_config", '{"enabled": true, "current_limit": 10000}', 400,
+     ["Invalid current limit. Must be at least 16A."]),
+    ("power_manager/dynamic_load_config",
+     '{"enabled": true, "current_limit": 20000, "largest_consumer_current": 25000}', 400,
+     ["Largest consumer current cannot be above current limit."]),
+    ("power_manager/dynamic_load_config", '{"safety_margin_pct": 51}', 400,
+     ["'safety_margin_pct'", "maximum 50"]),
+    ("power_manager/debug_config", '{"hysteresis_time": 5}', 400, ["'hysteresis_time'", "minimum 10"]),
+    ("power_manager/debug_config", '{"hysteresis_time": 3601}', 400, ["maximum 3600"]),
+    ("power_manager/charge_mode", '{"mode": 4}', 400, ["'mode'"]),
+    ("power_manager/charge_mode", '"2"', 400, ["'mode'", "int"]),
+    ("power_manager/charge_mode", '{"mode": 1, "x": 1}', 400, ["unknown key 'x'"]),
+    ("power_manager/charge_mode", "{}", 400, ["missing key 'mode'"]),
+    ("power_manager/external_control", '{"phases_wanted": 2}', 400,
+     ["Invalid value for phases_wanted! Only 1 or 3 are allowed."]),
+    ("power_manager/external_control", "0", 400, ["Only 1 or 3 are allowed"]),
+    ("meters/0/config", '{"type": 9}', 400, ["'type'"]),
+    ("meters/0/config", '{"value_ids": [74, 999]}', 400, ["unknown value id 999"]),
+    ("meters/0/config", '{"value_ids": [74, 74]}', 400, ["twice"]),
+    ("meters/0/config", '{"slave_id": 0}', 400, ["'slave_id'", "minimum 1"]),
+    ("meters/0/update", "[1]", 400, ["not an API meter"]),
+    ("power_manager/state", "{}", 405, ["read-only"]),
+    ("power_manager/low_level_state", "{}", 405, ["read-only"]),
+    ("meters/0/values", "{}", 405, ["read-only"]),
+    ("no/such/object", "{}", 404, ["no/such/object"]),
+]
+
+
+@pytest.mark.parametrize("path,body,status,words", BAD_WRITES)
+def test_bad_write_is_rejected_and_changes_nothing(s, path, body, status, words):
+    before = snapshot(s)
+    for method in ("PUT", "POST"):
+        code, text = s.request(method, path, body,
+                               {"Content-Type": "application/x-www-form-urlencoded"})
+        assert code == status, (method, code, text)
+        for w in words:
+            assert w in text, (w, text)
+    assert snapshot(s) == before
+
+
+def test_pv_mode_rejected_while_excess_charging_disabled(s):
+    old = s.get("power_manager/config")
+    # default_mode 2 (the simulator's) needs excess charging: the pair is rejected...
+    code, text = s.put("power_manager/config", {"excess_charging_enable": False})
+    assert code == 400 and "'default_mode'" in text
+    # ...and accepted together with a default mode that works without it.
+    assert s.put("power_manager/config", {"excess_charging_enable": False,
+                                          "default_mode": 0})[0] == 200
+    # A charge mode in use that needs excess charging fell back to default_mode.
+    assert s.get("power_manager/charge_mode") == {"mode": 0}
+    try:
+        for mode in (2, 3):
+            code, text = s.put("power_manager/charge_mode", {"mode": mode})
+            assert code == 400 and "excess_charging_enable" in text
+        assert s.put("power_manager/charge_mode", "1")[0] == 200
+        assert s.get("power_manager/charge_mode") == {"mode": 1}
+        assert s.get("power_manager/config")["enabled"] is False  # derived: no PV, no DLM
+    finally:
+        assert s.put("power_manager/config", {
+            "excess_charging_enable": True, "default_mode": old["default_mode"]})[0] == 200
+
+
+def test_partial_write_keeps_other_keys(s):
+    before = s.get("power_manager/config")
+    assert s.put("power_manager/config", {"target_power_from_grid": -200})[0] == 200
+    after = s.get("power_manager/config")
+    assert after["target_power_from_grid"] == -200
+    assert {k: v for k, v in after.items() if k != "target_power_from_grid"} == \
+        {k: v for k, v in before.items() if k != "target_power_from_grid"}
+
+
+def test_unknown_path_and_method(s):
+    assert s.request("GET", "power_manager/nope")[0] == 404
+    assert s.request("DELETE", "power_manager/config")[0] == 405
+    assert s.request("PATCH", "power_manager/config", "{}")[0] == 405
+
+
+def test_body_over_4k_gets_413(s):
+    body = json.dumps({"guaranteed_power": 1380, "pad": "x" * 5000})
+    before = snapshot(s)
+    code, _ = s.request("PUT", "power_manager/config", body)
+    assert code == 413
+    assert snapshot(s) == before
+
+
+def test_api_meter_update(s):
+    assert s.put("meters/5/config", {"type": 1, "value_ids": [74, 14, 18, 22]})[0] == 200
+    code, text = s.put("meters/5/update", "[1, 2, 3]")
+    assert code == 400 and "Expected 4 values" in text
+    code, text = s.put("meters/5/update", '[1, 2, "3", 4]')
+    assert code == 400 and "value id 18" in text
+    code, text = s.put("meters/5/update", '{"74": 1}')
+    assert code == 400 and "JSON array" in text
+    assert s.get("meters/5/values") == {"74": None, "14": None, "18": None, "22": None}
+    assert s.put("meters/5/update", "[-4067.8, 5.5, -1, 0]")[0] == 200
+    assert s.get("meters/5/values") == {"74": -4067.8, "14": 5.5, "18": -1, "22": 0}
+    state = s.get("meters/5/state")
+    assert state["stale"] is False and state["readings"] == 1 and state["age_ms"] >= 0

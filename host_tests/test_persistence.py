@@ -1,0 +1,67 @@
+"""Configs survive a restart of the firmware; a corrupt file gives defaults and is reported."""
+from simproc import Sim
+
+
+def test_restart_keeps_config_and_starts_in_default_mode(tmp_path):
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    try:
+        assert s.put("power_manager/config", {"guaranteed_power": 2000, "default_mode": 3,
+                                              "cloud_filter_mode": 1})[0] == 200
+        assert s.put("power_manager/debug_config", "60")[0] == 200
+        assert s.put("power_manager/charge_mode", "1")[0] == 200
+        cfg = s.get("power_manager/config")
+    finally:
+        s.stop()
+    s = Sim(flash)
+    try:
+        assert s.get("power_manager/config") == cfg
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": 60}
+        # The charge mode after a restart is default_mode, not the last mode used.
+        assert s.get("power_manager/charge_mode") == {"mode": 3}
+        assert s.get("system/state")["config_load_errors"] == []
+    finally:
+        s.stop()
+
+
+def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    s.stop()
+    (flash / "power_manager_debug_config.json").write_text('{"hysteresis_time": 6')
+    (flash / "power_manager_dynamic_load_config.json").write_bytes(b"\xff\xfe\x00garbage")
+    (flash / "power_manager_config.json.tmp").write_text("half a write")
+    s = Sim(flash)
+    try:
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
+        assert s.get("power_manager/dynamic_load_config")["enabled"] is False
+        errors = s.get("system/state")["config_load_errors"]
+        assert any(e.startswith("power_manager/debug_config") for e in errors), errors
+        assert any(e.startswith("power_manager/dynamic_load_config") for e in errors), errors
+        assert "using defaults" in s.log()
+        # The intact files were kept: the simulated site's seeded grid meter slot is still 3.
+        assert s.get("power_manager/config")["meter_slot_grid_power"] == 3
+        # A new write repairs the file.
+        assert s.put("power_manager/debug_config", {"hysteresis_time": 120})[0] == 200
+    finally:
+        s.stop()
+    s = Sim(flash)
+    try:
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": 120}
+        errors = s.get("system/state")["config_load_errors"]
+        assert not any(e.startswith("power_manager/debug_config") for e in errors), errors
+    finally:
+        s.stop()
+
+
+def test_invalid_values_in_file_are_not_trusted(tmp_path):
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    s.stop()
+    (flash / "power_manager_debug_config.json").write_text('{"hysteresis_time": 1}')
+    s = Sim(flash)
+    try:
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
+        assert any("minimum 10" in e for e in s.get("system/state")["config_load_errors"])
+    finally:
+        s.stop()
