@@ -1,5 +1,7 @@
 """Start the firmware under `tools/sim_main.py` (what `make sim` runs) for end-to-end tests."""
 import json
+import os
+import signal
 import socket
 import subprocess
 import time
@@ -16,16 +18,22 @@ def free_port():
 
 
 class Sim:
-    def __init__(self, sim_dir, speed=1, profile="", heap="256wK", extra=()):
+    def __init__(self, sim_dir, speed=1, profile="", heap="256wK", extra=(), via_make=False):
         self.sim_dir = str(sim_dir)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.log_path = "%s.log" % self.sim_dir.rstrip("/")
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(
-            [MICROPYTHON, "-X", "heapsize=" + heap, "tools/sim_main.py", "--port", str(self.port),
-             "--dir", self.sim_dir, "--speed", str(speed), "--profile", profile, *extra],
-            cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+        if via_make:  # exactly what the README tells a newcomer to type
+            cmd = ["make", "--no-print-directory", "sim", "PORT=%d" % self.port,
+                   "SIM_DIR=" + self.sim_dir, "SIM_SPEED=%d" % speed, "SIM_PROFILE=" + profile]
+        else:
+            cmd = [MICROPYTHON, "-X", "heapsize=" + heap, "tools/sim_main.py",
+                   "--port", str(self.port), "--dir", self.sim_dir, "--speed", str(speed),
+                   "--profile", profile, *extra]
+        # Own process group, so stop() also ends micropython when make started it.
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         self._wait_ready()
 
     def _wait_ready(self, timeout_s=20):
@@ -66,10 +74,10 @@ class Sim:
 
     def stop(self):
         if self.proc.poll() is None:
-            self.proc.terminate()
+            os.killpg(self.proc.pid, signal.SIGTERM)
             try:
                 self.proc.wait(5)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
+                os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
         self._log.close()

@@ -81,7 +81,7 @@ def _check_read(path, body):
 
 
 def test_spec_curl_commands_verbatim(sim):
-    s = sim()
+    s = sim(via_make=True)
     host = "127.0.0.1:%d" % s.port
     cmds = spec_curl_commands()
     external_writes = [c for c in cmds if "external_control -d" in c]
