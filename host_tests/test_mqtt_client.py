@@ -314,3 +314,36 @@ def test_paused_broker_does_not_change_the_control_loop_period(broker):
     finally:
         mp.close()
         obs.close()
+
+
+def test_unacknowledged_qos1_publish_is_sent_again_after_reconnect():
+    def no_ack(fb, conn):
+        _connack(fb, conn)
+        conn.sendall(b"\x30\x09\x00\x04t/inabc")  # QoS 0 message: the client echoes it (QoS 1)
+        while True:
+            first, body = fb.read_packet(conn)
+            if first & 0xF0 == 0x30 and body.startswith(b"\x00\x06t/echo"):
+                fb.first = body
+                return  # hang up without PUBACK
+
+    def ack(fb, conn):
+        _connack(fb, conn)
+        while True:
+            first, body = fb.read_packet(conn)
+            if first & 0xF0 == 0x30 and body.startswith(b"\x00\x06t/echo"):
+                conn.sendall(b"\x40\x02" + body[8:10])
+                fb.second = body
+                time.sleep(1)
+                return
+
+    fb = FakeBroker([no_ack, ack])
+    fb.first = fb.second = None
+    mp = client_proc(fb.port, speed=4)
+    try:
+        end = time.monotonic() + 15
+        while fb.second is None and time.monotonic() < end:
+            time.sleep(0.05)
+        assert fb.first is not None and fb.first.endswith(b"abc")
+        assert fb.second is not None and fb.second.endswith(b"abc")
+    finally:
+        mp.close()

@@ -231,7 +231,7 @@ class MQTTClient:
         self._reader = self._writer = None
         # Unacknowledged QoS 1 messages go out again, first, on the next connection.
         if self._inflight:
-            self._queue[:0] = [e for e, _ in self._inflight.values()]
+            self._queue = [e for e, _ in self._inflight.values()] + self._queue
             self._inflight = {}
         self._acks = []
         self._ping_due = self._disconnect_due = False

@@ -1,0 +1,180 @@
+"""MQTT benchmark (CPython): a real mosquitto, the firmware's MQTT subsystem on the MicroPython
+Unix port, paho-mqtt as the other side. Prints a table of
+
+1. latency from a state change in the firmware to the message at a subscriber
+   (interval 1 s, the state changes every 1.3 s so the rate limit itself is not measured);
+2. the control loop period (100 ms nominal) idle, and while a subscriber floods
+   `<prefix>/power_manager/charge_mode_update` with 100 messages/s (valid and invalid mixed).
+
+Usage: .venv/bin/python tools/bench_mqtt.py [--seconds 10]
+"""
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "host_tests"))
+
+from mqtt_support import Broker, MpProc, Observer  # noqa: E402
+
+PFX = "bench/dev"
+
+# The firmware side: the MQTT subsystem installed as app.py does, a state object whose changes
+# carry their own wall-clock time, and a 100 ms loop that reports its periods.
+_FW = """
+import asyncio, time
+from firmware.clock import Clock
+from firmware.api.registry import Registry
+from firmware.api.store import Store
+from firmware.api.config import ConfigObject, Field, INT
+from firmware.mqtt import service
+
+store = Store(%(dir)r)
+store.save("mqtt/config", %(mqtt)r)
+
+class BenchState:
+    def __init__(self):
+        self.seq = 0
+        self.t_ns = 0
+    def to_dict(self):
+        return {"seq": self.seq, "t_ns": self.t_ns, "pad": "%(pad)s"}
+
+class App:
+    pass
+app = App()
+app.clock = Clock()
+app.registry = Registry()
+app.store = store
+app.configs = {}
+app.board = None
+st = app.registry.add("bench/state", BenchState())
+for i in range(8):  # a registry of realistic size
+    app.registry.add("bench/other%%d" %% i, ConfigObject("o", [Field("v", INT, i)]))
+app.registry.add("power_manager/charge_mode",
+                 ConfigObject("power_manager/charge_mode", [Field("mode", INT, 0, choices=[0, 1, 2, 3])]))
+coros = service.install(app)
+
+async def control_loop():
+    clock = app.clock
+    last_us = time.ticks_us()
+    next_change = clock.ticks_ms() + 1000
+    periods = []
+    while True:
+        await clock.sleep_ms(100)
+        now_us = time.ticks_us()
+        periods.append(time.ticks_diff(now_us, last_us))
+        last_us = now_us
+        if time.ticks_diff(clock.ticks_ms(), next_change) >= 0:
+            st.seq += 1
+            st.t_ns = time.time_ns()
+            next_change = clock.ticks_ms() + 1300
+        if len(periods) == 10:
+            print("PERIODS", periods)
+            periods = []
+            c = app.mqtt.client
+            print("STAT", c.connected, c.dropped, app.mqtt.bridge.rejected)
+
+async def main():
+    for c in coros:
+        asyncio.create_task(c)
+    await control_loop()
+asyncio.run(main())
+"""
+
+
+def pct(values, p):
+    s = sorted(values)
+    return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
+
+
+def loop_periods(fw, seconds):
+    out = []
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        out += fw.wait_json("PERIODS", timeout=5)
+    return [us / 1000 for us in out]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
+    args = ap.parse_args()
+
+    with Broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        cfg = {"enable": True, "broker_host": "127.0.0.1", "broker_port": broker.port,
+               "prefix": PFX, "interval": 1}
+        obs = Observer(broker.port, [PFX + "/bench/state", PFX + "/mqtt/error",
+                                     PFX + "/power_manager/charge_mode"])
+        fw = MpProc(_FW % dict(dir=tmp, mqtt=cfg, pad="x" * 200), heap="100wK")
+        try:
+            fw.wait_line(lambda s: s.startswith("STAT True"), timeout=15)
+            obs.drain()
+
+            # 1. latency state change -> subscriber, and the loop period without traffic
+            lat_ms = []
+            idle = []
+            end = time.monotonic() + args.seconds
+            while time.monotonic() < end:
+                try:
+                    m = obs.wait_topic(PFX + "/bench/state", timeout=2)
+                except AssertionError:
+                    continue
+                t_ns = json.loads(m[1])["t_ns"]
+                if t_ns:
+                    lat_ms.append((time.time_ns() - t_ns) / 1e6)
+            while not fw.lines.empty():
+                line = fw.lines.get()
+                if line and line.startswith("PERIODS "):
+                    idle += [us / 1000 for us in json.loads(line[8:])]
+
+            # 2. flood _update at 100 msg/s while measuring the loop period
+            stop = [False]
+            sent = [0]
+
+            def flood():
+                payloads = [b"2", b'{"mode": 3}', b'{"mode": 9}', b"{garbage", b'"x"']
+                t_next = time.monotonic()
+                while not stop[0]:
+                    obs.c.publish(PFX + "/power_manager/charge_mode_update",
+                                  payloads[sent[0] % len(payloads)], qos=sent[0] % 2)
+                    sent[0] += 1
+                    t_next += 0.01
+                    time.sleep(max(0.0, t_next - time.monotonic()))
+
+            import threading
+            th = threading.Thread(target=flood, daemon=True)
+            t0 = time.monotonic()
+            th.start()
+            busy = loop_periods(fw, args.seconds)
+            stop[0] = True
+            th.join()
+            rate = sent[0] / (time.monotonic() - t0)
+            stat = fw.wait_line(lambda s: s.startswith("STAT"), timeout=5).split()
+            errors = sum(1 for m in obs.log if m[0] == PFX + "/mqtt/error")
+        finally:
+            fw.close()
+            obs.close()
+
+    print()
+    print("MQTT benchmark (mosquitto on localhost, firmware on the MicroPython Unix port)")
+    print()
+    print("| measurement | n | median | p95 | max |")
+    print("|---|---|---|---|---|")
+    print("| state change -> subscriber (ms) | %d | %.1f | %.1f | %.1f |"
+          % (len(lat_ms), statistics.median(lat_ms), pct(lat_ms, 95), max(lat_ms)))
+    print("| loop period, idle (ms, 100 nominal) | %d | %.1f | %.1f | %.1f |"
+          % (len(idle), statistics.median(idle), pct(idle, 95), max(idle)))
+    print("| loop period, _update flood %.0f msg/s (ms) | %d | %.1f | %.1f | %.1f |"
+          % (rate, len(busy), statistics.median(busy), pct(busy, 95), max(busy)))
+    print()
+    print("flood: %d messages sent, %d rejected writes reported on %s/mqtt/error, "
+          "client still connected: %s" % (sent[0], errors, PFX, stat[1]))
+
+
+if __name__ == "__main__":
+    main()
