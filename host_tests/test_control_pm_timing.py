@@ -230,3 +230,69 @@ out("no contactor", pm.external_control_state())
         ["0", False, True, 0],
         ["no contactor", 2],
     ]
+
+
+def test_boot_free_switch_is_shared_by_phase_and_on_off():
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 0}, is3=True)
+pm._mode_free = False            # no charge mode change involved
+site = Site(pm, pv_w=2300)       # 2000 W excess: on, 1p
+site.run(500)
+out(pm.wants_3phase, pm.uptime_past_hysteresis, pm.wants_on_last, pm.wants_on,
+    pm.on_state_change_delay)
+""")
+    # the phase switch took the free switch (and ends the start-up period): on waits
+    assert res == [[False, True, True, False, 60000]]
+
+
+def test_phase_change_while_off_needs_half_the_block():
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 0})
+site = Site(pm, pv_w=0, follow=False)
+site.run(120000)                 # dark, off, 1p, past the start-up period
+pm.wants_3phase = True           # as if a switch to 3p had been commanded before
+pm.wants_3phase_last = True
+pm.is_3phase = True
+site.run(500)                    # decision: 1p (paf 0 < threshold_3to1), block starts
+out(pm.wants_3phase, pm.phase_state_change_delay)
+site.run(29500)
+out(pm.wants_3phase, pm.phase_state_change_delay)
+site.run(500)
+out(pm.wants_3phase, pm.phase_state_change_delay)
+""")
+    assert res == [[True, 60000], [True, 30500], [False, 30000]]
+
+
+def test_on_off_may_act_after_half_the_block_right_after_a_phase_switch():
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 1})
+site = Site(pm, pv_w=3000, follow=False)
+site.run(120000)
+site.pv_w = 0
+site.until(lambda p: not p.wants_on_last, 10000)
+site.run(30000)
+out(pm.wants_on, pm.on_state_change_delay <= 30000)
+pm.is_3phase = True              # a phase switch just completed
+site.run(500)
+out(pm.wants_on, pm.charge_manager_available_current)
+""")
+    assert res == [[True, True], [False, 0]]
+
+
+def test_short_cloud_does_not_stop_charging():
+    # The car drops to its minimum in a cloud; the off decision it causes waits its block, and
+    # the sun returning first cancels it: charging never stops.
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 1, "cloud_filter_mode": 3})
+site = Site(pm, pv_w=3000)
+site.run(600000)
+out(pm.wants_on, pm.wants_on_last, pm.on_state_change_delay)
+site.pv_w = 0
+site.run(30000)
+out(pm.power_available < 1380, pm.wants_on, pm.wants_on_last, pm.on_state_change_delay > 0,
+    pm.charge_manager_available_current)
+site.pv_w = 3000
+ok = site.until(lambda p: p.wants_on_last, 20000) > 0
+out(ok, pm.wants_on, pm.charge_manager_available_current > 6000)
+""")
+    assert res == [[True, True, 0], [True, True, False, True, 6000], [True, True, True]]

@@ -130,7 +130,7 @@ class PowerManager:
         self.charging_blocked = 0
         # private state
         self._uptime_ms = 0
-        self._boot_free = True         # one immediate switch in the first hysteresis after boot
+        self._just_switched = False    # a phase switch completed in this step
         self._mode_free = False        # next decision after a charge mode change acts at once
         self._recalc = True            # recompute PV power even without a fresh sample
         self._first = True
@@ -203,7 +203,6 @@ class PowerManager:
             self.phase_state_change_delay = self.hysteresis_ms
         if self.hysteresis_ms <= self._uptime_ms:
             self.uptime_past_hysteresis = True
-            self._boot_free = False
         self._recalc = True
 
     def set_charge_mode(self, mode):
@@ -235,8 +234,8 @@ class PowerManager:
         if not self.uptime_past_hysteresis:
             self._uptime_ms += dt_ms
             if self._uptime_ms >= hyst:
+                # (also set when the one free switch after boot is spent)
                 self.uptime_past_hysteresis = True
-                self._boot_free = False
         d = self.on_state_change_delay - dt_ms
         self.on_state_change_delay = d if d > 0 else 0
         d = self.phase_state_change_delay - dt_ms
@@ -253,6 +252,7 @@ class PowerManager:
         if self._was_3phase and not is3:
             # 3p->1p: the history holds the 3p charging power; restart the average.
             flt.reset()
+        self._just_switched = self._was_3phase != is3
         self._was_3phase = is3
         switching = self.switching or self.switching_state != 0
 
@@ -339,6 +339,8 @@ class PowerManager:
         elif fresh or self._recalc:
             charging_w = _clamp(self.charging_w, 0, _P_LIMIT_W)
             target = self.target_power_from_grid
+            # The chargers' measured power, not their allocation: with a loop faster than the
+            # cars react, allocation + gain x error winds up (measured: docs/control.md).
             pa = charging_w + self._p_adjust(target - flt.fast_w, charging_w)
             paf = charging_w + self._p_adjust(target - flt.filtered_w, charging_w)
             if mode == MODE_MIN_PV:
@@ -367,9 +369,18 @@ class PowerManager:
             hard |= blocked & (BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE)
 
         mode_free = self._mode_free
-        if not switching:
-            self._decide_phase(mode, pmode, paf, is3, mode_free)
-        self._decide_on(paf, pa, omin, hard, mode_free, pmode)
+        if hard:
+            # Blocked: no decisions on these numbers (the reference skips them too). Off at once;
+            # if it was on, both blocks restart, so a short block costs one hysteresis at most.
+            if self.is_on_last:
+                self.is_on_last = False
+                self.wants_on = False
+                self.on_state_change_delay = hyst
+                self.phase_state_change_delay = hyst
+        else:
+            if not switching:
+                self._decide_phase(mode, pmode, paf, mode_free)
+            self._decide_on(paf, pa, omin, mode_free, pmode)
         self._mode_free = False
         self._ext_pending = False
         self.phase_state_change_blocked = self.phase_state_change_delay > 0
@@ -380,10 +391,9 @@ class PowerManager:
             cur = 0
         else:
             ph = 3 if is3 else 1
+            # On while the power is below the minimum (a switch-off waiting for its block, or
+            # the fast value dipping): the clamp below holds the minimum current.
             p = pa
-            if not self.wants_on_last:
-                # On, but the decision to switch off waits for its hysteresis: hold the minimum.
-                p = 0
             cap_w = v * ph * max_ma // 1000
             if p > cap_w:
                 p = cap_w
@@ -419,9 +429,10 @@ class PowerManager:
         return _clamp(grid_w, -_P_LIMIT_W, _P_LIMIT_W)
 
     def _p_adjust(self, err_w, charging_w):
-        # Adaptive P gain as n/8: 8/8 while nothing charges, else 4/8 below 1000 W error,
-        # 6/8 below 1500 W, 7/8 above (some cars only move in ~1.5 kW steps).
-        if charging_w < _IDLE_W:
+        # Adaptive P gain as n/8: 8/8 while off or nothing charges (so the switch-on threshold is
+        # judged on the full excess), else 4/8 below 1000 W error, 6/8 below 1500 W, 7/8 above
+        # (some cars only move in ~1.5 kW steps).
+        if not self.is_on_last or charging_w < _IDLE_W:
             return err_w
         a = err_w if err_w >= 0 else -err_w
         if a < 1000:
@@ -430,62 +441,73 @@ class PowerManager:
             return err_w * 6 // 8
         return err_w * 7 // 8
 
-    def _decide_phase(self, mode, pmode, paf, is3, mode_free):
+    def _decide_phase(self, mode, pmode, paf, mode_free):
         cur3 = self.wants_3phase
-        ext = pmode == PHASES_EXTERNAL
         if pmode == PHASES_1:
             d3 = False
         elif pmode == PHASES_3:
             d3 = True
-        elif ext:
+        elif pmode == PHASES_EXTERNAL:
             d3 = cur3 if self.phases_wanted == 0 else self.phases_wanted == 3
         elif not self.contactor_installed:
-            d3 = is3   # nothing to switch with
+            d3 = self.is_3phase   # nothing to switch with
         elif pmode == PHASES_PV1_FAST3:
             d3 = (mode == MODE_FAST) if mode != MODE_OFF else cur3
         elif mode == MODE_FAST:
             d3 = True
-        elif mode == MODE_OFF or self.charging_blocked & (BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE | BLOCKED_CONFIG):
-            d3 = cur3  # no decision on missing numbers
+        elif mode == MODE_OFF:
+            d3 = cur3  # nothing to charge: don't wear the contactor
         elif cur3:
             d3 = paf >= self.threshold_3to1
         else:
             d3 = paf > self.threshold_1to3
+        hyst = self.hysteresis_ms
         if d3 != self.wants_3phase_last:
             # A changed decision starts the block; it acts only if it holds that long.
             self.wants_3phase_last = d3
-            self.phase_state_change_delay = self.hysteresis_ms
+            self.phase_state_change_delay = hyst
         if d3 == cur3:
             return
-        # Only automatic switching oscillates with the sun; fixed modes, PV1/Fast3 (decided by
-        # the charge mode) and external control act at once. Exceptions of DOMAIN 1: while off
-        # and right after a charge mode change.
-        # (The free switch after boot is spent on on/off: while off a phase change is free anyway.)
-        if (pmode != PHASES_AUTO or not self.is_on_last or mode_free
-                or self.phase_state_change_delay == 0):
+        if pmode != PHASES_AUTO or self.phase_state_change_delay == 0:
+            # Only automatic switching follows the sun; fixed modes, PV1/Fast3 (decided by the
+            # charge mode) and external control change by a user action or command: at once.
+            self.wants_3phase = d3
+        elif not self.uptime_past_hysteresis:
+            # The one free switch after boot (shared with on/off).
+            self.uptime_past_hysteresis = True
+            self.wants_3phase = d3
+        elif mode_free:
+            self.wants_3phase = d3
+        elif (not self.is_on_last and self.on_state_change_delay == 0
+              and self.phase_state_change_delay <= hyst // 2):
+            # While off (and not just switched off) half the block is enough: nothing flows
+            # through the contactor, but a flickering decision must not make it chatter.
             self.wants_3phase = d3
 
-    def _decide_on(self, paf, pa, omin, hard, mode_free, pmode):
-        on = self.is_on_last
-        if hard:
-            want = False
-        elif on:
-            # Switch off only when both the filtered and the fast value are below the minimum.
-            want = paf >= omin or pa >= omin
-        else:
-            want = paf >= omin and pa >= omin
+    def _decide_on(self, paf, pa, omin, mode_free, pmode):
+        # The decision (and its block) follows the filtered power; the fast value must agree at
+        # the moment of acting: on needs both >= minimum, off needs both below it.
+        want = paf >= omin
         if want != self.wants_on_last:
             self.wants_on_last = want
             self.on_state_change_delay = self.hysteresis_ms
+        on = self.is_on_last
+        if on:
+            if pa >= omin:
+                want = True
+        elif pa < omin:
+            want = False
         if want != on:
-            if hard and not want:
-                on = False   # safety first: no hysteresis for a block
-            elif mode_free or self.on_state_change_delay == 0 or (
-                    pmode == PHASES_EXTERNAL and self._ext_pending):
+            if pmode == PHASES_EXTERNAL or self.on_state_change_delay == 0 or mode_free:
                 on = want
-            elif self._boot_free:
-                self._boot_free = False
+            elif not self.uptime_past_hysteresis:
+                # The one free switch after boot (shared with phase switching).
+                self.uptime_past_hysteresis = True
                 on = want
+            elif self._just_switched and self.on_state_change_delay <= self.hysteresis_ms // 2:
+                # Right after a phase switch half the block is enough (reference: opportunistic).
+                on = want
+            # else: blocked; while on, the current is held at the minimum
             self.is_on_last = on
             self.wants_on = on
 
