@@ -1,0 +1,37 @@
+# A display that "shows" by writing a PBM image: the Unix board's stand-in for the SSD1306.
+#
+# MONO_HLSB (bit 7 = leftmost pixel of a byte, rows top to bottom) is exactly the bit layout of a
+# binary PBM (P4), so show() writes the header and the raw buffer, nothing is converted.
+# The file is replaced atomically (tmp + rename) so a reader never sees half a frame.
+# PBM says 1 = black; here 1 = a lit pixel. tools/pbm2png.py draws lit pixels light on dark.
+import framebuf
+import os
+
+
+class FileDisplay:
+    def __init__(self, path, width=128, height=64):
+        self.path = path
+        self.width = width
+        self.height = height
+        self.buf = bytearray((width + 7) // 8 * height)
+        self.fb = framebuf.FrameBuffer(self.buf, width, height, framebuf.MONO_HLSB)
+        self._header = b"P4\n%d %d\n" % (width, height)
+        self.frames = 0
+
+    def init(self):
+        self.fb.fill(0)
+        self.show()
+
+    def power(self, on):
+        pass
+
+    def contrast(self, level):
+        pass
+
+    def show(self):
+        tmp = self.path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(self._header)
+            f.write(self.buf)
+        os.rename(tmp, self.path)
+        self.frames += 1

@@ -1,0 +1,155 @@
+"""OLED: the SSD1306 driver's bytes on the bus, and pixels of known status screens."""
+import sys
+from pathlib import Path
+
+from mp import run_mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import pbm2png  # noqa: E402
+
+_FAKE_I2C = """
+class FakeI2C:
+    def __init__(self):
+        self.log = []
+    def writeto(self, addr, buf):
+        self.log.append((addr, bytes(buf)))
+    def writevto(self, addr, bufs):
+        self.log.append((addr, b''.join(bytes(b) for b in bufs)))
+"""
+
+
+def test_driver_init_and_show_bytes():
+    out = run_mp(_FAKE_I2C + """
+from firmware.ui.ssd1306 import SSD1306
+i2c = FakeI2C()
+d = SSD1306(i2c)
+d.init()
+cmds = [b[1] for a, b in i2c.log if len(b) == 2 and b[0] == 0x80]
+print(' '.join('%02x' % c for c in cmds))
+i2c.log.clear()
+d.fb.pixel(0, 0, 1)
+d.fb.pixel(5, 9, 1)
+d.fb.pixel(127, 63, 1)
+d.show()
+print(len(i2c.log), set(a for a, b in i2c.log))
+data = i2c.log[-1][1]
+print(len(data), data[0], data[1], data[1 + 128 + 5], data[1 + 7 * 128 + 127])
+print(' '.join('%02x' % b[1] for a, b in i2c.log[:-1]))
+""")
+    lines = out.splitlines()
+    init = lines[0].split()
+    # Display off first, charge pump enabled (8d 14), display on last, 64-line multiplex.
+    assert init[0] == "ae"
+    assert "8d 14" in lines[0] and "a8 3f" in lines[0] and "da 12" in lines[0]
+    assert lines[0].endswith("af 21 00 7f 22 00 07")  # on, then init() clears the screen
+    assert lines[1] == "7 {60}"  # 6 address commands + one data transfer, all to 0x3C
+    # 0x40 data prefix, then MONO_VLSB pages: (5, 9) is page 1 bit 1, (127, 63) page 7 bit 7.
+    assert lines[2] == "1025 64 1 2 128"
+    assert lines[3] == "21 00 7f 22 00 07"
+
+
+_RENDER = """
+from firmware.ui.pages import Renderer, Status
+from firmware.ui.filedisplay import FileDisplay
+import framebuf
+d = FileDisplay(%r)
+r = Renderer(d.fb)
+st = Status()
+st.mode = 2; st.grid_w = -2350; st.charge_w = 4140; st.charge_ma = 6000; st.phases = 3
+st.charging = True; st.action = 'Stop in'; st.action_ms = 271500
+st.reason = 'PV surplus below 1380W'
+st.net_mode = 'AP'; st.net_name = 'pvcharger-1a2b'; st.ip = '192.168.4.1'
+ref_buf = bytearray(1024)
+ref = framebuf.FrameBuffer(ref_buf, 128, 64, framebuf.MONO_HLSB)
+
+def same(x, y, w, h):
+    # Region of the rendered page equals the reference drawing.
+    for yy in range(y, y + h):
+        for xx in range(x, x + w):
+            if d.fb.pixel(xx, yy) != ref.pixel(xx, yy):
+                return (xx, yy)
+    return True
+
+def big(s, x, y):
+    g = framebuf.FrameBuffer(bytearray(8), 8, 8, framebuf.MONO_VLSB)
+    for ch in s:
+        g.fill(0); g.text(ch, 0, 0, 1)
+        for gy in range(8):
+            for gx in range(8):
+                if g.pixel(gx, gy):
+                    ref.fill_rect(x + 2 * gx, y + 2 * gy, 2, 2, 1)
+        x += 16
+"""
+
+
+def test_power_page_pixels(tmp_path):
+    pbm = tmp_path / "display.pbm"
+    out = run_mp(_RENDER % str(pbm) + """
+r.render(st, 0)
+d.show()
+ref.fill(0)
+ref.fill_rect(0, 0, 128, 10, 1); ref.text('PV  3p', 1, 1, 0); ref.text('1/4', 128 - 24 - 1, 1, 0)
+ref.text('Grid', 0, 12, 1); ref.text('W', 0, 21, 1)
+big('-2350', 128 - 80, 12)
+ref.text('Car 4140W', 0, 33, 1)
+ref.text('6.0A x3', 0, 43, 1)
+ref.text('Stop in 4:32', 0, 55, 1)
+print(same(0, 0, 128, 10), same(0, 11, 128, 20), same(0, 33, 100, 18), same(0, 54, 128, 10))
+st.meter_stale = True; st.errors = ['Meter stale']
+r.render(st, 0)
+ref.fill(0); ref.fill_rect(0, 54, 128, 10, 1); ref.text('! Meter stale', 0, 55, 0)
+big('stale', 48, 12)
+print(same(0, 54, 128, 10), same(32, 12, 96, 16))
+""")
+    assert out.split() == ["True"] * 6
+    # The frame file is a PBM the host tools read: header bar lit, row below it dark.
+    w, h, rows = pbm2png.read_pbm(pbm)
+    assert (w, h) == (128, 64)
+    assert rows[9][127] == 1 and rows[10][127] == 0
+    assert sum(map(sum, rows)) > 500  # the big digits light a lot of pixels
+    png = pbm2png.png_bytes(rows, 2)
+    assert png.startswith(b"\x89PNG") and len(png) > 200
+
+
+def test_next_errors_network_pages(tmp_path):
+    out = run_mp(_RENDER % str(tmp_path / "d.pbm") + """
+r.render(st, 1)
+ref.fill(0)
+ref.fill_rect(0, 0, 128, 10, 1); ref.text('Next action', 1, 1, 0); ref.text('2/4', 103, 1, 0)
+ref.text('Stop in', 0, 14, 1)
+big('4:32', (128 - 64) // 2, 24)
+ref.text('PV surplus below', 0, 44, 1); ref.text('1380W', 0, 54, 1)
+print(same(0, 0, 128, 64))
+st.errors = ['Meter stale (slot 0, 70 s)', 'Contactor fault']
+r.render(st, 2)
+ref.fill(0)
+ref.fill_rect(0, 0, 128, 10, 1); ref.text('Errors', 1, 1, 0); ref.text('3/4', 103, 1, 0)
+ref.text('Meter stale', 0, 13, 1); ref.text('(slot 0, 70 s)', 8, 22, 1)
+ref.text('Contactor fault', 0, 32, 1)
+print(same(0, 0, 128, 64))
+r.render(st, 3)
+ref.fill(0)
+ref.fill_rect(0, 0, 128, 10, 1); ref.text('Network', 1, 1, 0); ref.text('4/4', 103, 1, 0)
+ref.text('AP', 0, 14, 1); ref.text('pvcharger-1a2b', 0, 26, 1); ref.text('192.168.4.1', 0, 38, 1)
+ref.text('open /setup', 0, 52, 1)
+print(same(0, 0, 128, 64))
+st.action = None
+r.render(st, 1)
+print(d.fb.pixel(64, 30), same(0, 0, 0, 0))
+""")
+    assert out.split() == ["True", "True", "True", "0", "True"]
+
+
+def test_formatting():
+    out = run_mp("""
+from firmware.ui.pages import fmt_duration, fmt_power, fmt_current, wrap
+print(fmt_duration(0), fmt_duration(1), fmt_duration(59001), fmt_duration(3600000), fmt_duration(-5))
+print(fmt_power(None), fmt_power(-2350), fmt_power(9999), fmt_power(12345), fmt_power(-100000))
+print(fmt_current(None), fmt_current(6000), fmt_current(15999))
+print(wrap('a bb ccc dddd', 6), wrap('abcdefghij', 4), wrap(''))
+""")
+    lines = out.splitlines()
+    assert lines[0].split() == ["0:00", "0:01", "1:00", "1:00:00", "0:00"]
+    assert lines[1].split() == ["---W", "-2350W", "9999W", "12.3kW", "-100.0kW"]
+    assert lines[2].split() == ["--.-A", "6.0A", "15.9A"]
+    assert lines[3] == "['a bb', 'ccc', 'dddd'] ['abcd', 'efgh', 'ij'] ['']"
