@@ -1,0 +1,189 @@
+# The board interface on an ESP32 (stock MicroPython): the ONLY firmware module that imports
+# machine / network / esp32. Every pin number comes from /board.json (see docs/board.md), so a
+# different wiring is a file edit, not a code change. Objects are created on first use, never at
+# import time, and handed to the subsystems that own them (one owner per resource).
+import json
+
+import machine
+import network
+from micropython import const
+
+BOARD_JSON = "/board.json"
+FS_DIR = "/config"
+
+def _defaults() -> dict:
+    # ESP32 DevKit V1 (ESP32-WROOM-32) + MAX3485 RS485 transceiver + 1-channel relay board.
+    return {
+        "rs485": {"uart": 2, "tx": 17, "rx": 16, "de": 4},
+        "pins": {
+            "relay": {"gpio": 26},                                          # contactor coil
+            "contactor_feedback": {"gpio": 27, "pull": "up", "invert": True},  # aux to GND
+            "button": {"gpio": 0, "pull": "up", "invert": True},            # BOOT button
+            "led": {"gpio": 2},
+        },
+        "i2c": {"id": 0, "sda": 21, "scl": 22, "freq": 400000},
+        "display": {"addr": 60, "width": 128, "height": 64},
+    }
+
+
+_SAFE_POLL_MS = const(20)
+_SAFE_HOLD_MS = const(100)       # pressed this long in the window: safe mode (debounced)
+
+
+def load_pin_map(path=BOARD_JSON):
+    """The pin map: defaults, with every section replaced by the file's where it has one.
+    A missing or broken file is reported and the defaults are used (the board still boots)."""
+    pin_map = _defaults()
+    error = None
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        for key, value in data.items():
+            if key in pin_map and isinstance(value, dict):
+                if key == "pins":
+                    pins = dict(pin_map["pins"])
+                    pins.update(value)
+                    value = pins
+                pin_map[key] = value
+    except OSError:
+        pass  # no file: defaults
+    except (ValueError, KeyError) as e:
+        error = "%s: %s" % (path, e)
+        print("board:", error, "- using default pins")
+    return pin_map, error
+
+
+class InvertedPin:
+    """An active-low input or output seen as active-high, so drivers never care."""
+
+    def __init__(self, pin):
+        self._pin = pin
+
+    def value(self, v=None):
+        if v is None:
+            return 1 - self._pin.value()
+        self._pin.value(0 if v else 1)
+        return None
+
+
+class Esp32Board:
+    name = "esp32"
+
+    def __init__(self, pin_map_path=BOARD_JSON):
+        self.pin_map, self.pin_map_error = load_pin_map(pin_map_path)
+        self.fs_dir = FS_DIR
+        self._pins = {}
+        self._i2c = None
+        self._wdt = None
+        self._sta = None
+        self._ap = None
+
+    # --- GPIO -------------------------------------------------------------------------------
+    def pin(self, name, out=True):
+        """The pin named in board.json's "pins" section (ValueError when it has none)."""
+        p = self._pins.get(name)
+        if p is not None:
+            return p
+        spec = self.pin_map["pins"].get(name)
+        if not isinstance(spec, dict) or not isinstance(spec.get("gpio"), int):
+            raise ValueError("board.json: no gpio for pin '%s'" % name)
+        gpio = spec["gpio"]
+        pull = spec.get("pull")
+        if out:
+            # An inverted output starts at its raw "1": the relay stays off through boot.
+            raw = machine.Pin(gpio, machine.Pin.OUT, value=1 if spec.get("invert") else 0)
+        elif pull == "up":
+            raw = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_UP)
+        elif pull == "down":
+            raw = machine.Pin(gpio, machine.Pin.IN, machine.Pin.PULL_DOWN)
+        else:
+            raw = machine.Pin(gpio, machine.Pin.IN)
+        p = InvertedPin(raw) if spec.get("invert") else raw
+        self._pins[name] = p
+        return p
+
+    def has_pin(self, name):
+        return isinstance(self.pin_map["pins"].get(name), dict)
+
+    # --- I2C and the OLED -------------------------------------------------------------------
+    def i2c(self):
+        if self._i2c is None:
+            c = self.pin_map["i2c"]
+            self._i2c = machine.I2C(c.get("id", 0), scl=machine.Pin(c["scl"]),
+                                    sda=machine.Pin(c["sda"]), freq=c.get("freq", 400000))
+        return self._i2c
+
+    def display(self):
+        """An initialised SSD1306, or None when none answers on the bus."""
+        from firmware.ui.ssd1306 import SSD1306
+        c = self.pin_map["display"]
+        addr = c.get("addr", 0x3C)
+        try:
+            i2c = self.i2c()
+            if addr not in i2c.scan():
+                return None
+            d = SSD1306(i2c, c.get("width", 128), c.get("height", 64), addr)
+            d.init()
+            return d
+        except OSError as e:
+            print("board: display:", e)
+            return None
+
+    # --- watchdog ---------------------------------------------------------------------------
+    def wdt_start(self, timeout_ms):
+        # Once started the ESP32's task watchdog cannot be stopped: only the watchdog task
+        # (firmware/supervisor/watchdog.py) calls this, after the app is built.
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=timeout_ms)
+
+    def wdt_feed(self):
+        if self._wdt is not None:
+            self._wdt.feed()
+
+    # --- Wi-Fi ------------------------------------------------------------------------------
+    def wlan_sta(self):
+        if self._sta is None:
+            self._sta = network.WLAN(network.STA_IF)
+        return self._sta
+
+    def wlan_ap(self):
+        if self._ap is None:
+            self._ap = network.WLAN(network.AP_IF)
+        return self._ap
+
+    # --- boot -------------------------------------------------------------------------------
+    def unique_suffix(self):
+        """Four hex digits of the chip id: names the setup access point."""
+        uid = machine.unique_id()
+        return "%02x%02x" % (uid[-2], uid[-1])
+
+    def reset_cause(self):
+        return {machine.PWRON_RESET: "power on", machine.HARD_RESET: "hard reset",
+                machine.WDT_RESET: "watchdog", machine.DEEPSLEEP_RESET: "deep sleep",
+                machine.SOFT_RESET: "soft reset"}.get(machine.reset_cause(), "other")
+
+    def safe_mode_requested(self, window_ms=2000):
+        """True when the button is held for 100 ms within `window_ms` after boot. The LED is on
+        during the window. (On a DevKit the button is GPIO0: holding it *during* reset enters
+        the ROM bootloader, so press it right after reset, while the LED is lit.)"""
+        if not self.has_pin("button"):
+            return False
+        import time
+        btn = self.pin("button", out=False)
+        led = self.pin("led") if self.has_pin("led") else None
+        if led is not None:
+            led.value(1)
+        held_ms = 0
+        waited_ms = 0
+        while waited_ms < window_ms and held_ms < _SAFE_HOLD_MS:
+            held_ms = held_ms + _SAFE_POLL_MS if btn.value() else 0
+            time.sleep_ms(_SAFE_POLL_MS)
+            waited_ms += _SAFE_POLL_MS
+        if led is not None:
+            led.value(0)
+        return held_ms >= _SAFE_HOLD_MS
+
+    def reset(self):
+        machine.reset()
