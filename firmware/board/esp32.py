@@ -77,6 +77,7 @@ class Esp32Board:
         self._pins = {}
         self._i2c = None
         self._wdt = None
+        self._hold_timer = None
         self._sta = None
         self._ap = None
 
@@ -142,11 +143,24 @@ class Esp32Board:
         if self._wdt is not None:
             self._wdt.feed()
 
+    def wdt_hold(self):
+        """After Ctrl-C (a human or mpremote at the REPL): the WDT cannot be stopped, so feed
+        it from a timer until the next reset. The timer callback is a soft IRQ that runs while
+        the REPL waits for input; a soft reset removes the timer."""
+        if self._wdt is not None and self._hold_timer is None:
+            wdt = self._wdt
+            self._hold_timer = machine.Timer(0)
+            self._hold_timer.init(period=5000, mode=machine.Timer.PERIODIC,
+                                  callback=lambda t: wdt.feed())
+
     # --- Wi-Fi ------------------------------------------------------------------------------
     def wlan_sta(self):
         if self._sta is None:
             self._sta = network.WLAN(network.STA_IF)
         return self._sta
+
+    def set_hostname(self, name):
+        network.hostname(name)
 
     def wlan_ap(self):
         if self._ap is None:

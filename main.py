@@ -1,0 +1,2 @@
+from firmware.start import main
+main()

