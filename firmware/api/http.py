@@ -1,14 +1,58 @@
 # HTTP JSON API on Microdot: every registry path is served as GET /<path>, written by PUT/POST.
+import asyncio
+
 from microdot import Microdot, Request
 
 from firmware.api.registry import ApiError, MAX_BODY_BYTES
 
 _TEXT = {"Content-Type": "text/plain; charset=UTF-8"}
+_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+         b"Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nBusy\n")
 
 
-def make_app(registry):
+class LimitedMicrodot(Microdot):
+    """Microdot with a cap on concurrent connections. On a ~100 KB heap each open request holds
+    its buffers: over `max_connections` a new connection gets a short 503 and is closed, and a
+    request not answered within `request_timeout_ms` (a client that sends nothing) is dropped."""
+
+    max_connections = 6
+    request_timeout_ms = 10000
+
+    def __init__(self):
+        super().__init__()
+        self.active = 0
+        self.refused = 0
+        self.timed_out = 0
+
+    async def handle_request(self, reader, writer):
+        if self.active >= self.max_connections:
+            self.refused += 1
+            try:
+                await writer.awrite(_BUSY)
+                await writer.aclose()
+            except OSError:
+                pass
+            return
+        self.active += 1
+        try:
+            await asyncio.wait_for_ms(super().handle_request(reader, writer),
+                                      self.request_timeout_ms)
+        except asyncio.TimeoutError:
+            self.timed_out += 1
+            try:
+                await writer.aclose()
+            except OSError:
+                pass
+        finally:
+            self.active -= 1
+
+
+def make_app(registry, routes=()):
+    """`routes`: extra (url, methods, handler) served before the registry (e.g. /setup)."""
     Request.max_content_length = MAX_BODY_BYTES  # Microdot answers 413 above this
-    app = Microdot()
+    app = LimitedMicrodot()
+    for url, methods, handler in routes:
+        app.route(url, methods=methods)(handler)
 
     @app.route("/<path:path>", methods=["GET", "PUT", "POST"])
     async def handle(request, path):
