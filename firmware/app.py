@@ -10,6 +10,14 @@ from firmware.control.power_manager import PowerManager
 from firmware.control_task import ControlTask
 from firmware.meters.slots import install_slots, TYPE_NONE, CURRENT_L1, CURRENT_L2, CURRENT_L3
 
+# Subsystems every board gets, in order: modules whose install(app) returns coroutines to run.
+# (The display reads app.wifi, so the network comes first.)
+BOARD_SUBSYSTEMS = (
+    "firmware.net.wifi",              # Wi-Fi station, AP fallback, /setup page
+    "firmware.supervisor.watchdog",   # hardware WDT fed while the control loop beats
+    "firmware.ui.display",            # OLED status pages (a PBM file on the Unix port)
+)
+
 # config_error_flags bits the app derives from the meter configuration (DOMAIN 1).
 ERR_NO_METER = 8
 ERR_DLM_NO_CURRENTS = 16
@@ -41,6 +49,7 @@ class App:
         self.phase_control = None  # phase switch sequence + contactor, when one is installed
         self.error_sources = []   # callables returning config_error_flags bits
         self.tasks = []
+        self.http_routes = []     # extra (url, methods, handler) for the HTTP server (/setup)
         # Charger limits the power manager plans with; the charge manager subsystem keeps them
         # in step with charge_manager/config.
         self.charge_limits = {"max_current_ma": 16000, "min_current_1p_ma": 6000,
@@ -53,6 +62,8 @@ class App:
         self.registry.add("system/state", SystemState(self))
         for install in subsystems:
             self.tasks.extend(install(self) or ())
+        for name in BOARD_SUBSYSTEMS:
+            self.tasks.extend(__import__(name, None, None, ["install"]).install(self) or ())
 
     def _add_config(self, cfg):
         cfg.load()
@@ -123,7 +134,7 @@ class App:
 
     async def run(self, host="0.0.0.0", port=80):
         from firmware.api.http import make_app
-        http = make_app(self.registry)
+        http = make_app(self.registry, self.http_routes)
         tasks = [asyncio.create_task(self.control.run())]
         for coro in self.tasks:
             tasks.append(asyncio.create_task(coro))

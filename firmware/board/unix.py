@@ -29,4 +29,29 @@ class UnixBoard:
         return p
 
     def wdt_feed(self):
-        pass
+        self.wdt_feeds += 1
+
+    # --- added for the board helpers (docs/board.md) ---------------------------------------
+    wdt_timeout_ms = None     # set by wdt_start: there is no hardware, tests read the counts
+    wdt_feeds = 0
+
+    def wdt_start(self, timeout_ms):
+        self.wdt_timeout_ms = timeout_ms
+
+    def display(self):
+        """The OLED stand-in: every frame is written to <fs_dir>/display.pbm."""
+        from firmware.ui.filedisplay import FileDisplay
+        d = FileDisplay(self.fs_dir.rstrip("/") + "/display.pbm")
+        d.init()
+        return d
+
+    def safe_mode_requested(self):
+        """PVC_SAFE_MODE=1 in the environment or a file SAFE_MODE in the config folder."""
+        import os
+        if os.getenv("PVC_SAFE_MODE") == "1":
+            return True
+        try:
+            os.stat(self.fs_dir.rstrip("/") + "/SAFE_MODE")
+            return True
+        except OSError:
+            return False

@@ -219,4 +219,7 @@ def install(app):
                        getattr(board, "set_hostname", None))
     app.wifi = wifi
     app.registry.add("network/state", wifi)
+    from firmware.net.setup_page import routes
+    if hasattr(app, "http_routes"):
+        app.http_routes.extend(routes(wifi))
     return [wifi.run()]
