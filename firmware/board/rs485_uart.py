@@ -1,0 +1,58 @@
+# The bus-facing UART of an ESP32 RS485 port: a machine.UART plus the transceiver's driver-enable
+# (DE, tied to /RE) pin, both created by firmware/board/esp32.py and passed in, so this module
+# imports no machine and is tested on the Unix port with stand-ins.
+#
+# Direction timing is the classic RS485 trap: DE must stay high until the LAST STOP BIT has left
+# the shift register, else the tail of the CRC is cut off; and must go low right after, else
+# the meter's answer (sent after 3.5 character times) collides with our driver. UART.flush()
+# waits for exactly that on the ESP32 port (uart_wait_tx_done).
+
+
+class Rs485Uart:
+    def __init__(self, uart, de_pin=None):
+        self._uart = uart
+        self._de = de_pin
+        self._views = {}
+        self._buf = None
+        if de_pin is not None:
+            de_pin.value(0)  # listen
+
+    def write(self, buf, n):
+        if buf is not self._buf:
+            self._buf = buf
+            self._views = {}
+        v = self._views.get(n)
+        if v is None:
+            v = self._views[n] = memoryview(buf)[:n]
+        de = self._de
+        if de is not None:
+            de.value(1)
+        try:
+            self._uart.write(v)
+            self._uart.flush()  # returns after the last stop bit
+        finally:
+            if de is not None:
+                de.value(0)
+
+    def readinto(self, buf):
+        u = self._uart
+        if not u.any():
+            return 0
+        return u.readinto(buf) or 0
+
+    def discard(self):
+        u = self._uart
+        while u.any():
+            u.read()
+
+    def close(self):
+        if self._de is not None:
+            self._de.value(0)
+        try:
+            self._uart.deinit()
+        except AttributeError:
+            pass
+
+
+# Parity of the bus config (0 none, 1 odd, 2 even) as machine.UART wants it.
+UART_PARITY = (None, 1, 0)

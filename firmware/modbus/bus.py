@@ -1,0 +1,335 @@
+# The RS485 bus owner: one asyncio task (run()) does every transaction on the UART, one at a
+# time, for every user of the bus (meters, Modbus wallboxes). Users call the request methods,
+# which hand the request to that task and wait for its result.
+#
+# UART interface (firmware/board/unix_uart.py, firmware/board/esp32.py):
+#   uart.write(buf, n)     send buf[0:n]; returns when the bytes are on their way (the ESP32
+#                          version waits for the last stop bit so the RS485 driver can turn around)
+#   uart.readinto(buf)     non-blocking: bytes available now, 0 when none
+#   uart.discard()         drop pending input
+#   uart.close()
+# open_uart() returns such an object or raises OSError; the bus opens lazily and retries later,
+# so a missing adapter or pty is an error on the requests, never a crash.
+#
+# Timing is wire time: give the bus a real-time clock (firmware.clock.Clock()), not the scaled
+# simulation clock.
+import asyncio
+from array import array
+from time import ticks_diff as _ticks_diff
+from micropython import const
+
+from firmware.modbus import rtu
+from firmware.modbus.errors import (ModbusError, ModbusTimeout, ModbusCrcError, ModbusFrameError,
+                                    ModbusException, ModbusPortError)
+
+_RX_SIZE = const(512)     # two maximal frames: the answer plus garbage in front of it
+_CHUNK = const(64)
+_REOPEN_MS = const(2000)  # how often a port that failed to open is tried again
+
+# Outcomes of one attempt.
+_OK = const(0)
+_TIMEOUT = const(1)
+_CRC = const(2)
+_FRAME = const(3)
+_EXC = const(4)
+
+
+class SlaveStats:
+    """Counters of one slave id, for meters/N/state and charger state."""
+
+    def __init__(self):
+        self.requests = 0
+        self.ok = 0
+        self.timeouts = 0
+        self.crc_errors = 0
+        self.frame_errors = 0
+        self.exceptions = 0
+        self.last_exception = 0
+        self.retries = 0
+
+    def to_dict(self):
+        return {"requests": self.requests, "ok": self.ok, "timeouts": self.timeouts,
+                "crc_errors": self.crc_errors, "frame_errors": self.frame_errors,
+                "exceptions": self.exceptions, "last_exception": self.last_exception,
+                "retries": self.retries}
+
+
+class ModbusBus:
+    """Modbus RTU master on one UART.
+
+    baud/bits_per_char give the character and 3.5-character times (bits_per_char: 10 for 8N1,
+    11 for 8E1/8O1/8N2). timeout_ms is the response timeout, counted from the end of the request
+    plus the wire time of the expected answer. retries: extra attempts after a timeout, CRC or
+    frame error (an exception answer is final). gap_ms: minimum silence between the end of one
+    transaction and the next request (never below the 3.5-character time)."""
+
+    def __init__(self, open_uart, clock, baud=9600, bits_per_char=10, timeout_ms=300, retries=1,
+                 gap_ms=5):
+        self._open_uart = open_uart
+        self.clock = clock
+        self._uart = None
+        self._reopen = False
+        self._open_failed_ms = None
+        self.port_error = None
+        self._tx = bytearray(rtu.MAX_FRAME)
+        self._rx = bytearray(_RX_SIZE)
+        self._chunk = bytearray(_CHUNK)
+        self._regs = array("H", bytes(2 * rtu.MAX_READ_REGS))
+        self._views = {}
+        self._scanner = rtu.Scanner()
+        self._stats = {}
+        self._lock = asyncio.Lock()
+        self._req_ev = asyncio.Event()
+        self._done_ev = asyncio.Event()
+        # The pending request, filled by the caller while it holds the lock.
+        self._slave = 0
+        self._fc = 0
+        self._count = 0
+        self._tx_len = 0
+        self._result = _OK
+        self._exc_code = 0
+        self._idle_at = clock.ticks_ms()
+        self.transactions = 0
+        self.configure(baud, bits_per_char, timeout_ms, retries, gap_ms)
+
+    def configure(self, baud=None, bits_per_char=None, timeout_ms=None, retries=None, gap_ms=None,
+                  open_uart=None):
+        """Change settings; a new open_uart (new baud/pins) closes the port, the next request
+        reopens it. Safe between requests (asyncio is cooperative: no transaction is half done
+        while this runs, the owner task only yields inside a transaction on its own state)."""
+        if baud is not None:
+            self.baud = baud
+        if bits_per_char is not None:
+            self.bits_per_char = bits_per_char
+        if timeout_ms is not None:
+            self.timeout_ms = timeout_ms
+        if retries is not None:
+            self.retries = retries
+        if gap_ms is not None:
+            self.gap_ms = gap_ms
+        self._char_us = rtu.char_time_us(self.baud, self.bits_per_char)
+        # Frame-end silence in whole ms, rounded up (the clock has ms resolution).
+        self._silence_ms = (rtu.frame_gap_us(self.baud, self.bits_per_char) + 999) // 1000 + 1
+        if open_uart is not None:
+            # Applied by the owner task before its next transaction, never in the middle of one.
+            self._open_uart = open_uart
+            self._reopen = True
+
+    def stats(self, slave):
+        s = self._stats.get(slave)
+        if s is None:
+            s = self._stats[slave] = SlaveStats()
+        return s
+
+    # ---- public requests (any task) -------------------------------------------------------
+
+    async def read_input(self, slave, addr, count):
+        """Function 04. Returns the registers as a memoryview of unsigned 16-bit ints: a buffer
+        owned by the bus, valid until the caller's next await (decode it before awaiting)."""
+        return await self._read(slave, rtu.FC_READ_INPUT, addr, count)
+
+    async def read_holding(self, slave, addr, count):
+        """Function 03. Same result contract as read_input()."""
+        return await self._read(slave, rtu.FC_READ_HOLDING, addr, count)
+
+    async def write_single(self, slave, addr, value):
+        """Function 06: write one register (0..65535)."""
+        _check(slave, addr, 1)
+        await self._submit(slave, rtu.FC_WRITE_SINGLE, addr, value & 0xFFFF, None)
+
+    async def write_multiple(self, slave, addr, values):
+        """Function 16: write len(values) consecutive registers."""
+        n = len(values)
+        if not 1 <= n <= rtu.MAX_WRITE_REGS:
+            raise ValueError("write_multiple takes 1..%d registers" % rtu.MAX_WRITE_REGS)
+        _check(slave, addr, n)
+        await self._submit(slave, rtu.FC_WRITE_MULTIPLE, addr, n, values)
+
+    # ---- internals --------------------------------------------------------------------------
+
+    async def _read(self, slave, fc, addr, count):
+        if not 1 <= count <= rtu.MAX_READ_REGS:
+            raise ValueError("reads take 1..%d registers" % rtu.MAX_READ_REGS)
+        _check(slave, addr, count)
+        await self._submit(slave, fc, addr, count, None)
+        v = self._views.get(count)
+        if v is None:
+            v = self._views[count] = memoryview(self._regs)[:count]
+        return v
+
+    async def _submit(self, slave, fc, addr, count, values):
+        # count: registers to read or write, or the value of a 06 write.
+        await self._lock.acquire()
+        try:
+            # The request buffer is only touched under the lock.
+            if values is None:
+                tx_len = rtu.build_request(self._tx, slave, fc, addr, count)
+            else:
+                tx_len = rtu.build_write_multiple(self._tx, slave, addr, values)
+            self._slave = slave
+            self._fc = fc
+            self._count = count
+            self._tx_len = tx_len
+            self._done_ev.clear()
+            self._req_ev.set()
+            await self._done_ev.wait()
+            r = self._result
+            if r == _OK:
+                return
+            if r == _EXC:
+                raise ModbusException(self._exc_code)
+            if r == _TIMEOUT:
+                raise ModbusTimeout("slave %d: no answer" % slave)
+            if r == _CRC:
+                raise ModbusCrcError("slave %d: bad CRC" % slave)
+            if r == _FRAME:
+                raise ModbusFrameError("slave %d: garbled or truncated answer" % slave)
+            raise ModbusPortError(self.port_error or "serial port unavailable")
+        finally:
+            self._lock.release()
+
+    async def run(self):
+        """The bus owner task: start it once (rs485 install does)."""
+        while True:
+            await self._req_ev.wait()
+            self._req_ev.clear()
+            try:
+                self._result = await self._transact()
+            except Exception as e:  # noqa: BLE001 - a port failure must not kill the bus task
+                self.port_error = "%s" % (e,)
+                self._close()
+                self._result = -1
+            self._done_ev.set()
+
+    def _close(self):
+        u = self._uart
+        self._uart = None
+        if u is not None:
+            try:
+                u.close()
+            except Exception:  # noqa: BLE001 - closing a dead port
+                pass
+
+    def port_open(self):
+        return self._uart is not None
+
+    def slave_stats(self):
+        return sorted(self._stats.items())
+
+    def _ensure_open(self):
+        if self._reopen:
+            self._reopen = False
+            self._close()
+            self._open_failed_ms = None
+        if self._uart is not None:
+            return True
+        now = self.clock.ticks_ms()
+        if self._open_failed_ms is not None and \
+                _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
+            return False
+        try:
+            self._uart = self._open_uart()
+            self.port_error = None
+            self._open_failed_ms = None
+            return True
+        except Exception as e:  # noqa: BLE001 - OSError, bad path, ...
+            self.port_error = "cannot open serial port: %s" % (e,)
+            self._open_failed_ms = now
+            return False
+
+    async def _transact(self):
+        if not self._ensure_open():
+            return -1
+        st = self.stats(self._slave)
+        st.requests += 1
+        self.transactions += 1
+        result = _TIMEOUT
+        for attempt in range(self.retries + 1):
+            if attempt:
+                st.retries += 1
+            clock = self.clock
+            gap = max(self.gap_ms, self._silence_ms)
+            wait = gap - _ticks_diff(clock.ticks_ms(), self._idle_at)
+            if wait > 0:
+                await clock.sleep_ms(wait)
+            uart = self._uart
+            uart.discard()  # stray bytes between frames are not part of the answer
+            uart.write(self._tx, self._tx_len)
+            if self._slave == 0:  # broadcast: nobody answers
+                self._idle_at = clock.ticks_ms()
+                st.ok += 1
+                return _OK
+            result = await self._receive()
+            self._idle_at = self.clock.ticks_ms()
+            if result == _OK:
+                st.ok += 1
+                return _OK
+            if result == _EXC:
+                st.exceptions += 1
+                st.last_exception = self._exc_code
+                return _EXC
+            if result == _TIMEOUT:
+                st.timeouts += 1
+            elif result == _CRC:
+                st.crc_errors += 1
+            else:
+                st.frame_errors += 1
+        return result
+
+    async def _receive(self):
+        """Collect bytes until the answer is found, or the timeout; classify the failure."""
+        clock = self.clock
+        uart = self._uart
+        rx = self._rx
+        chunk = self._chunk
+        sc = self._scanner
+        slave = self._slave
+        fc = self._fc
+        count = self._count
+        want = rtu.expected_length(fc, count)
+        start = clock.ticks_ms()
+        limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
+        last_rx = start
+        n = 0
+        bad_crc = False
+        while True:
+            k = uart.readinto(chunk)
+            now = clock.ticks_ms()
+            if k:
+                if n + k > _RX_SIZE:
+                    # Flooded with garbage: keep the newest bytes, an answer is at the end.
+                    keep = _RX_SIZE // 2
+                    src = n - keep
+                    for i in range(keep):
+                        rx[i] = rx[src + i]
+                    n = keep
+                for i in range(k):
+                    rx[n + i] = chunk[i]
+                n += k
+                last_rx = now
+                r = sc.scan(rx, n, slave, fc, count, self._tx)
+                if r == rtu.FOUND:
+                    if sc.exception:
+                        self._exc_code = rx[sc.start + 2]
+                        return _EXC
+                    if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
+                        rtu.decode_registers(rx, sc.start, count, self._regs)
+                    return _OK
+                bad_crc = r == rtu.BAD_CRC
+                continue  # more may be waiting right now
+            if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
+                return _CRC  # a complete answer with a bad CRC, and the line went quiet
+            if _ticks_diff(now, start) >= limit_ms:
+                if n == 0:
+                    return _TIMEOUT
+                return _CRC if sc.saw_bad_crc else _FRAME
+            await clock.sleep_ms(1)
+
+
+def _check(slave, addr, count):
+    if not 0 <= slave <= 247:
+        raise ValueError("slave id must be 0..247")
+    if addr < 0 or addr + count > 0x10000:
+        raise ValueError("register address out of range")
+
+

@@ -1,0 +1,186 @@
+# Modbus RTU framing: CRC16, request building and response scanning. Pure functions on
+# preallocated buffers (start/end indexes instead of slices, so nothing here allocates): the bus
+# (bus.py) owns the buffers and the timing, this module only knows the bytes.
+#
+# Frame layouts (Modbus over Serial Line V1.02, Modbus Application Protocol V1.1b3):
+#   request 03/04:  id fc addr_hi addr_lo count_hi count_lo crc_lo crc_hi          (8 bytes)
+#   answer 03/04:   id fc byte_count data... crc_lo crc_hi                         (5 + 2n)
+#   request 06:     id 06 addr_hi addr_lo value_hi value_lo crc_lo crc_hi          (8 bytes)
+#   answer 06:      echo of the request                                            (8 bytes)
+#   request 16:     id 10 addr(2) count(2) byte_count values... crc(2)             (9 + 2n)
+#   answer 16:      id 10 addr(2) count(2) crc(2)                                  (8 bytes)
+#   exception:      id fc|0x80 code crc(2)                                         (5 bytes)
+from micropython import const
+
+FC_READ_HOLDING = const(3)
+FC_READ_INPUT = const(4)
+FC_WRITE_SINGLE = const(6)
+FC_WRITE_MULTIPLE = const(16)
+
+MAX_READ_REGS = const(125)   # protocol limit for 03/04 (byte count fits one byte)
+MAX_WRITE_REGS = const(123)  # protocol limit for 16
+# Largest frame on the wire: 256 bytes (RTU ADU limit).
+MAX_FRAME = const(256)
+
+_table = None
+
+
+def _crc_table():
+    # The CRC-16/MODBUS table (poly 0xA001 reflected), built on first use (no work at import).
+    global _table
+    if _table is None:
+        from array import array
+        t = array("H", bytes(512))
+        for i in range(256):
+            c = i
+            for _ in range(8):
+                c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
+            t[i] = c
+        _table = t
+    return _table
+
+
+def crc16(buf, start, end):
+    """CRC-16/MODBUS of buf[start:end] (init 0xFFFF); sent low byte first."""
+    t = _crc_table()
+    c = 0xFFFF
+    for i in range(start, end):
+        c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
+    return c
+
+
+def append_crc(buf, n):
+    """Write the CRC of buf[0:n] at buf[n], buf[n+1]; return the frame length n + 2."""
+    c = crc16(buf, 0, n)
+    buf[n] = c & 0xFF
+    buf[n + 1] = c >> 8
+    return n + 2
+
+
+def crc_ok(buf, start, end):
+    """True when the last two bytes of buf[start:end] are the CRC of the bytes before them."""
+    if end - start < 4:
+        return False
+    c = crc16(buf, start, end - 2)
+    return buf[end - 2] == (c & 0xFF) and buf[end - 1] == (c >> 8)
+
+
+def build_request(buf, slave, fc, addr, count_or_value):
+    """Build a 03/04 read (count) or a 06 write (value) request in buf; return its length."""
+    buf[0] = slave
+    buf[1] = fc
+    buf[2] = addr >> 8
+    buf[3] = addr & 0xFF
+    buf[4] = (count_or_value >> 8) & 0xFF
+    buf[5] = count_or_value & 0xFF
+    return append_crc(buf, 6)
+
+
+def build_write_multiple(buf, slave, addr, values):
+    """Build a 16 (write multiple registers) request in buf; return its length."""
+    n = len(values)
+    buf[0] = slave
+    buf[1] = FC_WRITE_MULTIPLE
+    buf[2] = addr >> 8
+    buf[3] = addr & 0xFF
+    buf[4] = 0
+    buf[5] = n
+    buf[6] = 2 * n
+    j = 7
+    for i in range(n):
+        v = values[i] & 0xFFFF
+        buf[j] = v >> 8
+        buf[j + 1] = v & 0xFF
+        j += 2
+    return append_crc(buf, j)
+
+
+def expected_length(fc, count):
+    """Length of a normal answer to a request with function code fc reading `count` registers."""
+    if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
+        return 5 + 2 * count
+    return 8
+
+
+# Results of scan(): how the bytes received so far look.
+NEED_MORE = const(0)     # nothing complete yet: keep reading
+FOUND = const(1)         # a valid answer starts at .start (normal or exception)
+BAD_CRC = const(2)       # a complete candidate whose CRC is wrong (and nothing valid after it)
+
+
+class Scanner:
+    """Finds the answer to one request in the bytes received, skipping garbage before it.
+
+    An answer must carry the request's slave id and function code (or its exception form), the
+    byte count the request implies, and a good CRC. Bytes that do not fit (stray bytes, the tail
+    of an earlier truncated frame, a corrupted frame) are skipped one at a time, so a good frame
+    right behind garbage is still found (resynchronisation)."""
+
+    def __init__(self):
+        self.start = 0
+        self.end = 0
+        self.exception = False
+        self.saw_bad_crc = False
+
+    def scan(self, buf, n, slave, fc, count, req_buf):
+        """Look at buf[0:n]. Returns NEED_MORE, FOUND (frame at self.start..self.end,
+        self.exception set for an exception answer) or, when no candidate can still complete,
+        BAD_CRC if a complete candidate failed its CRC else NEED_MORE."""
+        want = expected_length(fc, count)
+        xfc = fc | 0x80
+        self.saw_bad_crc = False
+        pending = False
+        for s in range(n - 1):
+            if buf[s] != slave:
+                continue
+            f = buf[s + 1]
+            if f == xfc:
+                ln = 5
+            elif f == fc:
+                ln = want
+                if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
+                    if s + 2 < n and buf[s + 2] != 2 * count:
+                        continue  # wrong byte count: not our answer
+            else:
+                continue
+            if s + ln > n:
+                pending = True  # may still complete with more bytes
+                continue
+            if not crc_ok(buf, s, s + ln):
+                self.saw_bad_crc = True
+                continue
+            if f == fc and fc != FC_READ_HOLDING and fc != FC_READ_INPUT:
+                # A write answer echoes address and value/count of the request.
+                ok = True
+                for i in range(2, 6):
+                    if buf[s + i] != req_buf[i]:
+                        ok = False
+                if not ok:
+                    continue
+            self.start = s
+            self.end = s + ln
+            self.exception = f == xfc
+            return FOUND
+        if self.saw_bad_crc and not pending:
+            return BAD_CRC
+        return NEED_MORE
+
+
+def decode_registers(buf, start, count, regs):
+    """Copy `count` big-endian registers of the 03/04 answer at buf[start] into regs."""
+    j = start + 3
+    for i in range(count):
+        regs[i] = (buf[j] << 8) | buf[j + 1]
+        j += 2
+
+
+def char_time_us(baud, bits_per_char):
+    return (bits_per_char * 1000000 + baud - 1) // baud
+
+
+def frame_gap_us(baud, bits_per_char):
+    """The 3.5-character silence that ends a frame; fixed 1750 us above 19200 baud
+    (Modbus over Serial Line V1.02, 2.5.1.1)."""
+    if baud > 19200:
+        return 1750
+    return (35 * bits_per_char * 1000000 // baud + 9) // 10

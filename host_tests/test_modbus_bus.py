@@ -1,0 +1,196 @@
+"""The Modbus RTU master on the Unix port against a real peer: a pymodbus RTU server on a socat pty
+pair (tools/meter_sim.py), with a raw-bytes proxy injecting faults."""
+import json
+import struct
+import textwrap
+
+import pytest
+
+from mp import run_mp
+from rtu_peer import Peer
+
+_MP = """
+import asyncio, time, json, gc
+from firmware.clock import Clock
+from firmware.modbus.bus import ModbusBus
+from firmware.modbus.errors import ModbusError, ModbusException
+from firmware.board.unix_uart import open_uart
+bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=%d, retries=%d, gap_ms=%d)
+out = []
+async def attempt(coro):
+    try:
+        r = await coro
+        return list(r) if r is not None else 'ok'
+    except ModbusException as e:
+        return 'exc%%d' %% e.code
+    except ModbusError as e:
+        return type(e).__name__
+async def body():
+%s
+async def main():
+    asyncio.create_task(bus.run())
+    await body()
+    print(json.dumps(out))
+asyncio.run(main())
+"""
+
+
+def run_bus(peer, body, timeout_ms=150, retries=0, gap_ms=2):
+    code = _MP % (peer.a, timeout_ms, retries, gap_ms, textwrap.indent(textwrap.dedent(body), "    "))
+    return json.loads(run_mp(code, timeout=60).strip().splitlines()[-1])
+
+
+@pytest.fixture
+def peer(tmp_path):
+    p = Peer(tmp_path, {1: "sdm630", 2: "em24"})
+    yield p
+    p.close()
+
+
+def _f32(regs):
+    return struct.unpack(">f", struct.pack(">HH", *regs))[0]
+
+
+def test_reads_writes_and_changing_values(peer):
+    peer.meters[1].power_w = 4200.0
+    out = run_bus(peer, """
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(await attempt(bus.read_holding(1, 0xFC02, 1)))
+        out.append(await attempt(bus.write_single(1, 3, 0xBEEF)))
+        out.append(await attempt(bus.write_multiple(1, 5, [1, 2, 65535])))
+        out.append(await attempt(bus.read_holding(1, 3, 5)))
+        out.append(await attempt(bus.read_input(2, 0x28, 2)))
+        out.append(bus.stats(1).to_dict())
+    """)
+    assert _f32(out[0]) == 4200.0
+    assert out[1] == [0x70]
+    assert out[2] == "ok" and out[3] == "ok"
+    assert out[4] == [0xBEEF, 0, 1, 2, 65535]
+    assert out[5] == [15000, 0]  # EM24: int32 low word first, W x0.1
+    assert out[6]["ok"] == 5 and out[6]["timeouts"] == 0
+
+
+def test_values_change_while_polled(peer):
+    import threading
+    peer.meters[1].power_w = 100.0
+
+    def later():
+        peer.meters[1].power_w = -2500.0
+    threading.Timer(0.5, later).start()
+    out = run_bus(peer, """
+        seen = []
+        t = time.ticks_ms()
+        while time.ticks_diff(time.ticks_ms(), t) < 1500:
+            r = await bus.read_input(1, 0x34, 2)
+            seen.append((r[0] << 16) | r[1])
+        out.append(seen)
+    """)
+    vals = [_f32((v >> 16, v & 0xFFFF)) for v in out[0]]
+    assert vals[0] == 100.0 and vals[-1] == -2500.0
+
+
+def test_unknown_slave_is_silent_and_times_out(peer):
+    out = run_bus(peer, """
+        t = time.ticks_ms()
+        out.append(await attempt(bus.read_input(9, 0, 2)))
+        out.append(time.ticks_diff(time.ticks_ms(), t))
+        out.append(bus.stats(9).to_dict())
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+    """, timeout_ms=100, retries=1)
+    assert out[0] == "ModbusTimeout"
+    assert out[1] >= 200  # two attempts of >= 100 ms: the pymodbus server really stayed silent
+    assert out[2]["timeouts"] == 2 and out[2]["retries"] == 1 and out[2]["requests"] == 1
+    assert len(out[3]) == 2
+
+
+def test_exception_answers(peer):
+    peer.fault("exception", 1)
+    out = run_bus(peer, """
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))  # proxy answers exception 2
+        out.append(await attempt(bus.read_input(2, 0, 20)))   # EM24 rejects > 11 registers
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(bus.stats(2).to_dict())
+        out.append(bus.stats(1).to_dict())
+    """, retries=2)
+    assert out[0] == "exc2"
+    assert out[1] == "exc3"
+    assert len(out[2]) == 2
+    assert out[3]["exceptions"] == 1 and out[3]["last_exception"] == 3
+    assert out[4]["exceptions"] == 1 and out[4]["retries"] == 0  # an exception is not retried
+
+
+@pytest.mark.parametrize("mode,error,counter", [
+    ("bad_crc", "ModbusCrcError", "crc_errors"),
+    ("truncate", "ModbusFrameError", "frame_errors"),
+    ("garbage_only", "ModbusFrameError", "frame_errors"),
+    ("silent", "ModbusTimeout", "timeouts"),
+    ("slow", "ModbusTimeout", "timeouts"),
+])
+def test_faults_are_reported_then_recovered(peer, mode, error, counter):
+    peer.fault(mode, 1)
+    out = run_bus(peer, """
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        await asyncio.sleep_ms(300)  # let a slow answer pass
+        out.append(await attempt(bus.read_input(1, 0x06, 6)))
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(bus.stats(1).to_dict())
+    """, timeout_ms=100)
+    assert out[0] == error
+    assert len(out[1]) == 6 and len(out[2]) == 2
+    assert out[3][counter] == 1
+
+
+@pytest.mark.parametrize("mode", ["bad_crc", "truncate", "silent"])
+def test_a_retry_hides_a_single_fault(peer, mode):
+    peer.fault(mode, 1)
+    out = run_bus(peer, """
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(bus.stats(1).to_dict())
+    """, timeout_ms=100, retries=1)
+    assert len(out[0]) == 2
+    assert out[1]["retries"] == 1 and out[1]["ok"] == 1
+
+
+def test_stray_bytes_between_frames_lose_nothing(peer):
+    peer.fault("stray")  # garbage before every answer
+    out = run_bus(peer, """
+        for i in range(10):
+            out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(bus.stats(1).to_dict())
+    """)
+    assert all(len(r) == 2 for r in out[:10])
+    assert out[10]["ok"] == 10 and out[10]["retries"] == 0
+
+
+def test_gap_between_requests(peer):
+    out = run_bus(peer, """
+        t = time.ticks_ms()
+        for i in range(6):
+            await bus.read_input(1, 0x34, 2)
+        out.append(time.ticks_diff(time.ticks_ms(), t))
+    """, gap_ms=80)
+    assert out[0] >= 5 * 80
+
+
+def test_missing_port_is_an_error_not_a_crash(tmp_path):
+    code = _MP % (str(tmp_path / "nope"), 100, 0, 2, textwrap.indent(textwrap.dedent("""
+        out.append(await attempt(bus.read_input(1, 0, 2)))
+        out.append(bus.port_error is not None)
+    """), "    "))
+    out = json.loads(run_mp(code).strip().splitlines()[-1])
+    assert out == ["ModbusPortError", True]
+
+
+def test_polling_does_not_grow_the_heap(peer):
+    out = run_bus(peer, """
+        async def poll(n):
+            for i in range(n):
+                r = await bus.read_input(1, 0, 18)
+                r = await bus.read_input(1, 0x34, 2)
+        await poll(30)
+        gc.collect(); before = gc.mem_alloc()
+        await poll(150)
+        gc.collect(); after = gc.mem_alloc()
+        out.append(after - before)
+    """)
+    assert out[0] <= 64

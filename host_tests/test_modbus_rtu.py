@@ -1,0 +1,108 @@
+"""Modbus RTU framing on the Unix port: golden bytes, answer scanning and resync, no allocation."""
+import json
+
+from mp import run_mp
+
+_PRE = """
+from firmware.modbus import rtu
+import json
+def frame(hexstr):
+    return bytearray(bytes.fromhex(hexstr))
+"""
+
+
+def test_golden_requests_and_crc():
+    # Golden frames: the Modbus spec's examples (slave 0x11) and well-known 01 03 / 01 04 frames.
+    out = run_mp(_PRE + """
+b = bytearray(256)
+res = []
+for args in ((1, 4, 0, 2), (1, 3, 0, 10), (0x11, 3, 0x6B, 3), (0x11, 6, 1, 3)):
+    n = rtu.build_request(b, *args)
+    res.append(bytes(b[:n]).hex())
+n = rtu.build_write_multiple(b, 0x11, 1, [0x000A, 0x0102])
+res.append(bytes(b[:n]).hex())
+res.append(rtu.crc16(b'123456789', 0, 9))
+print(json.dumps(res))
+""")
+    assert json.loads(out) == ["01040000000271cb", "01030000000ac5cd", "1103006b00037687",
+                               "1106000100039a9b", "1110000100020400 0a0102c6f0".replace(" ", ""),
+                               0x4B37]  # CRC-16/MODBUS check value
+
+
+def test_scanner_finds_answer_behind_garbage_and_rejects_bad_ones():
+    out = run_mp(_PRE + """
+req = bytearray(8)
+rtu.build_request(req, 1, 4, 0, 2)
+good = bytearray(b'\\x01\\x04\\x04\\x43\\x66\\x00\\x00\\x00\\x00')
+rtu.append_crc(good, 7)
+sc = rtu.Scanner()
+def scan(buf):
+    r = sc.scan(buf, len(buf), 1, 4, 2, req)
+    return [r, sc.start, sc.end, sc.exception, sc.saw_bad_crc]
+res = {}
+res['clean'] = scan(good)
+res['garbage_first'] = scan(bytearray(b'\\x00\\xff\\x01\\x04\\x99') + good)
+res['partial'] = scan(good[:5])
+bad = bytearray(good); bad[-1] ^= 0xFF
+res['bad_crc'] = scan(bad)
+res['bad_then_good'] = scan(bad + good)
+other = bytearray(good); other[0] = 2
+res['other_slave'] = scan(other)
+wrongcount = bytearray(b'\\x01\\x04\\x02\\x00\\x01\\x00\\x00'); rtu.append_crc(wrongcount, 5)
+res['wrong_count'] = scan(wrongcount)
+exc = bytearray(b'\\x01\\x84\\x02\\x00\\x00'); rtu.append_crc(exc, 3)
+res['exception'] = scan(exc)
+print(json.dumps(res))
+""")
+    r = json.loads(out)
+    FOUND, NEED, BAD = 1, 0, 2
+    assert r["clean"] == [FOUND, 0, 9, False, False]
+    assert r["garbage_first"] == [FOUND, 5, 14, False, False]
+    assert r["partial"][0] == NEED
+    assert r["bad_crc"][0] == BAD
+    assert r["bad_then_good"][:3] == [FOUND, 9, 18]
+    assert r["other_slave"][0] == NEED
+    assert r["wrong_count"][0] == NEED
+    assert r["exception"] == [FOUND, 0, 5, True, False]
+
+
+def test_write_answers_must_echo_the_request():
+    out = run_mp(_PRE + """
+req = bytearray(8); rtu.build_request(req, 3, 6, 0x10, 1234)
+echo = bytearray(req)
+wrong = bytearray(8); rtu.build_request(wrong, 3, 6, 0x10, 999)
+sc = rtu.Scanner()
+print(sc.scan(echo, 8, 3, 6, 1234, req), sc.scan(wrong, 8, 3, 6, 1234, req))
+""")
+    assert out.split() == ["1", "0"]
+
+
+def test_timing_constants():
+    out = run_mp(_PRE + """
+print(rtu.char_time_us(9600, 10), rtu.frame_gap_us(9600, 10), rtu.frame_gap_us(2400, 11),
+      rtu.frame_gap_us(19200, 10), rtu.frame_gap_us(38400, 10), rtu.frame_gap_us(115200, 10))
+""")
+    # 9600 8N1: 1.04 ms a character, 3.65 ms gap (DOMAIN 5); fixed 1750 us above 19200 baud.
+    assert out.split() == ["1042", "3646", "16042", "1823", "1750", "1750"]
+
+
+def test_framing_allocates_nothing():
+    out = run_mp(_PRE + """
+import micropython
+b = bytearray(256); rx = bytearray(64); regs = bytearray(0) 
+from array import array
+regs = array('H', bytes(250))
+n = rtu.build_request(b, 1, 4, 0, 2)   # builds the CRC table (once)
+f = bytearray(b'\\x01\\x04\\x04\\x43\\x66\\x00\\x00\\x00\\x00')
+rtu.append_crc(f, 7)
+ans = bytearray(b'\\x00\\x07') + f
+sc = rtu.Scanner()
+micropython.heap_lock()
+for i in range(20):
+    n = rtu.build_request(b, 1, 4, 0, 2)
+    r = sc.scan(ans, 11, 1, 4, 2, b)
+    rtu.decode_registers(ans, sc.start, 2, regs)
+micropython.heap_unlock()
+print(r, sc.start, regs[0], regs[1])
+""")
+    assert out.split() == ["1", "2", str(0x4366), "0"]
