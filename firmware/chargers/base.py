@@ -1,0 +1,80 @@
+# The charger interface (docs/architecture.md). The control task calls set_current() and
+# set_cp_disconnect() and reads the state attributes; it never waits on I/O. Each backend's
+# `async run(clock)` owns its I/O: it pushes the set-point and polls the state.
+import time
+
+from micropython import const
+
+UNREACHABLE_MS = const(32000)  # DOMAIN 4: a charger silent for 32 s is unreachable
+CHARGING_MA = const(1000)      # a phase above this counts as "current flowing"
+
+
+class Charger:
+    supports_cp_disconnect = False
+    kind = "none"
+
+    def __init__(self, name="", max_ma=32000):
+        self.name = name
+        self.max_ma = max_ma            # what the charger itself allows (cable, jumper)
+        self.limit_ma = 0               # the set-point we want it to use (0 = pause)
+        self.cp_disconnect = False      # we want the control pilot disconnected
+        self.reachable = False
+        self.vehicle_connected = False
+        self.charging = False
+        self.has_meter = False          # phase_currents_ma are measured (else estimated)
+        self.phase_currents_ma = [0, 0, 0]
+        self.applied_ma = -1            # the set-point the charger last confirmed
+        self.last_seen_ms = None        # clock ticks of the last good answer
+        self.errors = 0                 # failed exchanges (timeouts, bad answers)
+        self.last_error = ""
+
+    # ---- called by the control task (no I/O) ----
+    def set_current(self, limit_ma):
+        self.limit_ma = 0 if limit_ma <= 0 else min(limit_ma, self.max_ma)
+
+    def set_cp_disconnect(self, disconnect):
+        self.cp_disconnect = bool(disconnect) and self.supports_cp_disconnect
+
+    def current_flowing(self):
+        """True when the charger reports current, or cannot tell (unreachable): the
+        contactor must not move then."""
+        if not self.reachable:
+            return True
+        pc = self.phase_currents_ma
+        return self.charging or pc[0] > CHARGING_MA or pc[1] > CHARGING_MA or pc[2] > CHARGING_MA
+
+    def max_phase_ma(self):
+        pc = self.phase_currents_ma
+        return max(pc[0], pc[1], pc[2])
+
+    # ---- used by the backends ----
+    def seen(self, now_ms):
+        self.last_seen_ms = now_ms
+        self.reachable = True
+
+    def failed(self, now_ms, why):
+        self.errors += 1
+        self.last_error = why
+        self.check_reachable(now_ms)
+
+    def check_reachable(self, now_ms):
+        if self.last_seen_ms is None or time.ticks_diff(now_ms, self.last_seen_ms) > UNREACHABLE_MS:
+            if self.reachable:
+                self.reachable = False
+            self.vehicle_connected = False
+            self.charging = False
+            pc = self.phase_currents_ma
+            pc[0] = pc[1] = pc[2] = 0
+        return self.reachable
+
+    def to_dict(self, now_ms):
+        age = None if self.last_seen_ms is None else time.ticks_diff(now_ms, self.last_seen_ms)
+        return {"name": self.name, "type": self.kind, "reachable": self.reachable,
+                "vehicle_connected": self.vehicle_connected, "charging": self.charging,
+                "phase_currents": list(self.phase_currents_ma), "set_current": self.limit_ma,
+                "applied_current": self.applied_ma, "cp_disconnect": self.cp_disconnect,
+                "supports_cp_disconnect": self.supports_cp_disconnect,
+                "last_seen_age_ms": age, "errors": self.errors, "last_error": self.last_error}
+
+    async def run(self, clock):
+        raise NotImplementedError
