@@ -1,0 +1,137 @@
+# Modbus RTU wallboxes on the shared RS485 bus (firmware/modbus/bus.py owns the UART; these
+# drivers only queue requests on it).
+#
+# Heidelberg Energy Control (Amperfied), register table "EC_ModBus_register_table_20210222_LW"
+# https://www.amperfied.de/wp-content/uploads/2023/03/EC_ModBus_register_table_20210222_LW.pdf
+# (19200 baud 8E1 by default; addresses 0-based as on the wire):
+#   input 4      register layout version
+#   input 5      charging state: 2 A1, 3 A2 (no vehicle), 4 B1, 5 B2 (connected), 6 C1, 7 C2
+#                (charging), 8 derating, 9 E, 10 F, 11 error
+#   input 6..8   L1..L3 current, 0.1 A rms
+#   input 100    hardware maximum current, A
+#   holding 257  Modbus watchdog timeout, ms (0 = off); when it runs out the box uses 262
+#   holding 258  standby function control: 4 = standby disabled (the box keeps answering)
+#   holding 261  maximal current command, 0.1 A (0 = pause, 60..160)
+#   holding 262  fail-safe current, 0.1 A: used when the watchdog runs out
+#
+# EVSE-WB / SimpleEVSE-WB DIN boards, manual "evse-wb-din_Manual"
+# https://files.ev-power.eu/inc/_doc/attach/StoItem/4418/evse-wb-din_Manual.pdf (9600 8N1):
+#   holding 1000 configured amps, A (volatile; 0 = no charging)
+#   holding 1001 amps output, A
+#   holding 1002 vehicle state: 1 ready (A), 2 EV present (B), 3 charging (C), 4 C with
+#                ventilation, 5 failure
+#   holding 1006 EVSE state: 1 steady 12 V, 2 PWM, 3 off
+#   holding 2000 default amps after boot, A (persistent): the board's only fallback
+# The EVSE-WB has no communication watchdog register in that manual: a dead controller leaves it
+# at its last set-point until the board restarts (then 2000). We write 2000 = fallback current
+# at start so at least a power cycle ends in the safe current; see docs/chargers.md.
+from micropython import const
+
+from firmware.chargers.base import Charger, CHARGING_MA
+
+_POLL_MS = const(1000)
+_WATCHDOG_MS = const(30000)  # DOMAIN 4: chargers fall back when the manager is silent for 30 s
+
+
+class _ModbusCharger(Charger):
+    def __init__(self, name, bus, slave, max_ma, fallback_ma, poll_ms):
+        super().__init__(name, max_ma)
+        self.bus = bus
+        self.slave = slave
+        self.fallback_ma = fallback_ma
+        self.poll_ms = poll_ms
+        self._ready = False
+
+    async def setup(self):
+        pass
+
+    async def poll_once(self, now_ms):
+        raise NotImplementedError
+
+    async def run(self, clock):
+        while True:
+            now = clock.ticks_ms()
+            try:
+                if not self._ready:
+                    await self.setup()
+                    self._ready = True
+                await self.poll_once(now)
+                self.seen(clock.ticks_ms())
+            except Exception as e:  # noqa: BLE001 - timeouts, CRC, exceptions: retry next poll
+                self._ready = False   # a box that rebooted needs its watchdog set again
+                self.failed(clock.ticks_ms(), "%s %s" % (type(e).__name__, e))
+            await clock.sleep_ms(self.poll_ms)
+
+
+class HeidelbergCharger(_ModbusCharger):
+    kind = "heidelberg"
+
+    def __init__(self, name, bus, slave=1, max_ma=16000, fallback_ma=0, poll_ms=_POLL_MS,
+                 watchdog_ms=_WATCHDOG_MS):
+        super().__init__(name, bus, slave, min(max_ma, 16000), fallback_ma, poll_ms)
+        self.watchdog_ms = watchdog_ms
+        self.layout_version = 0
+        self.has_meter = True
+        self.state = 0
+
+    async def setup(self):
+        bus = self.bus
+        s = self.slave
+        regs = await bus.read_input(s, 4, 1)
+        self.layout_version = regs[0]
+        regs = await bus.read_input(s, 100, 1)
+        hw_ma = regs[0] * 1000
+        if 6000 <= hw_ma < self.max_ma:
+            self.max_ma = hw_ma
+        await bus.write_single(s, 258, 4)                       # no standby: keep answering
+        fb = self.fallback_ma // 100
+        await bus.write_single(s, 262, fb if fb >= 60 else 0)   # fail-safe current
+        await bus.write_single(s, 257, self.watchdog_ms)        # watchdog on
+
+    async def poll_once(self, now_ms):
+        bus = self.bus
+        want = self.limit_ma // 100          # 0.1 A, rounded down (never above the allocation)
+        if want < 60:
+            want = 0
+        await bus.write_single(self.slave, 261, want)   # also feeds the watchdog
+        self.applied_ma = want * 100
+        regs = await bus.read_input(self.slave, 5, 4)
+        st = regs[0]
+        pc = self.phase_currents_ma
+        pc[0] = regs[1] * 100
+        pc[1] = regs[2] * 100
+        pc[2] = regs[3] * 100
+        self.state = st
+        self.vehicle_connected = 4 <= st <= 8
+        self.charging = st == 7 or st == 8 or max(pc[0], pc[1], pc[2]) > CHARGING_MA
+
+
+class EvseWbCharger(_ModbusCharger):
+    kind = "evse_wb"
+
+    def __init__(self, name, bus, slave=1, max_ma=32000, fallback_ma=0, poll_ms=_POLL_MS):
+        super().__init__(name, bus, slave, max_ma, fallback_ma, poll_ms)
+        self.has_meter = False
+        self.state = 0
+
+    async def setup(self):
+        fb = self.fallback_ma // 1000
+        await self.bus.write_single(self.slave, 2000, fb if fb >= 6 else 0)
+
+    async def poll_once(self, now_ms):
+        bus = self.bus
+        want = self.limit_ma // 1000         # whole A, rounded down
+        if want < 6:
+            want = 0
+        await bus.write_single(self.slave, 1000, want)
+        regs = await bus.read_holding(self.slave, 1000, 7)
+        out_a = regs[1]
+        st = regs[2]
+        self.applied_ma = regs[0] * 1000
+        self.state = st
+        self.vehicle_connected = st in (2, 3, 4)
+        self.charging = st in (3, 4)
+        # No meter: assume it draws what it offers on every phase (conservative for DLM).
+        est = out_a * 1000 if self.charging else 0
+        pc = self.phase_currents_ma
+        pc[0] = pc[1] = pc[2] = est
