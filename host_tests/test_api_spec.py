@@ -101,8 +101,6 @@ def test_spec_curl_commands_verbatim(sim):
 
 
 # strict: this turns into a failure as soon as it passes, so the marker cannot outlive its reason.
-@pytest.mark.xfail(strict=True, reason="external control needs the simulated phase contactor "
-                                       "(chargers subsystem, issue 4) wired into make sim")
 def test_spec_external_control_commands_verbatim(sim):
     s = sim()
     host = "127.0.0.1:%d" % s.port

@@ -202,6 +202,7 @@ class ChargeManager:
         self._grid_ma = [0, 0, 0]
         self._draw_ma = [0, 0, 0]
         self._conf = []
+        self._pm_stepped = False
 
     # ---- configuration ----
     def install(self):
@@ -322,7 +323,10 @@ class ChargeManager:
         c = self.contactor
         if c is not None:
             ps = c.ps
-            if ps.state == MONITORING and pm.wants_3phase != ps.is_3phase and ps.error == 0:
+            # pm.wants_3phase is only meaningful after the power manager has stepped once (it
+            # adopts the contactor's real state on its first step: no switch after a restart).
+            if (self._pm_stepped and ps.state == MONITORING and pm.wants_3phase != ps.is_3phase
+                    and ps.error == 0):
                 ps.request(pm.wants_3phase, all_cp)
             c.step(dt_ms, any_current)
             cp = ps.cp_disconnect
@@ -406,6 +410,7 @@ class ChargeManager:
         for i in range(n):
             chargers[i].set_current(0 if hold else a.alloc_ma[i])
         pm.charge_manager_allocated_current = a.allocated_ma
+        self._pm_stepped = True
 
 
 def install(app):

@@ -4,36 +4,13 @@
 from tools.simsite.site import Site, GRID_VALUE_IDS, BATTERY_VALUE_IDS
 from tools.simsite.profile import Profile
 from firmware.meters.slots import TYPE_SIM
+from firmware.chargers import manager as charge_manager
+from tools.simsite.sim_charger import SimCharger
+from tools.simsite.sim_contactor import SimContactor
 
 GRID_SLOT = 3      # where the spec's example config expects the grid meter
 BATTERY_SLOT = 4
 METER_PERIOD_MS = 500  # a new meter sample every 500 ms, like a polled RS485 meter
-
-
-class SimCharger:
-    """The charger interface (docs/architecture.md) over the simulated EV."""
-
-    supports_cp_disconnect = True
-
-    def __init__(self, site):
-        self.site = site
-        self.name = "sim"
-        self.limit_ma = 0
-        self.cp_disconnected = False
-        self.reachable = True
-        self.vehicle_connected = True
-        self.charging = False
-        self.phase_currents_ma = site.ev.phase_currents_ma
-        self.last_seen_ms = None
-
-    def set_current(self, limit_ma):
-        self.limit_ma = limit_ma
-
-    def set_cp_disconnect(self, disconnect):
-        self.cp_disconnected = disconnect
-
-    def offered_ma(self):
-        return 0 if self.cp_disconnected else self.limit_ma
 
 
 def _seed_config(app):
@@ -50,32 +27,62 @@ def _seed_config(app):
     app.charge_mode.set(2)
 
 
+def _seed_chargers(app):
+    """First boot of a fresh SIM_DIR: one simulated charger and a phase contactor with feedback,
+    so every API path (external phase control included) works out of the box."""
+    if app.store.load("charge_manager/config") is None:
+        app.configs["charge_manager/config"].write(
+            {"chargers": [{"name": "sim", "type": "sim", "max_current": 16000}],
+             "maximum_available_current": 32000})
+    if app.store.load("power_manager/contactor_config") is None:
+        app.configs["power_manager/contactor_config"].write(
+            {"contactor_installed": True, "relay_pin": "contactor",
+             "feedback_pin": "contactor_feedback", "cp_off_time_s": 10,
+             "min_switch_interval_s": 10})
+
+
 def make_installer(profile_path=None):
     def install(app):
         profile = Profile.load(profile_path) if profile_path else None
         site = Site(profile=profile)
-        charger = SimCharger(site)
-        app.chargers.append(charger)
-        _seed_config(app)
         app.sim_site = site
+        # The contactor model sits on the board's pins, like the real relay and aux contact.
+        contactor = app.sim_contactor = SimContactor(app.board, "contactor", "contactor_feedback")
+        sims = []
+
+        def sim_factory(app_, c):
+            ch = SimCharger(site.ev, c["name"], c.get("max_current", 16000))
+            sims[:] = [ch]
+            return ch
+        if not hasattr(app, "charger_factories"):
+            app.charger_factories = {}
+        app.charger_factories["sim"] = sim_factory
+        _seed_config(app)
+        tasks = list(charge_manager.install(app))
+        _seed_chargers(app)
+
+        grid_cfg_name = "meters/%d/config" % GRID_SLOT
+
+        def tick(dt, now):
+            """One site step: contactor, EV behind the charger's pilot, grid meter sample."""
+            contactor.step(dt)
+            offered = sims[0].offered_ma() if sims else 0
+            site.step(dt, offered, contactor.phases())
+            if app.configs[grid_cfg_name]["type"] == TYPE_SIM:
+                grid = app.slots[GRID_SLOT]
+                grid.set_value_ids(GRID_VALUE_IDS)
+                grid.update(site.grid_values(), now)
+        app.sim_tick = tick   # tests drive the site step by step
 
         async def run_site():
-            clock = app.clock
-            grid = app.slots[GRID_SLOT]
-            last = clock.ticks_ms()
             import time
+            clock = app.clock
+            last = clock.ticks_ms()
             while True:
                 await clock.sleep_ms(METER_PERIOD_MS)
                 now = clock.ticks_ms()
-                dt = time.ticks_diff(now, last)
+                tick(time.ticks_diff(now, last), now)
                 last = now
-                phases = 3 if app.pm.is_3phase else 1
-                site.step(dt, charger.offered_ma(), phases)
-                charger.charging = site.ev.charging
-                charger.last_seen_ms = now
-                if app.configs[grid_cfg_name]["type"] == TYPE_SIM:
-                    grid.set_value_ids(GRID_VALUE_IDS)
-                    grid.update(site.grid_values(), now)
-        grid_cfg_name = "meters/%d/config" % GRID_SLOT
-        return (run_site(),)
+        tasks.append(run_site())
+        return tasks
     return install
