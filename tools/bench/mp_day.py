@@ -19,6 +19,7 @@ sys.path[:0] = [job["root"], job["root"] + "/lib"]
 from array import array                                   # noqa: E402
 from firmware.control.power_manager import PowerManager   # noqa: E402
 from tools.bench.setting import build_site, pm_config     # noqa: E402
+from firmware.control.phase_switch import PhaseSwitch   # noqa: E402
 from tools.simsite.dayrun import run_day                  # noqa: E402
 
 _HIST_US = 4000
@@ -53,6 +54,7 @@ class FirmwareCtl:
         pm.voltage_v = m.voltage_v
         pm.is_3phase = m.is_3phase
         pm.switching = m.switching
+        pm.switching_state = m.switching_state
         if m.now_ms > _WARMUP_MS:
             if self.steps & 63 == 0:
                 # gc.mem_alloc() walks the heap (~100 µs): bracket every 64th step only.
@@ -95,7 +97,8 @@ def main():
     t0 = time.ticks_ms()
     acct, series = run_day(site, ctl, allow_switch=opts["allow_switch"],
                            start_phases=opts["start_phases"], max_ma=opts["max_ma"],
-                           series_ms=job.get("series_ms", 60000))
+                           series_ms=job.get("series_ms", 60000),
+                           phase_switch=PhaseSwitch() if opts["allow_switch"] else None)
     wall_ms = time.ticks_diff(time.ticks_ms(), t0)
     res = acct.result()
     perf = {"step_us_median": ctl.median_us(), "timed_steps": ctl.timed,

@@ -29,13 +29,14 @@ class Measurements:
         self.voltage_v = 230
         self.is_3phase = False
         self.switching = False
+        self.switching_state = 0
         self.now_ms = 0
 
 
 class InstantContactor:
-    """Stand-in for the phase switch sequence (DOMAIN 3) until the firmware's own module is
-    wired in: when the controller wants other phases, offer 0 A, wait until the EV draws
-    nothing, then move the contactor at once. Counts as `switching` meanwhile."""
+    """Idealised switch (tests, or without the firmware's sequence): when the controller wants
+    other phases, offer 0 A, wait until the EV draws nothing, then move the contactor at once.
+    Counts as `switching` meanwhile."""
 
     def __init__(self, phases):
         self.phases = phases
@@ -52,17 +53,51 @@ class InstantContactor:
         return self.switching
 
 
+class SequenceContactor:
+    """The firmware's own switch sequence (firmware/control/phase_switch.PhaseSwitch: stop,
+    CP disconnect, toggle, dead time, CP-off time) driving an ideal contactor (the relay moves
+    it at once, no feedback contact). While the CP is disconnected the car sees no phases; it
+    starts over afterwards with its reaction delay."""
+
+    def __init__(self, phase_switch, phases):
+        ps = self.ps = phase_switch
+        ps.restore(phases == 3, -1)
+        self.phases = phases
+        self.switching = False
+        self.state = 0
+
+    def step(self, dt_ms, want3, ev_power_w):
+        ps = self.ps
+        if ps.state == 0 and want3 != ps.is_3phase:
+            ps.request(want3)
+        self.state = ps.step(dt_ms, ev_power_w > 0, -1)
+        self.phases = 3 if ps.relay_3p else 1
+        self.switching = ps.state != 0 or ps.hold_zero
+        return self.switching
+
+    @property
+    def is_3phase(self):
+        return self.ps.is_3phase
+
+    @property
+    def ev_phases(self):
+        return 0 if self.ps.cp_disconnect else self.phases
+
+
 def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_ms=60000,
-            max_ma=16000, timer=None):
+            max_ma=16000, timer=None, phase_switch=None):
     """Run the whole profile. Returns (Account, series) where series is a list of rows
     [t_s, pv_w, house_w, ev_w, grid_w, battery_w, phases, offered_ma] averaged over series_ms.
-    `timer`, when given, wraps ctl.step (the MicroPython run measures it)."""
+    `timer`, when given, replaces ctl.step (the MicroPython run measures it). `phase_switch`:
+    a firmware PhaseSwitch to run the real switch sequence (else InstantContactor)."""
     m = Measurements()
     m.voltage_v = site.voltage_v
     acct = Account(site.voltage_v, site.ev.min_ma, site.ev.max_ma,
                    allow_1p=allow_switch or start_phases == 1,
                    allow_3p=allow_switch or start_phases == 3)
-    contactor = InstantContactor(start_phases)
+    contactor = (SequenceContactor(phase_switch, start_phases) if phase_switch is not None
+                 else InstantContactor(start_phases))
+    seq = phase_switch is not None
     series = []
     sums = [0, 0, 0, 0, 0, 0, 0]
     n_sum = 0
@@ -76,7 +111,7 @@ def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_
     step = timer if timer is not None else ctl.step
     while t < duration:
         phases = contactor.phases
-        site.step(dt, offered, phases)
+        site.step(dt, offered, contactor.ev_phases if seq else phases)
         t += dt
         acct.step(dt, site, phases)
         # --- measurements ---
@@ -96,8 +131,9 @@ def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_
                 m.battery_age_ms += dt
         pc = ev.phase_currents_ma
         m.charging_w = (pc[0] + pc[1] + pc[2]) * site.voltage_v // 1000
-        m.is_3phase = contactor.phases == 3
+        m.is_3phase = contactor.is_3phase if seq else contactor.phases == 3
         m.switching = contactor.switching
+        m.switching_state = contactor.state if seq else (1 if contactor.switching else 0)
         m.now_ms = t
         step(dt, m)
         # --- actuation ---
