@@ -16,6 +16,7 @@ BOARD_SUBSYSTEMS = (
     "firmware.net.wifi",              # Wi-Fi station, AP fallback, /setup page
     "firmware.supervisor.watchdog",   # hardware WDT fed while the control loop beats
     "firmware.ui.display",            # OLED status pages (a PBM file on the Unix port)
+    "firmware.meters.rs485",          # RS485 meters on the Modbus bus (docs/meters.md)
 )
 
 # config_error_flags bits the app derives from the meter configuration (DOMAIN 1).

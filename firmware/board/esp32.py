@@ -109,6 +109,19 @@ class Esp32Board:
         return isinstance(self.pin_map["pins"].get(name), dict)
 
     # --- I2C and the OLED -------------------------------------------------------------------
+    def uart(self, cfg):
+        """The RS485 port for rs485/config `cfg` (docs/modbus.md): machine.UART plus the
+        transceiver's driver-enable pin; pins from the config, else from the pin map."""
+        from firmware.board.rs485_uart import Rs485Uart, UART_PARITY
+        m = self.pin_map["rs485"]
+        tx = cfg["tx_pin"] if cfg["tx_pin"] >= 0 else m["tx"]
+        rx = cfg["rx_pin"] if cfg["rx_pin"] >= 0 else m["rx"]
+        de = cfg["de_pin"] if cfg["de_pin"] >= 0 else m.get("de", -1)
+        u = machine.UART(m["uart"], baudrate=cfg["baud"], bits=8,
+                         parity=UART_PARITY[cfg["parity"]], stop=cfg["stop_bits"], tx=tx, rx=rx,
+                         timeout=0, timeout_char=0, rxbuf=512)
+        return Rs485Uart(u, machine.Pin(de, machine.Pin.OUT, value=0) if de >= 0 else None)
+
     def i2c(self):
         if self._i2c is None:
             c = self.pin_map["i2c"]

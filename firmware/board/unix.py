@@ -31,6 +31,13 @@ class UnixBoard:
     def wdt_feed(self):
         self.wdt_feeds += 1
 
+    def uart(self, cfg):
+        """The RS485 port: rs485/config 'device' is a tty or pty path (docs/modbus.md)."""
+        from firmware.board.unix_uart import open_uart
+        if not cfg["device"]:
+            raise OSError("no serial device configured (rs485/config 'device')")
+        return open_uart(cfg["device"], cfg["baud"], cfg["parity"], cfg["stop_bits"])
+
     # --- added for the board helpers (docs/board.md) ---------------------------------------
     wdt_timeout_ms = None     # set by wdt_start: there is no hardware, tests read the counts
     wdt_feeds = 0
