@@ -18,7 +18,8 @@ def free_port():
 
 
 class Sim:
-    def __init__(self, sim_dir, speed=1, profile="", heap="256wK", extra=(), via_make=False):
+    def __init__(self, sim_dir, speed=1, profile="", heap="256wK", extra=(), via_make=False,
+                 make_vars=()):
         self.sim_dir = str(sim_dir)
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
@@ -26,7 +27,7 @@ class Sim:
         self._log = open(self.log_path, "w")
         if via_make:  # exactly what the README tells a newcomer to type
             cmd = ["make", "--no-print-directory", "sim", "PORT=%d" % self.port,
-                   "SIM_DIR=" + self.sim_dir, "SIM_SPEED=%d" % speed, "SIM_PROFILE=" + profile]
+                   "SIM_DIR=" + self.sim_dir, "SIM_SPEED=%d" % speed, "SIM_PROFILE=" + profile, *make_vars]
         else:
             cmd = [MICROPYTHON, "-X", "heapsize=" + heap, "tools/sim_main.py",
                    "--port", str(self.port), "--dir", self.sim_dir, "--speed", str(speed),

@@ -197,6 +197,7 @@ class Proxy:
         self.delay_ms = delay_ms
         self.fault = None
         self.fault_count = None
+        self.script = []
         self.exception_code = 2
         self.slow_ms = 250
         self.requests = 0
@@ -204,6 +205,15 @@ class Proxy:
         self.spoiled = 0
 
     def _take_fault(self):
+        if self.script:  # [(mode, requests), ...]: a scripted sequence, consumed in order
+            mode, n = self.script[0]
+            if n <= 1:
+                self.script.pop(0)
+            else:
+                self.script[0] = (mode, n - 1)
+            if mode is not None:
+                self.spoiled += 1
+            return mode
         f = self.fault
         if f is None:
             return None
