@@ -87,8 +87,8 @@ class ChargersField(Field):
 
 
 def _check_cm(v):
-    if v["minimum_current_1p"] > 32000 or v["minimum_current"] > 32000:
-        return "Minimum currents must be at most 32000 mA"
+    if 0 < v["fallback_current"] < 6000:
+        return "Key 'fallback_current' must be 0 (stop) or at least 6000 mA"
     return None
 
 
@@ -100,6 +100,9 @@ def charge_manager_config(store, types):
         Field("maximum_available_current", INT, 0, 0, 1000000),
         Field("minimum_current", INT, 6000, 6000, 32000),      # per charger, 3p
         Field("minimum_current_1p", INT, 6000, 6000, 32000),   # per charger, 1p
+        # What a Modbus wallbox uses by itself when this controller stops talking to it
+        # (Heidelberg watchdog, EVSE-WB amps after boot): 0 = stop, else 6000..32000.
+        Field("fallback_current", INT, 0, 0, 32000),
     ], store, _check_cm)
 
 
@@ -181,12 +184,25 @@ def _http_factory(app, c):
     return HttpEvseCharger(c["name"], c["host"], c.get("max_current", 32000))
 
 
+def _modbus_factory(cls_name):
+    def make(app, c):
+        # The wallboxes share the RS485 bus (and its owner task) with the meters.
+        from firmware.modbus.install import get_bus
+        from firmware.chargers import modbus_wallbox
+        cls = getattr(modbus_wallbox, cls_name)
+        return cls(c["name"], get_bus(app), c.get("address", 1), c.get("max_current", 32000),
+                   app.configs["charge_manager/config"]["fallback_current"])
+    return make
+
+
 class ChargeManager:
     def __init__(self, app):
         self.app = app
         if not hasattr(app, "charger_factories"):
             app.charger_factories = {}
         app.charger_factories.setdefault("warp_http", _http_factory)
+        app.charger_factories.setdefault("heidelberg", _modbus_factory("HeidelbergCharger"))
+        app.charger_factories.setdefault("evse_wb", _modbus_factory("EvseWbCharger"))
         self.cfg = None
         self.ccfg = None
         self.dlm_cfg = None

@@ -1,0 +1,105 @@
+"""charge_manager/config, power_manager/contactor_config, contactor_reset and the
+config_error_flags bits of the charger side, through the registry on the Unix port."""
+import json
+
+from mp import run_mp
+
+_APP = """
+import json
+from firmware.app import App
+from firmware.board.unix import UnixBoard
+from firmware.clock import ManualClock
+from firmware.chargers import manager
+from firmware.api.registry import ApiError
+clock = ManualClock(0)
+app = App(UnixBoard(%r), clock, subsystems=(manager.install,))
+def w(path, body):
+    try:
+        app.registry.write(path, body if isinstance(body, str) else json.dumps(body))
+        return 200
+    except ApiError as e:
+        return [e.status, e.message]
+def flags():
+    app.control.step(clock.ticks_ms(), 250)
+    return app.registry.read('power_manager/state')['config_error_flags']
+"""
+
+
+def _run(tmp_path, body):
+    out = run_mp(_APP % str(tmp_path) + body, heap="1M")
+    return [json.loads(x) for x in out.splitlines() if not x.startswith(("chargers:", "config:"))]
+
+
+def test_bad_charger_configs_are_rejected_and_change_nothing(tmp_path):
+    bad = [
+        {"chargers": "x"},
+        {"chargers": [{"name": "a"}]},
+        {"chargers": [{"name": "a", "type": "tesla"}]},
+        {"chargers": [{"name": "a", "type": "warp_http"}]},
+        {"chargers": [{"name": "a", "type": "heidelberg", "address": 0}]},
+        {"chargers": [{"name": "a", "type": "heidelberg", "max_current": 40000}]},
+        {"chargers": [{"name": "a", "type": "heidelberg", "min_current": 3000}]},
+        {"chargers": [{"name": "a", "type": "heidelberg", "colour": 1}]},
+        {"chargers": [{"name": "a", "type": "heidelberg"}, {"name": "a", "type": "evse_wb"}]},
+        {"chargers": [{"name": "c%d" % i, "type": "evse_wb", "address": i + 1} for i in range(17)]},
+        {"fallback_current": 3000},
+        {"maximum_available_current": -1},
+    ]
+    out = _run(tmp_path, "\n".join(
+        "print(json.dumps(w('charge_manager/config', %r)))" % json.dumps(b) for b in bad) + """
+print(json.dumps(app.registry.read('charge_manager/config')))
+print(json.dumps(w('charge_manager/config', {'chargers': [{'name': 'garage', 'type': 'warp_http',
+    'host': '127.0.0.1:1', 'max_current': 16000}], 'maximum_available_current': 32000})))
+print(json.dumps([c.name for c in app.chargers]))
+""")
+    msgs = out[:len(bad)]
+    for m in msgs:
+        assert m[0] == 400, m
+    assert "array of objects" in msgs[0][1]
+    assert "missing key 'type'" in msgs[1][1]
+    assert "unknown type 'tesla'" in msgs[2][1]
+    assert "needs a host" in msgs[3][1]
+    assert "'address'" in msgs[4][1] and "'max_current'" in msgs[5][1]
+    assert "min_current" in msgs[6][1] and "unknown key 'colour'" in msgs[7][1]
+    assert "used twice" in msgs[8][1] and "above the maximum 16" in msgs[9][1]
+    assert "fallback_current" in msgs[10][1]
+    assert out[len(bad)]["chargers"] == []
+    assert out[len(bad) + 1] == 200
+    assert out[len(bad) + 2] == ["garage"]
+
+
+def test_contactor_config_and_reset(tmp_path):
+    out = _run(tmp_path, """
+print(json.dumps(w('power_manager/contactor_config', {'cp_off_time_s': 5})))
+print(json.dumps(w('power_manager/contactor_config', {'cp_off_time_s': 121})))
+print(json.dumps(w('power_manager/contactor_reset', 'true')))
+print(json.dumps(w('power_manager/contactor_config', {'contactor_installed': True,
+    'feedback_pin': 'fb', 'cp_off_time_s': 45})))
+print(json.dumps(app.registry.read('power_manager/contactor_state')))
+print(json.dumps(w('power_manager/contactor_reset', '{"reset": false}')))
+print(json.dumps(w('power_manager/contactor_reset', '{"reset": true}')))
+print(json.dumps(w('power_manager/contactor_state', '{}')))
+""")
+    assert out[0][0] == 400 and "below the minimum 10" in out[0][1]
+    assert out[1][0] == 400 and "above the maximum 120" in out[1][1]
+    assert out[2][0] == 400 and "No contactor" in out[2][1]
+    assert out[3] == 200
+    assert out[4]["installed"] is True and out[4]["feedback"] == 0
+    assert out[5][0] == 400 and out[6] == 200
+    assert out[7][0] == 405
+
+
+def test_config_error_flags_bits_1_2_4(tmp_path):
+    out = _run(tmp_path, """
+w('power_manager/config', {'excess_charging_enable': False, 'default_mode': 0})
+print(flags())                                    # no chargers, no maximum
+w('charge_manager/config', {'chargers': [{'name': 'a', 'type': 'evse_wb'}]})
+print(flags())                                    # maximum total current missing
+w('charge_manager/config', {'maximum_available_current': 32000})
+print(flags())
+w('power_manager/config', {'phase_switching_mode': 0})
+print(flags())                                    # automatic switching without a contactor
+w('power_manager/contactor_config', {'contactor_installed': True})
+print(flags())
+""")
+    assert out == [6, 2, 0, 1, 0]

@@ -1,0 +1,157 @@
+"""The Modbus RTU wallbox backends against a real peer: a pymodbus RTU server emulating the
+Heidelberg Energy Control and EVSE-WB register maps (tools/wallbox_sim.py) on a socat pty pair."""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from mp import run_mp
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tools"))
+import wallbox_sim  # noqa: E402
+
+
+class Pty:
+    def __init__(self, tmp_path, boxes):
+        self.a = str(tmp_path / "wb_fw")
+        self.b = str(tmp_path / "wb_box")
+        self.socat = subprocess.Popen(
+            ["socat", "pty,raw,echo=0,link=" + self.a, "pty,raw,echo=0,link=" + self.b],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(self.a) and os.path.exists(self.b):
+                break
+            time.sleep(0.02)
+        self.boxes = boxes
+        self.server = wallbox_sim.WallboxServer(self.b, boxes).start()
+
+    def close(self):
+        self.server.stop()
+        self.socat.terminate()
+        self.socat.wait(5)
+
+
+@pytest.fixture
+def boxes(tmp_path):
+    p = Pty(tmp_path, {1: wallbox_sim.Heidelberg(), 2: wallbox_sim.EvseWb()})
+    yield p
+    p.close()
+
+
+_MP = """
+import asyncio, json
+from firmware.clock import Clock, ManualClock
+from firmware.modbus.bus import ModbusBus
+from firmware.board.unix_uart import open_uart
+from firmware.chargers.modbus_wallbox import HeidelbergCharger, EvseWbCharger
+bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=200, retries=1, gap_ms=2)
+clock = ManualClock(1000)
+def show(ch):
+    return [ch.reachable, ch.vehicle_connected, ch.charging, list(ch.phase_currents_ma),
+            ch.applied_ma, ch.max_ma]
+async def attempt(ch):
+    try:
+        if not ch._ready:
+            await ch.setup()
+            ch._ready = True
+        await ch.poll_once(clock.ticks_ms())
+        ch.seen(clock.ticks_ms())
+        return 'ok'
+    except Exception as e:
+        ch._ready = False
+        ch.failed(clock.ticks_ms(), repr(e))
+        return type(e).__name__
+out = []
+async def body():
+%s
+async def main():
+    asyncio.create_task(bus.run())
+    await body()
+    print(json.dumps(out))
+asyncio.run(main())
+"""
+
+
+def _run(p, body):
+    code = _MP % (p.a, textwrap.indent(textwrap.dedent(body), "    "))
+    return json.loads(run_mp(code, timeout=60).strip().splitlines()[-1])
+
+
+def test_heidelberg_setpoint_state_and_watchdog(boxes):
+    hd = boxes.boxes[1]
+    out = _run(boxes, """
+        ch = HeidelbergCharger('hd', bus, 1, max_ma=32000, fallback_ma=6000, watchdog_ms=30000)
+        ch.set_current(10050)
+        out.append(await attempt(ch)); out.append(show(ch))
+        ch.set_current(4000)           # below 6 A: pause
+        out.append(await attempt(ch)); out.append(show(ch))
+    """)
+    assert out[0] == "ok"
+    # 10.05 A -> 100 (0.1 A, rounded down); the car draws 95 %; max clamped to the 16 A box.
+    assert out[1] == [True, True, True, [9500, 9500, 9500], 10000, 16000]
+    assert out[2] == "ok"
+    assert out[3][:4] == [True, True, False, [0, 0, 0]] and out[3][4] == 0
+    # Setup: standby off, fail-safe current 6 A, watchdog 30 s (DOMAIN 4).
+    w = dict(hd.writes[:3])
+    assert w == {258: 4, 262: 60, 257: 30000}
+    assert hd.writes[-1] == (261, 0)
+    # The controller dies: after the watchdog the box offers the fail-safe current itself.
+    hd.max_cmd = 160
+    hd.skew_s += 31
+    assert hd.offered() == 60 and hd.currents() == [57, 57, 57]
+
+
+def test_evse_wb_setpoint_state_and_fallback(boxes):
+    wb = boxes.boxes[2]
+    out = _run(boxes, """
+        ch = EvseWbCharger('wb', bus, 2, max_ma=20000, fallback_ma=6000)
+        ch.set_current(10999)
+        out.append(await attempt(ch)); out.append(show(ch))
+        ch.set_current(0)
+        out.append(await attempt(ch)); out.append(show(ch))
+    """)
+    assert out[0] == "ok"
+    assert out[1] == [True, True, True, [10000, 10000, 10000], 10000, 20000]
+    assert out[3][:4] == [True, True, False, [0, 0, 0]]
+    assert (2000, 6) in wb.writes and wb.writes[-1] == (1000, 0)
+    wb.power_cycle()                 # the board restarts without us: amps after boot
+    assert wb.amps == 6
+
+
+def test_dead_or_wrong_slave_becomes_unreachable(boxes):
+    out = _run(boxes, """
+        ch = HeidelbergCharger('hd', bus, 1)
+        out.append(await attempt(ch)); out.append(show(ch))
+        ch.slave = 9                 # nobody answers on id 9
+        clock.advance(20000)
+        out.append(await attempt(ch)); out.append(show(ch))
+        clock.advance(13000)
+        out.append(await attempt(ch)); out.append(show(ch)); out.append(ch.current_flowing())
+        ch.slave = 1                 # back
+        out.append(await attempt(ch)); out.append(show(ch)[:3])
+    """)
+    assert out[0] == "ok" and out[1][0] is True
+    assert out[2] == "ModbusTimeout" and out[3][0] is True       # 20 s: still reachable
+    assert out[4] == "ModbusTimeout"
+    assert out[5][:4] == [False, False, False, [0, 0, 0]]       # 33 s: unreachable
+    assert out[6] is True                                        # unknown current: no switching
+    assert out[7] == "ok" and out[8] == [True, True, False]   # reachable again, paused (0 A)
+
+
+def test_illegal_value_is_reported(boxes):
+    hd = boxes.boxes[1]
+    out = _run(boxes, """
+        from firmware.modbus.errors import ModbusException
+        try:
+            await bus.write_single(1, 261, 200)      # 20 A: outside 0, 60..160
+            out.append('accepted')
+        except ModbusException as e:
+            out.append(e.code)
+    """)
+    assert out == [3]
+    assert hd.max_cmd == 160

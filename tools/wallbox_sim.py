@@ -1,0 +1,234 @@
+"""Modbus RTU wallbox emulators for tests (CPython, pymodbus 3.16): Heidelberg Energy Control and
+EVSE-WB register maps (sources cited in firmware/chargers/modbus_wallbox.py), with a car that
+draws what the box offers and the boxes' fallback behaviour (Heidelberg watchdog -> fail-safe
+current; EVSE-WB amps-after-boot on a power cycle).
+
+Time is injectable (`skew_s`): tests move the emulator's clock instead of sleeping.
+
+    python tools/wallbox_sim.py /dev/pts/7 --heidelberg 1 --evse-wb 2
+"""
+import argparse
+import os
+import sys
+import asyncio
+import logging
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+class Heidelberg:
+    kind = "heidelberg"
+
+    def __init__(self):
+        self.layout = 0x0108
+        self.state = 7              # C2: charging
+        self.hw_max_a = 16
+        self.watchdog_ms = 15000    # the box's default
+        self.standby = 0
+        self.remote_lock = 1
+        self.max_cmd = 160          # 0.1 A
+        self.failsafe = 0
+        self.draw_pct = 95
+        self.skew_s = 0.0
+        self.last_write = time.monotonic()
+        self.writes = []            # (addr, value)
+
+    def now(self):
+        return time.monotonic() + self.skew_s
+
+    def offered(self):
+        """The current the box offers now (0.1 A): the command, or the fail-safe current once
+        the watchdog ran out."""
+        if self.watchdog_ms and (self.now() - self.last_write) * 1000 > self.watchdog_ms:
+            return self.failsafe
+        return self.max_cmd
+
+    def currents(self):
+        off = self.offered()
+        if self.state not in (6, 7) or off < 60:
+            return [0, 0, 0]
+        return [off * self.draw_pct // 100] * 3
+
+    def hold(self):
+        return {257: self.watchdog_ms, 258: self.standby, 259: self.remote_lock, 260: 0,
+                261: self.max_cmd, 262: self.failsafe}
+
+    def inputs(self):
+        st = self.state
+        if st in (6, 7):
+            st = 7 if self.offered() >= 60 else 6
+        c = self.currents()
+        return {4: self.layout, 5: st, 6: c[0], 7: c[1], 8: c[2], 100: self.hw_max_a, 101: 6}
+
+    def write(self, addr, value):
+        self.writes.append((addr, value))
+        self.last_write = time.monotonic() + self.skew_s
+        if addr == 257:
+            self.watchdog_ms = value
+        elif addr == 258:
+            self.standby = value
+        elif addr == 261:
+            if value != 0 and not 60 <= value <= 160:
+                return False
+            self.max_cmd = value
+        elif addr == 262:
+            if value != 0 and not 60 <= value <= 160:
+                return False
+            self.failsafe = value
+        elif addr == 259:
+            self.remote_lock = value
+        else:
+            return False
+        return True
+
+    ranges = {"h": [(257, 6)], "i": [(4, 5), (100, 2)]}
+
+
+class EvseWb:
+    kind = "evse_wb"
+
+    def __init__(self):
+        self.amps = 0
+        self.vehicle = 3            # charging
+        self.after_boot = 16
+        self.skew_s = 0.0
+        self.writes = []
+
+    def power_cycle(self):
+        self.amps = self.after_boot
+
+    def hold(self):
+        out = self.amps if self.vehicle in (3, 4) and self.amps >= 6 else 0
+        evse = 2 if self.amps >= 6 else 1
+        regs = {1000: self.amps, 1001: out, 1002: self.vehicle if self.amps >= 6 or
+                self.vehicle != 3 else 2, 1003: 32, 1004: 0, 1005: 18, 1006: evse}
+        for a in range(2000, 2010):
+            regs[a] = 0
+        regs[2000] = self.after_boot
+        regs[2002] = 5
+        return regs
+
+    def inputs(self):
+        return {}
+
+    def write(self, addr, value):
+        self.writes.append((addr, value))
+        if addr == 1000:
+            if value > 80:
+                return False
+            self.amps = value
+        elif addr == 2000:
+            if value > 80:
+                return False
+            self.after_boot = value
+        elif 1000 <= addr <= 1006 or 2000 <= addr <= 2009:
+            pass
+        else:
+            return False
+        return True
+
+    ranges = {"h": [(1000, 7), (2000, 10)], "i": [(0, 1)]}
+
+
+def _device(slave, box):
+    from pymodbus.constants import ExcCodes
+    from pymodbus.simulator import SimData, SimDevice
+    from pymodbus.simulator.simutils import DataType
+    hr = [SimData(address=a, count=n, values=0, datatype=DataType.REGISTERS)
+          for a, n in box.ranges["h"]]
+    ir = [SimData(address=a, count=n, values=0, datatype=DataType.REGISTERS)
+          for a, n in box.ranges["i"]]
+    bits = [SimData(address=0, count=1, values=False, datatype=DataType.BITS)]
+
+    async def action(fc, start, address, count, registers, values):
+        if fc in (6, 16) and values:
+            for i, v in enumerate(values):
+                if not box.write(address + i, v):
+                    return ExcCodes.ILLEGAL_VALUE
+            return None
+        # Reads, and pymodbus' read-back after a write (fc 6/16 without values).
+        img = box.inputs() if fc == 4 else box.hold()
+        for a in range(address, address + count):
+            if a in img:
+                registers[a - start] = img[a]
+        return None
+
+    return SimDevice(id=slave, simdata=(bits, list(bits), hr, ir), action=action)
+
+
+class WallboxServer:
+    """pymodbus RTU server on `port` (one end of a socat pty pair), in its own thread."""
+
+    def __init__(self, port, boxes, baud=19200):
+        self.port = port
+        self.boxes = boxes   # {slave: Heidelberg() | EvseWb()}
+        self.baud = baud
+        self._ready = threading.Event()
+        self._loop = None
+        self.error = None
+
+    async def _main(self):
+        from pymodbus.framer import FramerType
+        from pymodbus.server import ModbusSerialServer
+        logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+        devices = [_device(s, b) for s, b in sorted(self.boxes.items())]
+        server = ModbusSerialServer(devices, framer=FramerType.RTU, port=self.port,
+                                    baudrate=self.baud, ignore_missing_devices=True)
+        # A real RS485 slave with another id stays silent (pymodbus would answer exception 4).
+        from meter_sim import _silence_unknown_ids
+        _silence_unknown_ids(server)
+        self._stop = asyncio.Event()
+        task = asyncio.create_task(server.serve_forever())
+        await asyncio.sleep(0.3)
+        self._ready.set()
+        await self._stop.wait()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        try:
+            await server.shutdown()
+        except Exception:  # noqa: BLE001 - best effort at teardown
+            pass
+
+    def start(self):
+        def target():
+            self._loop = asyncio.new_event_loop()
+            try:
+                self._loop.run_until_complete(self._main())
+            except Exception as e:  # noqa: BLE001 - reported to the starter
+                self.error = e
+                self._ready.set()
+        self._thread = threading.Thread(target=target, daemon=True)
+        self._thread.start()
+        self._ready.wait(10)
+        if self.error:
+            raise self.error
+        return self
+
+    def stop(self):
+        if self._loop and self._thread.is_alive():
+            self._loop.call_soon_threadsafe(self._stop.set)
+            self._thread.join(5)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("port")
+    ap.add_argument("--heidelberg", type=int, action="append", default=[])
+    ap.add_argument("--evse-wb", type=int, action="append", default=[])
+    ap.add_argument("--baud", type=int, default=19200)
+    a = ap.parse_args(argv)
+    boxes = {s: Heidelberg() for s in a.heidelberg}
+    boxes.update({s: EvseWb() for s in a.evse_wb})
+    WallboxServer(a.port, boxes, a.baud).start()
+    print("wallboxes on %s: %s" % (a.port, {s: b.kind for s, b in boxes.items()}))
+    try:
+        while True:
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
