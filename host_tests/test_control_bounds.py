@@ -146,6 +146,21 @@ for line in fh:
         pm.dlm_limit_ma = dlm
         pm.step(dt)
         n += 1
+        # Invariants of every step, whatever the inputs.
+        cur = pm.charge_manager_available_current
+        mn = pm.min_current_3p_ma if pm.is_3phase else pm.min_current_1p_ma
+        assert cur == 0 or mn <= cur <= pm.max_current_limited, (n, cur)
+        if not pm.wants_on or sw or blk:
+            assert cur == 0, (n, "current while off/switching/blocked")
+        assert pm.wants_on == pm.is_on_last
+        assert 0 <= pm.on_state_change_delay <= pm.hysteresis_ms
+        assert 0 <= pm.phase_state_change_delay <= pm.hysteresis_ms
+        assert pm.on_state_change_blocked == (pm.on_state_change_delay > 0)
+        if pm.charge_mode == 1:
+            assert cur == 0, (n, "current in Off mode")
+        if (pm.charge_mode == 2 and pm.excess_charging_enable
+                and (gage < 0 or gage > pm.stale_ms or pm.meter_slot_grid_power == 255)):
+            assert cur == 0, (n, "PV current on stale data")
         for k, v in pm.low_level_state().items():
             if type(v) is not int and type(v) is not bool or not -2**30 <= v < 2**30:
                 raise OverflowError("%%s = %%r" %% (k, v))

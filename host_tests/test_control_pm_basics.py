@@ -224,3 +224,18 @@ site.run(30000)
 out(pm.wants_on)
 """)
     assert res == [[True, True], [30000, 120, 480], [False]]
+
+
+def test_configure_sanitises_values():
+    res = run_lines(r"""
+pm = PowerManager()
+pm.configure({"meter_slot_grid_power": 7, "meter_slot_battery_power": -1, "battery_mode": 5,
+              "cloud_filter_mode": 9, "phase_switching_mode": 8},
+             {}, {"min_current_1p_ma": 0, "max_current_ma": 10**9})
+out(pm.meter_slot_grid_power, pm.meter_slot_battery_power, pm.battery_mode,
+    pm.cloud_filter_mode, pm.phase_switching_mode, pm.max_current_ma, pm.hysteresis_ms)
+pm.set_charge_mode(1)
+pm.step(100)
+out(pm.wants_on, pm.charge_manager_available_current, pm.config_error_flags)
+""")
+    assert res == [[255, 255, 0, 3, 4, 1000000, 300000], [False, 0, 5]]

@@ -296,3 +296,31 @@ ok = site.until(lambda p: p.wants_on_last, 20000) > 0
 out(ok, pm.wants_on, pm.charge_manager_available_current > 6000)
 """)
     assert res == [[True, True, 0], [True, True, False, True, 6000], [True, True, True]]
+
+
+def test_phase_decision_frozen_while_switching():
+    res = run_lines(r"""
+pm = mk(mode=0, hyst=60, cfg={"phase_switching_mode": 4})
+site = Site(pm, follow=False)
+site.run(1000)
+out(pm.wants_3phase, pm.is_3phase)     # Fast: 3p commanded, contactor still 1p
+pm.switching = True
+pm.set_charge_mode(2)                  # PV now wants 1p, but a switch is running
+site.run(2000)
+out(pm.wants_3phase, pm.charge_manager_available_current)
+pm.switching = False
+pm.is_3phase = True                    # the switch to 3p finished
+site.run(500)
+out(pm.wants_3phase)                   # the PV decision acts now (mode 4 acts at once)
+""")
+    assert res == [[True, False], [True, 0], [False]]
+
+
+def test_min_pv_in_auto_runs_single_phase_at_guaranteed_power():
+    res = run_lines(r"""
+pm = mk(mode=3, hyst=60, cfg={"phase_switching_mode": 0, "guaranteed_power": 1380}, is3=True)
+site = Site(pm, pv_w=0)
+site.run(200000)
+out(pm.wants_on, pm.wants_3phase, pm.is_3phase, pm.charge_manager_available_current)
+""")
+    assert res == [[True, False, False, 6000]]

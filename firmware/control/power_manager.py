@@ -169,8 +169,9 @@ class PowerManager:
         # Thresholds at the nominal voltage (the spec's example numbers).
         max_1p_w = _NOMINAL_V * self.max_current_ma // 1000
         min_3p_w = 3 * _NOMINAL_V * self.min_current_3p_ma // 1000
-        self._min_1p_w = _NOMINAL_V * self.min_current_1p_ma // 1000
-        self._min_3p_w = min_3p_w
+        # At least 1 W: with a (nonsensical) minimum current of 0, no power must still mean off.
+        self._min_1p_w = max(_NOMINAL_V * self.min_current_1p_ma // 1000, 1)
+        self._min_3p_w = max(min_3p_w, 1)
         if min_3p_w > max_1p_w:
             # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
             # quarter from each end, so neither side sits at its limit right after a switch.
