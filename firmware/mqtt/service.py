@@ -65,7 +65,8 @@ def make_config(store, device_id):
 
 
 class MqttState:
-    """mqtt/state: connection status for the UI and for users' scripts (read-only)."""
+    """mqtt/state: connection status for the UI and for users' scripts (read-only). Nothing in
+    it changes by publishing itself (no queue length), or it would be re-sent every interval."""
 
     def __init__(self, service):
         self._svc = service
@@ -77,7 +78,6 @@ class MqttState:
             "connected": bool(c and c.connected),
             "connects": c.connects if c else 0,
             "last_error": (c.last_error if c else None),
-            "queued": c.queued() if c else 0,
             "dropped": c.dropped if c else 0,
             "rejected_writes": b.rejected if b else 0,
         }
