@@ -17,6 +17,7 @@ BOARD_SUBSYSTEMS = (
     "firmware.supervisor.watchdog",   # hardware WDT fed while the control loop beats
     "firmware.ui.display",            # OLED status pages (a PBM file on the Unix port)
     "firmware.meters.rs485",          # RS485 meters on the Modbus bus (docs/meters.md)
+    "firmware.mqtt.service",          # MQTT + Home Assistant discovery: last, it bridges every object
 )
 
 # config_error_flags bits the app derives from the meter configuration (DOMAIN 1).

@@ -1,0 +1,138 @@
+"""MQTT end to end on the whole firmware (tools/sim_main.py, what `make sim` runs): enabled over
+HTTP, the documented topics, a charge_mode_update, Home Assistant discovery on the real state
+objects, a paused broker (control loop period) and a broker restart."""
+import json
+import time
+
+import pytest
+
+from mqtt_support import Broker, Observer
+from test_mqtt_bridge import _render
+
+PFX = "sim/pvcc"
+SPEED = 5  # firmware time runs 5x faster: 30 s of broker pause take 6 s
+
+
+@pytest.fixture
+def broker():
+    b = Broker().start()
+    yield b
+    b.close()
+
+
+def _enable(s, port, **extra):
+    cfg = {"enable": True, "broker_host": "127.0.0.1", "broker_port": port, "prefix": PFX,
+           "password": "hunter2", "discovery": True}
+    cfg.update(extra)
+    status, text = s.put("mqtt/config", cfg)
+    assert status == 200, text
+
+
+def _mqtt_connected(s, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        st = s.get("mqtt/state")
+        if st["connected"]:
+            return st
+        time.sleep(0.05)
+    raise AssertionError("MQTT did not connect: %r\n%s" % (s.get("mqtt/state"), s.log()[-2000:]))
+
+
+def test_topics_writes_and_discovery_on_the_firmware(sim, broker):
+    s = sim(speed=SPEED)
+    obs = Observer(broker.port, [PFX + "/#", "homeassistant/#"])
+    try:
+        assert s.get("mqtt/config")["enable"] is False
+        bad = s.put("mqtt/config", {"enable": True, "broker_host": ""})
+        assert bad[0] == 400 and "broker_host" in bad[1]
+        _enable(s, broker.port)
+        cfg = s.get("mqtt/config")
+        assert cfg["password"] is None and cfg["broker_port"] == broker.port
+        _mqtt_connected(s)
+        # Every object of the registry under its path, retained.
+        paths = ["power_manager/config", "power_manager/dynamic_load_config",
+                 "power_manager/charge_mode", "power_manager/external_control",
+                 "power_manager/state", "power_manager/low_level_state", "system/state",
+                 "meters/3/config", "mqtt/config", "mqtt/state"]
+        for path in paths:
+            m = obs.wait_logged(PFX + "/" + path)
+            assert set(json.loads(m[1])) == set(s.get(path)), path
+        lls = json.loads(obs.wait_logged(PFX + "/power_manager/low_level_state")[1])
+        assert "charge_manager_available_current" in lls
+        assert all(b"hunter2" not in m[1] for m in obs.log)
+
+        # A write takes effect: HTTP sees it, and MQTT re-publishes the object.
+        mode = PFX + "/power_manager/charge_mode"
+        obs.publish(mode + "_update", b"1")
+        obs.wait_logged(mode, payload_pred=lambda p: json.loads(p) == {"mode": 1})
+        assert s.get("power_manager/charge_mode") == {"mode": 1}
+        obs.publish(mode + "_update", b'{"mode": 5}')
+        e = json.loads(obs.wait_logged(PFX + "/mqtt/error")[1])
+        assert e["status"] == 400 and "mode" in e["error"]
+        assert s.get("power_manager/charge_mode") == {"mode": 1}
+
+        # Home Assistant: every entity's template renders on the real state payloads.
+        ents = {}
+        for m in obs.log:
+            if m[0].startswith("homeassistant/") and m[1]:
+                cfg = json.loads(m[1])
+                ents[cfg["unique_id"].split("_", 1)[1]] = cfg
+        assert {"charge_mode", "grid_power", "available_current", "allocated_current",
+                "active_phases", "switching_state", "external_phase_request", "config_errors",
+                "config_error", "meter_stale"} <= set(ents)
+        for name, cfg in ents.items():
+            payload = obs.wait_logged(cfg["state_topic"])[1]
+            rendered = _render(cfg["value_template"], value_json=json.loads(payload)).strip()
+            assert rendered not in ("", "None"), (name, payload)
+        assert _render(ents["charge_mode"]["value_template"],
+                       value_json={"mode": 1}).strip() == "Off"
+        obs.publish(ents["charge_mode"]["command_topic"],
+                    _render(ents["charge_mode"]["command_template"], value="Min + PV"))
+        obs.wait_logged(mode, payload_pred=lambda p: json.loads(p) == {"mode": 3})
+    finally:
+        obs.close()
+
+
+def test_paused_broker_and_restart_on_the_firmware(sim, broker):
+    """The control loop (250 ms) keeps its period while the broker is SIGSTOPped for 30 s of
+    firmware time; after SIGCONT and after a broker restart everything is published again."""
+    s = sim(speed=SPEED)
+    _enable(s, broker.port)
+    _mqtt_connected(s)
+    time.sleep(0.5)
+    before = s.get("system/state")
+    broker.pause()
+    t0 = time.monotonic()
+    try:
+        # HTTP must keep answering, the control loop must keep stepping.
+        while time.monotonic() - t0 < 30 / SPEED:
+            time.sleep(0.5)
+            assert s.get("power_manager/charge_mode") is not None
+        during = s.get("system/state")
+    finally:
+        broker.resume()
+    elapsed_ms = (during["uptime_ms"] - before["uptime_ms"])
+    steps = during["steps"] - before["steps"]
+    assert steps >= elapsed_ms // 250 * 8 // 10, (steps, elapsed_ms)
+    # 250 ms period; a stall on the socket would last seconds of firmware time.
+    assert during["max_period_ms"] <= max(before["max_period_ms"], 1000), (before, during)
+    st = s.get("mqtt/state")
+    assert st["connected"] is False or st["connects"] >= 2  # the outage was noticed
+    _mqtt_connected(s, timeout=30)
+
+    # Broker restart (no persistence): reconnect and re-publish every retained object.
+    n = s.get("mqtt/state")["connects"]
+    broker.stop()
+    time.sleep(0.3)
+    broker.start()
+    end = time.monotonic() + 30
+    while s.get("mqtt/state")["connects"] <= n:
+        assert time.monotonic() < end, s.log()[-2000:]
+        time.sleep(0.1)
+    obs = Observer(broker.port, [PFX + "/#"])
+    try:
+        for path in ("power_manager/low_level_state", "power_manager/charge_mode"):
+            assert obs.wait_logged(PFX + "/" + path)[2] is True
+        assert obs.wait_logged(PFX + "/availability")[1] == b"online"
+    finally:
+        obs.close()
