@@ -145,14 +145,15 @@ class Observer:
                              timeout)
 
     def wait_logged(self, topic, timeout=10.0, payload_pred=None):
-        """Like wait_topic, but also matches what arrived earlier (order does not matter)."""
+        """The first message on `topic` (matching payload_pred) that arrived, earlier or within
+        `timeout`: unlike wait_topic, the order of waits does not matter."""
         end = time.monotonic() + timeout
         while True:
             with self._lock:
                 hits = [m for m in self.log if m[0] == topic
                         and (payload_pred is None or payload_pred(m[1]))]
             if hits:
-                return hits[-1]
+                return hits[0]
             if time.monotonic() > end:
                 raise AssertionError("%s never arrived; topics seen: %r"
                                      % (topic, sorted({m[0] for m in self.log})))

@@ -125,14 +125,18 @@ def test_paused_broker_and_restart_on_the_firmware(sim, broker):
     broker.stop()
     time.sleep(0.3)
     broker.start()
-    end = time.monotonic() + 30
-    while s.get("mqtt/state")["connects"] <= n:
-        assert time.monotonic() < end, s.log()[-2000:]
-        time.sleep(0.1)
     obs = Observer(broker.port, [PFX + "/#"])
     try:
+        end = time.monotonic() + 30
+        while s.get("mqtt/state")["connects"] <= n:
+            assert time.monotonic() < end, s.log()[-2000:]
+            time.sleep(0.1)
         for path in ("power_manager/low_level_state", "power_manager/charge_mode"):
-            assert obs.wait_logged(PFX + "/" + path)[2] is True
-        assert obs.wait_logged(PFX + "/availability")[1] == b"online"
+            obs.wait_logged(PFX + "/" + path)
+        late = Observer(broker.port, [PFX + "/#"])  # the re-published values are retained
+        for path in ("power_manager/low_level_state", "power_manager/charge_mode"):
+            assert late.wait_logged(PFX + "/" + path)[2] is True
+        assert late.wait_logged(PFX + "/availability")[1] == b"online"
+        late.close()
     finally:
         obs.close()

@@ -190,12 +190,17 @@ def test_broker_restart_republishes_everything(tmp_path, broker):
         broker.stop()
         time.sleep(0.3)
         broker.start()  # no persistence: every retained topic is gone
-        mp.wait_line(lambda s: s == "CONN 2", timeout=15)
         obs = Observer(broker.port, [PFX + "/#"])
-        # Nothing changed, yet the fresh broker gets every object again (retained).
-        for path in ("power_manager/low_level_state", "power_manager/charge_mode", "mqtt/config"):
-            assert obs.wait_logged(PFX + "/" + path)[2] is True
-        assert obs.wait_logged(PFX + "/availability")[1] == b"online"
+        mp.wait_line(lambda s: s == "CONN 2", timeout=15)
+        # Nothing changed, yet the fresh broker gets every object again, retained.
+        paths = ("power_manager/low_level_state", "power_manager/charge_mode", "mqtt/config")
+        for path in paths:
+            obs.wait_logged(PFX + "/" + path)
+        late = Observer(broker.port, [PFX + "/#"])
+        for path in paths:
+            assert late.wait_logged(PFX + "/" + path)[2] is True
+        assert late.wait_logged(PFX + "/availability")[1] == b"online"
+        late.close()
         obs.publish(PFX + "/power_manager/charge_mode_update", b"1")
         obs.wait_topic(PFX + "/power_manager/charge_mode",
                        payload_pred=lambda p: json.loads(p) == {"mode": 1})
