@@ -30,11 +30,12 @@ def test_plans_use_few_requests_within_limits():
         assert p["ids"] == ([1, 14, 74, 209, 211] if name == "sdm120" else three_phase), name
         for addr, count in p["fast"] + p["slow"]:
             assert count <= p["max"], name
-    # SDM630: currents (+ phase powers, voltages) in one read, total power in a second (DOMAIN 5).
-    assert plans["sdm630"]["fast"] == [[0x00, 18], [0x34, 2]]
-    assert plans["sdm630"]["slow"] == [[0x48, 4]]
-    assert plans["sdm120"]["fast"] == [[0x00, 14]]
-    assert plans["dtsu666"]["fast"] == [[0x200C, 14]] or len(plans["dtsu666"]["fast"]) == 1
+    # SDM630: currents (+ phase powers for their sign) in one read, total power in a second
+    # (DOMAIN 5); voltages and energies every 10th poll.
+    assert plans["sdm630"]["fast"] == [[0x06, 12], [0x34, 2]]
+    assert plans["sdm630"]["slow"] == [[0x00, 6], [0x48, 4]]
+    assert plans["sdm120"]["fast"] == [[0x06, 8]]
+    assert plans["dtsu666"]["fast"] == [[0x200C, 14]]
     assert len(plans["abb_b2x"]["fast"]) == 1
     assert len(plans["em24"]["fast"]) <= 3  # 11-register reads
 
@@ -97,7 +98,7 @@ def test_every_model_reads_signed_values(bus_peer):
             assert _close(got["values"][str(k)], v), (model, k, got["values"][str(k)], v)
         assert got["next"] < got["first"] or model == "sdm120" or got["first"] == got["next"]
     assert out["1"]["values"]["14"] < 0 and out["1"]["values"]["22"] > 0
-    assert out["1"]["next"] == 2 and out["1"]["first"] == 3  # energies are read every 10th poll
+    assert out["1"]["next"] == 2 and out["1"]["first"] == 4  # energies are read every 10th poll
 
 
 def test_eastron_autodetect(bus_peer):
@@ -121,3 +122,28 @@ def test_mbpoll_reads_what_the_firmware_reads(bus_peer):
     out = json.loads(run_mp(_POLL % (bus_peer.a, [(1, "sdm630")])))
     assert mb_value == 3210.5
     assert out["1"]["values"]["74"] == mb_value
+
+
+def test_decoding_encodings_and_invalid_markers():
+    out = run_mp("""
+import json
+from firmware.meters import models as m
+from firmware.meters.decode import decode_field
+res = [
+    decode_field([0x4366, 0x0000], 0, m.F32, 1.0),            # 230.0
+    decode_field([0x7FC0, 0x0000], 0, m.F32, 1.0),            # NaN -> None
+    decode_field([0xFC18, 0xFFFF], 0, m.S32L, 0.1),           # -1000 (low word first) x0.1
+    decode_field([0xFFFF, 0xFFFF], 0, m.U32, 0.01),           # ABB invalid
+    decode_field([0x0000, 0x5DC0], 0, m.U32, 0.01),           # 240.0
+    decode_field([0xFFFF, 0xFC18], 0, m.S32, 0.01),           # -10.0
+    decode_field([0x7FFF, 0xFFFF], 0, m.S32, 0.01),           # ABB invalid
+    decode_field([0, 0, 0x0001, 0x86A0], 0, m.U64, 0.01),     # 1000.0
+    decode_field([0xFFFF] * 4, 0, m.U64, 0.01),               # ABB invalid
+]
+print(json.dumps(res))
+""")
+    r = json.loads(out)
+    assert r[0] == 230.0 and r[1] is None
+    assert abs(r[2] + 100.0) < 1e-9
+    assert r[3] is None and abs(r[4] - 240.0) < 1e-9 and abs(r[5] + 10.0) < 1e-9
+    assert r[6] is None and abs(r[7] - 1000.0) < 1e-9 and r[8] is None

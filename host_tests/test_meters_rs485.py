@@ -93,9 +93,9 @@ def test_poller_survives_faults_goes_stale_and_recovers(tmp_path):
     peer = Peer(tmp_path, {1: "sdm630"})
     try:
         peer.meters[1].power_w = 2100.0
-        # Requests as the proxy sees them: 7 good (first poll 3 reads, then 2 a poll), 12 silent
+        # Requests as the proxy sees them: 8 good (first poll 4 reads, then 2 a poll), 12 silent
         # (6 failed polls of 2 attempts), garbage in front of 6 answers, one bad CRC, then fine.
-        peer.proxy.script = [(None, 7), ("silent", 12), ("stray", 6), ("bad_crc", 1)]
+        peer.proxy.script = [(None, 8), ("silent", 12), ("stray", 6), ("bad_crc", 1)]
         out = run_app(tmp_path, """
             out.append(w('rs485/config', {'device': %r, 'poll_interval_ms': 50, 'timeout_ms': 60,
                                           'gap_ms': 2}))

@@ -269,8 +269,10 @@ class Proxy:
             if len(req) < 8 or crc16(req[:-2]) != req[-2:]:
                 continue  # not a request: a real slave ignores it
             self.requests += 1
+            t_req = time.monotonic()
             if self.baud:  # the request's own time on the wire
                 await asyncio.sleep(len(req) * 10.0 / self.baud)
+                t_req = time.monotonic()
             fault = self._take_fault()
             if fault == "silent":
                 continue
@@ -284,8 +286,11 @@ class Proxy:
                 ans = await self._read_frame(self.inner, qi, 0.15)
                 if not ans:
                     continue  # unknown slave: silence
-            if self.delay_ms:
-                await asyncio.sleep(self.delay_ms / 1000)
+            if self.delay_ms:  # the meter answers delay_ms after the request (pymodbus's own
+                # turnaround is part of it, not added to it)
+                rest = t_req + self.delay_ms / 1000 - time.monotonic()
+                if rest > 0:
+                    await asyncio.sleep(rest)
             if fault == "bad_crc":
                 ans = ans[:-1] + bytes(((ans[-1] ^ 0x5A),))
             elif fault == "truncate":

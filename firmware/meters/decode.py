@@ -52,22 +52,40 @@ class Plan:
 
 
 def _plan_reads(table, fields, out_ids):
+    # Fast values (power, currents, phase powers) first: they are read every poll, so only they
+    # shape the fast reads. A slow value (voltage, energy) inside a fast read's range rides
+    # along for free; the others get their own reads, made every few polls.
     fc = table["fc"]
     max_regs = table["max_regs"]
-    chosen = []
+    fast = []
+    slow = []
     for f in fields:
         if f[0] in out_ids:
-            chosen.append((f[1], out_ids.index(f[0]), f[2], f[3], f[0] in m.SLOW_IDS))
-    chosen.sort()
+            entry = (f[1], out_ids.index(f[0]), f[2], f[3])
+            (slow if f[0] in m.SLOW_IDS else fast).append(entry)
+    reads = _group(fc, max_regs, fast, False)
+    rest = []
+    for entry in slow:
+        addr, idx, enc, scale = entry
+        for rd in reads:
+            if rd.addr <= addr and addr + m.WIDTH[enc] <= rd.addr + rd.count:
+                rd.fields.append((idx, addr - rd.addr, enc, scale))
+                break
+        else:
+            rest.append(entry)
+    return reads + _group(fc, max_regs, rest, True)
+
+
+def _group(fc, max_regs, entries, slow):
+    entries.sort()
     reads = []
     cur = None
-    for addr, idx, enc, scale, slow in chosen:
+    for addr, idx, enc, scale in entries:
         width = m.WIDTH[enc]
         if cur is not None:
             end = cur.addr + cur.count
             if addr - end <= MERGE_GAP_REGS and addr + width - cur.addr <= max_regs:
                 cur.count = max(cur.count, addr + width - cur.addr)
-                cur.slow = cur.slow and slow
                 cur.fields.append((idx, addr - cur.addr, enc, scale))
                 continue
         cur = Read(fc, addr, slow)

@@ -69,6 +69,8 @@ class Rs485Meter:
                 regs = await bus.read_holding(self.slave, rd.addr, rd.count)
             else:
                 regs = await bus.read_input(self.slave, rd.addr, rd.count)
+            if self.plan is not plan:
+                return  # reconfigured while we waited: this reading belongs to the old model
             decode_read(plan, rd, regs)  # before the next await: regs is the bus's buffer
         apply_signs(plan)
         self.slot.update(plan.values, now_ms_fn())
@@ -123,6 +125,9 @@ class Rs485Poller:
                 except ModbusError as e:
                     m.failures += 1
                     m.last_error = "%s: %s" % (type(e).__name__, e)
+                except Exception as e:  # noqa: BLE001 - a bug must not stop every meter
+                    m.failures += 1
+                    m.last_error = "internal error: %r" % (e,)
             self.cycles += 1
             wait = self.bus_cfg["poll_interval_ms"] - ticks_diff(clock.ticks_ms(), start)
             # Always yield a little: a silent bus must not starve other tasks.
