@@ -184,10 +184,15 @@ def test_end_to_end_make_sim_follows_the_meter(tmp_path):
         wait_for(lambda: sim.get("meters/3/state")["stale"])
         st = sim.get("meters/3/state")
         assert st["timeouts"] > 0 and st["type"] == 2
+
+        def grid_stale_blocked():  # BLOCKED_GRID_STALE: PV control suspended (DOMAIN 1)
+            return sim.get("power_manager/low_level_state")["charging_blocked"] & 1
+        wait_for(grid_stale_blocked)
         peer.meters[1].power_w = -600.0
         peer.fault(None)
         wait_for(lambda: not sim.get("meters/3/state")["stale"])
         wait_for(lambda: abs(pam() + 600) < 1)
+        wait_for(lambda: not grid_stale_blocked())
     finally:
         if sim:
             sim.stop()

@@ -17,22 +17,30 @@ class Rs485Uart:
         if de_pin is not None:
             de_pin.value(0)  # listen
 
-    def write(self, buf, n):
+    def start_tx(self, buf, n):
+        """Driver on, frame into the UART's TX buffer; returns at once (the bus task sleeps
+        through most of the wire time instead of blocking the event loop)."""
         if buf is not self._buf:
             self._buf = buf
             self._views = {}
         v = self._views.get(n)
         if v is None:
             v = self._views[n] = memoryview(buf)[:n]
-        de = self._de
-        if de is not None:
-            de.value(1)
+        if self._de is not None:
+            self._de.value(1)
+        self._uart.write(v)
+
+    def finish_tx(self):
+        """Block until the last stop bit is out (a ms or two), then release the bus."""
         try:
-            self._uart.write(v)
-            self._uart.flush()  # returns after the last stop bit
+            self._uart.flush()
         finally:
-            if de is not None:
-                de.value(0)
+            if self._de is not None:
+                self._de.value(0)
+
+    def write(self, buf, n):
+        self.start_tx(buf, n)
+        self.finish_tx()
 
     def readinto(self, buf):
         u = self._uart

@@ -8,6 +8,7 @@
 #   uart.readinto(buf)     non-blocking: bytes available now, 0 when none
 #   uart.discard()         drop pending input
 #   uart.close()
+#   optional uart.start_tx(buf, n) / uart.finish_tx(): send in two steps (driver-enable ports)
 # open_uart() returns such an object or raises OSError; the bus opens lazily and retries later,
 # so a missing adapter or pty is an error on the requests, never a crash.
 #
@@ -25,6 +26,7 @@ from firmware.modbus.errors import (ModbusError, ModbusTimeout, ModbusCrcError, 
 _RX_SIZE = const(512)     # two maximal frames: the answer plus garbage in front of it
 _CHUNK = const(64)
 _REOPEN_MS = const(2000)  # how often a port that failed to open is tried again
+_TX_BLOCK_MS = const(2)   # the end of a frame is waited for blocking (driver-enable timing)
 
 # Outcomes of one attempt.
 _OK = const(0)
@@ -68,6 +70,7 @@ class ModbusBus:
         self._open_uart = open_uart
         self.clock = clock
         self._uart = None
+        self._finish_tx = None
         self._reopen = False
         self._open_failed_ms = None
         self.port_error = None
@@ -229,6 +232,8 @@ class ModbusBus:
             return False
         try:
             self._uart = self._open_uart()
+            # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
+            self._finish_tx = getattr(self._uart, "finish_tx", None)
             self.port_error = None
             self._open_failed_ms = None
             return True
@@ -254,7 +259,19 @@ class ModbusBus:
                 await clock.sleep_ms(wait)
             uart = self._uart
             uart.discard()  # stray bytes between frames are not part of the answer
-            uart.write(self._tx, self._tx_len)
+            finish = self._finish_tx
+            if finish is None:
+                uart.write(self._tx, self._tx_len)
+            else:
+                # Half-duplex port (ESP32): sleep through the frame's wire time, block only for
+                # its last ms or two, so the driver is released right after the last stop bit.
+                uart.start_tx(self._tx, self._tx_len)
+                try:
+                    wire_ms = self._tx_len * self._char_us // 1000
+                    if wire_ms > _TX_BLOCK_MS:
+                        await clock.sleep_ms(wire_ms - _TX_BLOCK_MS)
+                finally:
+                    finish()
             if self._slave == 0:  # broadcast: nobody answers
                 self._idle_at = clock.ticks_ms()
                 st.ok += 1
