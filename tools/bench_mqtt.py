@@ -1,10 +1,14 @@
-"""MQTT benchmark (CPython): a real mosquitto, the firmware's MQTT subsystem on the MicroPython
-Unix port, paho-mqtt as the other side. Prints a table of
+"""MQTT benchmark (CPython): a real mosquitto, the firmware on the MicroPython Unix port,
+paho-mqtt as the other side. Prints a table of
 
-1. latency from a state change in the firmware to the message at a subscriber
-   (interval 1 s, the state changes every 1.3 s so the rate limit itself is not measured);
-2. the control loop period (100 ms nominal) idle, and while a subscriber floods
-   `<prefix>/power_manager/charge_mode_update` with 100 messages/s (valid and invalid mixed).
+1. latency from a state change in the firmware to the message at a subscriber: in a stand-in
+   app whose state carries the time of its change (interval 1 s, a change every 1.3 s so the
+   rate limit itself is not measured), and on the whole firmware (tools/sim_main.py) from an
+   HTTP write of the charge mode to its MQTT message;
+2. the control loop period idle, and while a subscriber floods
+   `<prefix>/power_manager/charge_mode_update` with 100 messages/s (valid and invalid mixed):
+   a 100 ms stand-in loop timed in microseconds, and the firmware's own 250 ms control loop
+   (system/state period_ms, sampled every 50 ms).
 
 Usage: .venv/bin/python tools/bench_mqtt.py [--seconds 10]
 """
@@ -21,17 +25,20 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "host_tests"))
 
 from mqtt_support import Broker, MpProc, Observer  # noqa: E402
+from simproc import Sim  # noqa: E402
 
 PFX = "bench/dev"
 
 # The firmware side: the MQTT subsystem installed as app.py does, a state object whose changes
 # carry their own wall-clock time, and a 100 ms loop that reports its periods.
 _FW = """
-import asyncio, time
+import asyncio, time, gc
 from firmware.clock import Clock
 from firmware.api.registry import Registry
 from firmware.api.store import Store
 from firmware.api.config import ConfigObject, Field, INT
+gc.collect()
+_mem0 = gc.mem_alloc()  # what MQTT adds, from its import (bytecode) to a connected client
 from firmware.mqtt import service
 
 store = Store(%(dir)r)
@@ -74,6 +81,10 @@ async def control_loop():
             st.t_ns = time.time_ns()
             next_change = clock.ticks_ms() + 1300
         if len(periods) == 10:
+            if not getattr(app, "mem_done", False) and app.mqtt.client.connected:
+                app.mem_done = True
+                gc.collect()
+                print("MEM", gc.mem_alloc() - _mem0)
             print("PERIODS", periods)
             periods = []
             c = app.mqtt.client
@@ -100,10 +111,81 @@ def loop_periods(fw, seconds):
     return [us / 1000 for us in out]
 
 
+def bench_sim(seconds):
+    """The whole firmware (tools/sim_main.py): latency from an HTTP write of the charge mode to
+    its MQTT message, and the real control loop (250 ms) idle and under an _update flood."""
+    rows = {}
+    with Broker() as broker, tempfile.TemporaryDirectory() as tmp:
+        sim = Sim(Path(tmp) / "flash")
+        pfx = "bench/sim"
+        obs = None
+        try:
+            status, text = sim.put("mqtt/config", {"enable": True, "broker_host": "127.0.0.1",
+                                                   "broker_port": broker.port, "prefix": pfx})
+            assert status == 200, text
+            mode_topic = pfx + "/power_manager/charge_mode"
+            obs = Observer(broker.port, [mode_topic])
+            obs.wait_topic(mode_topic, timeout=15)
+            lat = []
+            for i in range(int(seconds)):
+                mode = i % 2
+                t0 = time.monotonic()
+                sim.put("power_manager/charge_mode", str(mode))
+                m = obs.wait_topic(mode_topic, payload_pred=lambda p: json.loads(p)["mode"] == mode)
+                lat.append((m[3] - t0) * 1000)
+                time.sleep(0.7)
+            rows["write -> MQTT message, whole firmware (ms)"] = lat
+
+            def sample(secs):
+                out = []
+                end = time.monotonic() + secs
+                while time.monotonic() < end:
+                    out.append(sim.get("system/state")["period_ms"])
+                    time.sleep(0.05)
+                return out
+
+            rows["loop period, whole firmware, idle (ms, 250 nominal)"] = sample(seconds)
+            max_idle = sim.get("system/state")["max_period_ms"]
+            stop = [False]
+            sent = [0]
+
+            def flood():
+                payloads = [b"2", b'{"mode": 3}', b'{"mode": 9}', b"{garbage", b'"x"']
+                t_next = time.monotonic()
+                while not stop[0]:
+                    obs.c.publish(pfx + "/power_manager/charge_mode_update",
+                                  payloads[sent[0] % len(payloads)], qos=sent[0] % 2)
+                    sent[0] += 1
+                    t_next += 0.01
+                    time.sleep(max(0.0, t_next - time.monotonic()))
+
+            import threading
+            th = threading.Thread(target=flood, daemon=True)
+            t0 = time.monotonic()
+            th.start()
+            busy = sample(seconds)
+            stop[0] = True
+            th.join()
+            rate = sent[0] / (time.monotonic() - t0)
+            rows["loop period, whole firmware, flood %.0f msg/s (ms)" % rate] = busy
+            st = sim.get("system/state")
+            mq = sim.get("mqtt/state")
+            note = ("whole firmware: max loop period since boot %d ms before the flood, %d ms "
+                    "after; %d rejected writes, MQTT connected: %s, connects: %d"
+                    % (max_idle, st["max_period_ms"], mq["rejected_writes"], mq["connected"],
+                       mq["connects"]))
+        finally:
+            if obs is not None:
+                obs.close()
+            sim.stop()
+    return rows, note
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="duration of each phase")
     args = ap.parse_args()
+    sim_rows, sim_note = bench_sim(args.seconds)
 
     with Broker() as broker, tempfile.TemporaryDirectory() as tmp:
         cfg = {"enable": True, "broker_host": "127.0.0.1", "broker_port": broker.port,
@@ -112,7 +194,8 @@ def main():
                                      PFX + "/power_manager/charge_mode"])
         fw = MpProc(_FW % dict(dir=tmp, mqtt=cfg, pad="x" * 200), heap="100wK")
         try:
-            fw.wait_line(lambda s: s.startswith("STAT True"), timeout=15)
+            mem = int(fw.wait_line(lambda s: s.startswith("MEM"), timeout=15).split()[1])
+            fw.wait_line(lambda s: s.startswith("STAT True"), timeout=5)
             obs.drain()
 
             # 1. latency state change -> subscriber, and the loop period without traffic
@@ -171,7 +254,13 @@ def main():
           % (len(idle), statistics.median(idle), pct(idle, 95), max(idle)))
     print("| loop period, _update flood %.0f msg/s (ms) | %d | %.1f | %.1f | %.1f |"
           % (rate, len(busy), statistics.median(busy), pct(busy, 95), max(busy)))
+    for name, vals in sim_rows.items():
+        print("| %s | %d | %.1f | %.1f | %.1f |"
+              % (name, len(vals), statistics.median(vals), pct(vals, 95), max(vals)))
     print()
+    print(sim_note)
+    print("stand-in: heap held by the MQTT subsystem once connected (Unix port, 64-bit "
+          "objects): %d bytes" % mem)
     print("flood: %d messages sent, %d rejected writes reported on %s/mqtt/error, "
           "client still connected: %s" % (sent[0], errors, PFX, stat[1]))
 
