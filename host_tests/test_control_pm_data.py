@@ -153,3 +153,18 @@ pm.step(250)
 out(pm.power_available != a)
 """)
     assert res == [[3000, 3000], [True]]
+
+
+def test_no_fresh_sample_yet_counts_as_missing():
+    res = run_lines(r"""
+pm = mk(mode=2)
+pm.grid_w = -5000
+pm.grid_age_ms = 100
+pm.grid_fresh = False        # the slot claims a recent age, but no sample reached the filter
+pm.step(500)
+out(pm.wants_on, pm.charging_blocked, pm.power_available)
+pm.grid_fresh = True
+pm.step(500)
+out(pm.wants_on, pm.charging_blocked, pm.power_available)
+""")
+    assert res == [[False, 1, 0], [True, 0, 5000]]

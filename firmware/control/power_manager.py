@@ -280,6 +280,9 @@ class PowerManager:
             eff_w = self._with_battery(grid_w)
         flt.update(dt_ms, eff_w, fresh)
         self.power_at_meter_filtered = flt.filtered_w
+        if not flt.has_data:
+            # A recent age but never a fresh sample (since boot or the last reset): no numbers.
+            blocked |= BLOCKED_GRID_STALE
 
         # ---- available power per charge mode ----
         mode = self.charge_mode
@@ -473,16 +476,18 @@ class PowerManager:
             # Only automatic switching follows the sun; fixed modes, PV1/Fast3 (decided by the
             # charge mode) and external control change by a user action or command: at once.
             self.wants_3phase = d3
+        elif (not self.is_on_last and self.on_state_change_delay == 0
+              and (self.phase_state_change_delay <= hyst // 2 or not self.uptime_past_hysteresis)):
+            # While off (and not just switched off) half the block is enough: nothing flows
+            # through the contactor, but a flickering decision must not make it chatter. In the
+            # start-up period at once, without spending the free switch: switching on (the
+            # free switch) then follows on the right phases.
+            self.wants_3phase = d3
         elif not self.uptime_past_hysteresis:
             # The one free switch after boot (shared with on/off).
             self.uptime_past_hysteresis = True
             self.wants_3phase = d3
         elif mode_free:
-            self.wants_3phase = d3
-        elif (not self.is_on_last and self.on_state_change_delay == 0
-              and self.phase_state_change_delay <= hyst // 2):
-            # While off (and not just switched off) half the block is enough: nothing flows
-            # through the contactor, but a flickering decision must not make it chatter.
             self.wants_3phase = d3
 
     def _decide_on(self, paf, pa, omin, mode_free, pmode):
