@@ -53,7 +53,7 @@ def test_energy_attribution_adds_up_and_counts_starts_and_switches():
     # 1p 8 A (~1.8 kW) fits the export; only 3p 8 A (~5.4 kW) for the last 200 s imports.
     assert 0.1 < r["ev_from_grid_kwh"] < 200 * 5520 / 3.6e6
     # Runs: 0-600 s, then 1200-1800 s with a pause for the phase switch (not a new start).
-    assert r["starts"] == 2 and r["phase_switches"] == 1
+    assert r["starts"] == 2 and r["phase_switches"] == 1 and r["oracle_starts"] == 1
     # Second run: 300 s + 200 s charging, each after the car's 3 s reaction delay.
     assert 590 <= r["longest_run_s"] <= 600 and 490 <= r["shortest_run_s"] <= 500
     assert abs(r["pv_kwh"] - 3000 * 1800 / 3.6e6) < 1e-9

@@ -30,7 +30,8 @@ class FirmwareCtl:
     """Glue between the day runner's measurements and the PowerManager inputs, like
     firmware/control_task.py does on the board (one charger: allocated = available)."""
 
-    def __init__(self, pm_cfg, debug_cfg, limits, mode):
+    def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=0):
+        self.base_pct = base_pct
         pm = self.pm = PowerManager()
         pm.configure(pm_cfg, debug_cfg, limits)
         pm.set_charge_mode(mode)
@@ -50,7 +51,17 @@ class FirmwareCtl:
         pm.grid_age_ms = m.grid_age_ms
         pm.battery_w = m.battery_w
         pm.battery_age_ms = m.battery_age_ms
-        pm.charging_w = m.charging_w
+        ch = m.charging_w
+        if self.base_pct and ch > 0:
+            # Experiment (job "base_pct"): hand the power manager the power it allocated, capped
+            # at base_pct % of what the car draws, so a car drawing 95-100 % of its offer does
+            # not leave a steady-state export (P control on the measured power has one).
+            alloc_w = self.offered_ma * (3 if m.is_3phase else 1) * m.voltage_v // 1000
+            cap = ch * self.base_pct // 100
+            ch = alloc_w if alloc_w < cap else cap
+            if ch < m.charging_w:
+                ch = m.charging_w
+        pm.charging_w = ch
         pm.voltage_v = m.voltage_v
         pm.is_3phase = m.is_3phase
         pm.switching = m.switching
@@ -93,7 +104,7 @@ class FirmwareCtl:
 def main():
     site, opts = build_site(job)
     pm_cfg, debug_cfg, limits = pm_config(job)
-    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2))
+    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2), job.get("base_pct", 0))
     t0 = time.ticks_ms()
     acct, series = run_day(site, ctl, allow_switch=opts["allow_switch"],
                            start_phases=opts["start_phases"], max_ma=opts["max_ma"],

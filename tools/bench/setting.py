@@ -45,7 +45,10 @@ def build_site(job):
     house = False
     if opts["house"] and not prof.has_base_grid:
         house = House(seed=seed, duration_s=prof.duration_ms // 1000 + 1)
-    ev = EV(min_ma=opts["min_ma"], max_ma=opts["max_ma"], car_phases=opts["car_phases"], seed=seed)
+    ev_kw = {"min_ma": opts["min_ma"], "max_ma": opts["max_ma"], "car_phases": opts["car_phases"],
+             "seed": seed}
+    ev_kw.update(job.get("ev") or {})   # sensitivity runs: {"draw_min_pct": 100, "delay_ms": 1000}
+    ev = EV(**ev_kw)
     bat = job.get("battery")
     battery = Battery(**bat) if bat else None
     site = Site(profile=prof, house=house, ev=ev, battery=battery, voltage_v=opts["voltage_v"])

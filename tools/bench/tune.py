@@ -6,7 +6,8 @@ docs/benchmark.md:
     python -m tools.bench.tune --grid cloud_filter_mode=1 hysteresis_time=60,120,180 \\
                                target_power_from_grid=0,-100 --settings default,peer
 
-Keys of power_manager/debug_config (hysteresis_time) go to --debug, the rest to --cfg.
+Keys of power_manager/debug_config (hysteresis_time) go to --debug, job.<key> to --ours-job
+(experiments such as job.base_pct=110), the rest to --cfg.
 """
 import argparse
 import io
@@ -26,8 +27,10 @@ _DEBUG_KEYS = ("hysteresis_time",)
 
 
 def run_combo(combo, settings, profiles, jobs):
-    cfg = ["%s=%s" % kv for kv in combo.items() if kv[0] not in _DEBUG_KEYS]
+    cfg = ["%s=%s" % kv for kv in combo.items() if kv[0] not in _DEBUG_KEYS and "." not in kv[0]]
     dbg = ["%s=%s" % kv for kv in combo.items() if kv[0] in _DEBUG_KEYS]
+    # job.<key>=v: experiment knobs of our run (tools/bench/mp_day.py), e.g. job.base_pct=110
+    extra = {k[4:]: v for k, v in combo.items() if k.startswith("job.")}
     with tempfile.TemporaryDirectory() as out:
         argv = ["--quiet", "--no-plots", "--no-baselines", "--settings", settings, "--out", out,
                 "--jobs", str(jobs)]
@@ -37,6 +40,8 @@ def run_combo(combo, settings, profiles, jobs):
             argv += ["--cfg"] + cfg
         if dbg:
             argv += ["--debug"] + dbg
+        if extra:
+            argv += ["--ours-job", json.dumps(extra)]
         with redirect_stdout(io.StringIO()):
             bench_pv.main(argv)
         return json.loads((Path(out) / "details.json").read_text())["rows"]

@@ -34,6 +34,8 @@ class Account:
         self.import_ = 0
         self.export = 0
         self.starts = 0
+        self.oracle_starts = 0
+        self._oracle_on = False
         self.phase_switches = 0
         self.runs = 0
         self.shortest_run_ms = 0
@@ -66,7 +68,11 @@ class Account:
             self.import_ += grid * dt_ms
         else:
             self.export -= grid * dt_ms
-        self.oracle += self.oracle_w(site.surplus_w) * dt_ms
+        ow = self.oracle_w(site.surplus_w)
+        self.oracle += ow * dt_ms
+        if ow and not self._oracle_on:
+            self.oracle_starts += 1   # how often even the perfect controller has to start
+        self._oracle_on = ow > 0
         if phases and phases != self._phases:
             if self._phases:
                 self.phase_switches += 1
@@ -134,6 +140,7 @@ class Account:
             "peer_pv_kwh": self.peer_pv / k,
             "peer_grid_kwh": (ev - self.peer_pv) / k,
             "starts": self.starts,
+            "oracle_starts": self.oracle_starts,
             "phase_switches": self.phase_switches,
             "shortest_run_s": self.shortest_run_ms // 1000,
             "longest_run_s": self.longest_run_ms // 1000,

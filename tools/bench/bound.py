@@ -1,0 +1,55 @@
+"""What any controller could reach on a day under the issue's limits (host CPython).
+
+A perfect controller with instant response that may start at most `max_starts` times and must
+keep its grid share <= `max_grid_share`: it picks its charging runs knowing the whole day. While
+a run is on, it charges with the oracle's power (the largest power of the EV's range not above the
+surplus) or, when the surplus is below the minimum, at the minimum power (importing the rest).
+Dynamic programming over the 1-minute means of the day (PV - house), with a Lagrange weight on
+grid energy swept until the grid share fits. If even this bound stays below 90 % of the oracle,
+the capture target cannot be met on that day by any controller with those limits.
+"""
+
+
+def _run(surplus, dt_s, min_w, oracle_w, max_starts, w_cap, w_grid):
+    """Best plan for the score w_cap * captured - w_grid * grid with at most max_starts runs:
+    (score, captured_ws, grid_ws)."""
+    neg = (-1e30, 0.0, 0.0)
+    off = [(0.0, 0.0, 0.0)] + [neg] * max_starts     # off[k]: k starts used, EV off now
+    on = [neg] * (max_starts + 1)
+    for s in surplus:
+        p = oracle_w(s)
+        if p == 0:
+            p = min_w
+        cap = min(max(s, 0), p) * dt_s
+        grid = p * dt_s - cap
+        gain = w_cap * cap - w_grid * grid
+        new_off = [max(off[k], on[k]) for k in range(max_starts + 1)]
+        new_on = []
+        for k in range(max_starts + 1):
+            best = on[k]
+            if k and off[k - 1][0] > best[0]:
+                best = off[k - 1]
+            new_on.append((best[0] + gain, best[1] + cap, best[2] + grid) if best[0] > -1e29 else neg)
+        off, on = new_off, new_on
+    return max(off + on)
+
+
+def best_capture(series, account, max_starts=6, max_grid_share=0.03, dt_s=60):
+    """series rows [t_s, pv_w, house_w, ...] (1-minute means); account: an Account (for the EV
+    power range). Returns (upper_kwh, plan_kwh, oracle_kwh):
+    upper_kwh  no plan with <= max_starts runs and grid share <= max_grid_share captures more
+               (Lagrange dual of the grid-share constraint  grid*(1-g) - cap*g <= 0);
+    plan_kwh   the best such plan found (a feasible plan: what a clairvoyant controller gets)."""
+    surplus = [r[1] - r[2] for r in series]
+    oracle = sum(account.oracle_w(s) for s in surplus) * dt_s / 3.6e6
+    min_w = account.min_1p_w or account.min_3p_w
+    g = max_grid_share
+    upper = float("inf")
+    plan = 0.0
+    for lam in (0.0, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 256, 1e3, 1e4):
+        score, cap, grid = _run(surplus, dt_s, min_w, account.oracle_w, max_starts,
+                                1 + lam * g, lam * (1 - g))
+        upper = min(upper, score)
+        if grid <= g * (cap + grid) and cap > plan:
+            plan = cap
+    return upper / 3.6e6, plan / 3.6e6, oracle
