@@ -11,7 +11,7 @@ from micropython import const
 from firmware.meters import models
 from firmware.meters.decode import Plan, decode_read, apply_signs
 from firmware.meters.slots import TYPE_RS485
-from firmware.modbus.errors import ModbusError
+from firmware.modbus.errors import ModbusError, ModbusException
 
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
@@ -62,19 +62,31 @@ class Rs485Meter:
         plan = self.plan
         bus = self.bus
         slow_due = self.polls % _SLOW_EVERY == 0
+        note = None
         for rd in plan.reads:
             if rd.slow and not slow_due:
                 continue
-            if rd.fc == 3:
-                regs = await bus.read_holding(self.slave, rd.addr, rd.count)
-            else:
-                regs = await bus.read_input(self.slave, rd.addr, rd.count)
+            try:
+                if rd.fc == 3:
+                    regs = await bus.read_holding(self.slave, rd.addr, rd.count)
+                else:
+                    regs = await bus.read_input(self.slave, rd.addr, rd.count)
+            except ModbusException as e:
+                if not rd.slow:
+                    raise
+                # A meter variant without these registers (voltages/energies) still gives
+                # power and currents: those values stay null, the reading counts.
+                note = "slow read 0x%X: exception %d" % (rd.addr, e.code)
+                for idx, _, _, _ in rd.fields:
+                    plan.values[idx] = None
+                continue
             if self.plan is not plan:
                 return  # reconfigured while we waited: this reading belongs to the old model
             decode_read(plan, rd, regs)  # before the next await: regs is the bus's buffer
         apply_signs(plan)
         self.slot.update(plan.values, now_ms_fn())
         self.polls += 1
+        self.last_error = note
 
     def state(self):
         """Extra keys of meters/N/state."""
@@ -121,7 +133,6 @@ class Rs485Poller:
             for m in list(self.meters.values()):
                 try:
                     await m.poll(now_fn)
-                    m.last_error = None
                 except ModbusError as e:
                     m.failures += 1
                     m.last_error = "%s: %s" % (type(e).__name__, e)
