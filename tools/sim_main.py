@@ -15,14 +15,15 @@ from tools.simsite.wiring import make_installer  # noqa: E402
 
 
 def parse_args(argv):
-    opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "host": "127.0.0.1",
+    opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "start": "9",
+            "host": "127.0.0.1",
             "grid-meter": "", "meter-model": "sdm630", "meter-slave": "1"}
     i = 1
     while i < len(argv):
         key = argv[i]
         if not key.startswith("--") or key[2:] not in opts or i + 1 >= len(argv):
             print("usage: sim_main.py [--port N] [--dir DIR] [--speed N] [--profile CSV] "
-                  "[--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
+                  "[--start HOUR] [--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
             sys.exit(2)
         opts[key[2:]] = argv[i + 1]
         i += 2
@@ -33,12 +34,13 @@ def main():
     opts = parse_args(sys.argv)
     clock = Clock(int(opts["speed"]))
     board = UnixBoard(opts["dir"])
-    app = App(board, clock, subsystems=(make_installer(opts["profile"] or None),))
+    app = App(board, clock, subsystems=(
+        make_installer(opts["profile"] or None, int(opts["start"]) * 3600000),))
     if opts["grid-meter"]:  # docs/meters.md: a simulated RS485 meter as the grid meter
         from tools.sim_rs485 import use_rs485_grid_meter
         use_rs485_grid_meter(app, opts["grid-meter"], opts["meter-model"], int(opts["meter-slave"]))
-    print("sim: flash in %s, speed x%s, profile %s" % (
-        opts["dir"], opts["speed"], opts["profile"] or "built-in day"))
+    print("sim: flash in %s, speed x%s, profile %s from %s:00" % (
+        opts["dir"], opts["speed"], opts["profile"] or "built-in day", opts["start"]))
     asyncio.run(app.run(host=opts["host"], port=int(opts["port"])))
 
 

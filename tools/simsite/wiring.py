@@ -14,14 +14,14 @@ METER_PERIOD_MS = 500  # a new meter sample every 500 ms, like a polled RS485 me
 
 
 def _seed_config(app):
-    """First boot of a fresh SIM_DIR: a site with the grid meter in slot 3 and PV charging."""
+    """First boot of a fresh SIM_DIR: the grid meter in slot 3, PV charging, automatic 1p/3p."""
     if app.store.load("power_manager/config") is not None:
         return
     app.configs["meters/%d/config" % GRID_SLOT].write(
         {"type": TYPE_SIM, "display_name": "Simulated grid meter",
          "value_ids": list(GRID_VALUE_IDS)})
     app.configs["power_manager/config"].write(
-        {"meter_slot_grid_power": GRID_SLOT, "default_mode": 2})
+        {"meter_slot_grid_power": GRID_SLOT, "default_mode": 2, "phase_switching_mode": 0})
     app.configs["power_manager/dynamic_load_config"].write(
         {"meter_slot_grid_currents": GRID_SLOT})
     app.charge_mode.set(2)
@@ -41,10 +41,11 @@ def _seed_chargers(app):
              "min_switch_interval_s": 10})
 
 
-def make_installer(profile_path=None):
+def make_installer(profile_path=None, start_ms=0):
+    """start_ms: where in the profile the simulation starts (make sim: 09:00, when the sun is up)."""
     def install(app):
         profile = Profile.load(profile_path) if profile_path else None
-        site = Site(profile=profile)
+        site = Site(profile=profile, start_ms=start_ms)
         app.sim_site = site
         # The contactor model sits on the board's pins, like the real relay and aux contact.
         contactor = app.sim_contactor = SimContactor(app.board, "contactor", "contactor_feedback")
