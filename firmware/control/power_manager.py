@@ -136,7 +136,6 @@ class PowerManager:
         self._first = True
         self._was_3phase = False
         self._data_ok = False
-        self._ext_pending = False      # external control asked for a phase change
         self.configure({}, {}, {})
 
     # ---- configuration (may allocate; on config change only) ----
@@ -212,8 +211,8 @@ class PowerManager:
         self._recalc = True
 
     def set_phases_wanted(self, n):
+        # Commands act at once (external control is an exception to every hysteresis).
         self.phases_wanted = n if n == 1 or n == 3 else 0
-        self._ext_pending = True
 
     def external_control_state(self):
         """0 ready, 1 disabled by settings, 2 unavailable, 3 switching (spec)."""
@@ -386,7 +385,6 @@ class PowerManager:
                 self._decide_phase(mode, pmode, paf, mode_free)
             self._decide_on(paf, pa, omin, mode_free, pmode)
         self._mode_free = False
-        self._ext_pending = False
         self.phase_state_change_blocked = self.phase_state_change_delay > 0
         self.on_state_change_blocked = self.on_state_change_delay > 0
 
