@@ -47,6 +47,35 @@ def run(board):
     asyncio.run(app.run(host=host, port=port))
 
 
+def _release():
+    """Give the heap back to the REPL after Ctrl-C: the stopped tasks still sit in asyncio's
+    queues and every firmware module in sys.modules. Without this, mpremote (a deploy) finds a
+    full heap and fails with MemoryError."""
+    import gc
+    import asyncio
+    asyncio.new_event_loop()          # drops the old loop's tasks and everything they hold
+    core = getattr(asyncio, "core", None)
+    if core is not None:              # the interrupted task and its context: the app's frames
+        core.cur_task = None
+        core._stop_task = None
+        ctx = getattr(core, "_exc_context", None)
+        if isinstance(ctx, dict):
+            for key in ctx:
+                ctx[key] = None
+    for name in list(sys.modules):
+        if (name.startswith("firmware.") and name != "firmware.start") or name.startswith(
+                "microdot"):
+            del sys.modules[name]
+    # A package keeps its imported submodules as attributes: drop those references too.
+    pkg = sys.modules.get("firmware")
+    if pkg is not None:
+        for key in list(pkg.__dict__):
+            if not key.startswith("__") and key != "start":
+                del pkg.__dict__[key]
+    gc.collect()
+    return gc.mem_free()
+
+
 def main():
     if "lib" not in sys.path and sys.platform != "esp32":
         sys.path.append("lib")        # the ESP32 has /lib on its path already
@@ -61,7 +90,7 @@ def main():
         hold = getattr(board, "wdt_hold", None)
         if hold is not None:
             hold()
-        print("stopped by Ctrl-C: REPL")
+        print("stopped by Ctrl-C: REPL, %d bytes free" % _release())
     except Exception as e:  # noqa: BLE001 - anything: log it and restart clean
         _log_crash(board, e)
         if sys.platform != "esp32":

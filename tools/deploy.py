@@ -110,7 +110,8 @@ def deploy(port, resume=False, reset="hard", reset_config=False, pin_map=False):
     # One mpremote session for the whole copy ("+" chains commands).
     args = []
     for tree in CODE_TREES:
-        args += ["fs", "cp", "-r", str(BUILD / tree), ":", "+"]
+        # the tree was removed above, so this creates :tree (an existing one would nest)
+        args += ["fs", "cp", "-r", str(BUILD / tree), ":" + tree, "+"]
     for name in SOURCE_FILES:
         args += ["fs", "cp", str(BUILD / name), ":" + name, "+"]
     if pin_map or not b.exists(PIN_MAP):

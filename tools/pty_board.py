@@ -60,7 +60,8 @@ def _controlling_tty():
 
 
 class PtyBoard:
-    def __init__(self, board_dir, heap="100wK", micropython=None, run_main=True):
+    def __init__(self, board_dir, heap="100wK", micropython=None, run_main=True, log=None):
+        self.log = log
         self.board_dir = str(board_dir)
         self.heap = heap
         self.micropython = micropython or str(ROOT / ".venv" / "bin" / "micropython")
@@ -89,6 +90,9 @@ class PtyBoard:
         self.boots += 1
 
     def _forward_out(self, data):
+        if self.log is not None:
+            self.log.write(data)
+            self.log.flush()
         try:
             os.write(self.outer_master, data)
         except BlockingIOError:
@@ -137,9 +141,11 @@ def main():
     ap.add_argument("--link", help="symlink to create for the serial port")
     ap.add_argument("--heap", default="100wK")
     ap.add_argument("--no-main", action="store_true", help="REPL only, never run main.py")
+    ap.add_argument("--log", help="append everything the board prints to this file")
     a = ap.parse_args()
     os.makedirs(a.dir, exist_ok=True)
-    board = PtyBoard(a.dir, a.heap, run_main=not a.no_main)
+    log = open(a.log, "ab") if a.log else None
+    board = PtyBoard(a.dir, a.heap, run_main=not a.no_main, log=log)
     if a.link:
         try:
             os.unlink(a.link)
