@@ -1,0 +1,39 @@
+"""The firmware as deployed (.mpy) under micropython -X heapsize=100wK (an ESP32 without PSRAM)
+runs a simulated hour: HTTP (meter values pushed in, state read out), control, meter slots,
+display, Wi-Fi manager, watchdog, heap housekeeping. tools/bench_heap.py prints the full table."""
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import bench_heap  # noqa: E402
+
+
+def check_hour(stats):
+    assert stats["memory_errors"] == 0 and stats["task_crashes"] == 0, stats
+    assert stats["sim_s"] >= 3600
+    assert stats["steps"] > 3600 * 4 // 2          # the control loop ran all along
+    assert stats["display_frames"] >= 300 and stats["wdt_feeds"] >= 1800
+    assert stats["http_requests"] > 100 and stats["http_errors"] == 0
+    # Nothing grows: the live heap after the hour is where it was after the start (+-4 KiB).
+    assert abs(stats["end_used"] - stats["start_used"]) <= 4096, stats
+
+
+def test_firmware_runs_a_simulated_hour_at_100wk(tmp_path):
+    stats, _ = bench_heap.run_hour(speed=240, sim_s=3600, heap="100wK", mqtt=False,
+                                   workdir=tmp_path)
+    print("\n" + bench_heap.table(stats, {}))
+    check_hour(stats)
+
+
+@pytest.mark.xfail(strict=True, raises=(RuntimeError, AssertionError), reason=(
+    "measured 01:50 UTC: the firmware's live heap is ~80 % of 100wK before MQTT starts "
+    "(docs/board.md, heap budget); enabling MQTT (~28 KB of code plus buffers) ends in "
+    "MemoryError at start. Remove this mark when the heap budget is met."))
+def test_firmware_with_mqtt_runs_a_simulated_hour_at_100wk(tmp_path):
+    stats, _ = bench_heap.run_hour(speed=240, sim_s=3600, heap="100wK", mqtt=True,
+                                   workdir=tmp_path)
+    assert stats["mqtt"], "mosquitto is not installed"
+    check_hour(stats)

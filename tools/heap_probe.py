@@ -1,0 +1,77 @@
+# Runs inside micropython (-X heapsize=100wK): the firmware as deployed (HTTP, control, meter slots,
+# MQTT, display, Wi-Fi manager, watchdog) for a simulated time, measuring the heap. The meter
+# values arrive over HTTP (API meter) from tools/bench_heap.py, which drives this; the simulated
+# site of `make sim` is not loaded: it is not firmware and would not fit next to it.
+#   micropython -X heapsize=100wK tools/heap_probe.py DIR HTTP_PORT SPEED SECONDS [MQTT_PORT]
+import sys
+
+_root = __file__.rsplit("/", 2)[0] if __file__.count("/") >= 2 else "."
+sys.path[:0] = [_root, _root + "/lib"]
+
+import gc  # noqa: E402
+import time  # noqa: E402
+import asyncio  # noqa: E402
+
+
+def main():
+    fs_dir, http_port, speed, sim_s = sys.argv[1:5]
+    mqtt_port = int(sys.argv[5]) if len(sys.argv) > 5 else 0
+    http_port, speed, sim_s = int(http_port), int(speed), int(sim_s)
+    gc.collect()
+    boot_used = gc.mem_alloc()
+    from firmware.app import App
+    from firmware.board.unix import UnixBoard
+    from firmware.clock import Clock
+    clock = Clock(speed)
+    app = App(UnixBoard(fs_dir), clock)
+    if mqtt_port and not hasattr(app, "mqtt"):
+        from firmware.mqtt import service       # until the app installs MQTT itself
+        app.tasks.extend(service.install(app))
+    if mqtt_port:
+        app.registry.write("mqtt/config", '{"enable": true, "broker_host": "127.0.0.1", '
+                           '"broker_port": %d, "interval": 1}' % mqtt_port)
+    gc.collect()
+    stats = {"heap": gc.mem_alloc() + gc.mem_free(), "boot_used": boot_used,
+             "built_used": gc.mem_alloc(), "peak_used": 0, "samples": 0}
+
+    async def monitor():
+        start = clock.ticks_ms()
+        started = False
+        while True:
+            await asyncio.sleep_ms(50)          # real ms: ~20 samples per second
+            gc.collect()
+            used = gc.mem_alloc()
+            stats["samples"] += 1
+            if used > stats["peak_used"]:
+                stats["peak_used"] = used
+            elapsed = time.ticks_diff(clock.ticks_ms(), start)
+            if not started and elapsed >= 10000:
+                started = True                  # 10 s simulated: every task is up
+                stats["start_used"] = used
+                stats["start_free"] = gc.mem_free()
+            if elapsed >= sim_s * 1000:
+                stats["end_used"] = used
+                stats["end_free"] = gc.mem_free()
+                stats["sim_s"] = elapsed // 1000
+                stats["steps"] = app.control.steps
+                stats["max_period_ms"] = app.control.max_period_ms
+                stats["display_frames"] = getattr(getattr(app, "display", None), "display",
+                                                  None).frames if hasattr(app, "display") else 0
+                stats["wdt_feeds"] = app.board.wdt_feeds
+                mem = getattr(app, "memory", None)
+                if mem is not None:
+                    stats["fw_peak_live"] = mem.peak_live_bytes
+                    stats["fw_min_free"] = mem.min_free_bytes
+                print("HEAP", stats)
+                import micropython
+                micropython.mem_info()
+                sys.exit(0)
+
+    async def run():
+        asyncio.create_task(monitor())
+        await app.run(host="127.0.0.1", port=http_port)
+
+    asyncio.run(run())
+
+
+main()
