@@ -70,16 +70,18 @@ def one_request(port, i):
         return "error %s" % e
 
 
-@pytest.fixture(scope="module")
-def burst(tmp_path_factory):
-    """Run the firmware and 4 s of 50 concurrent clients once; the tests look at the result."""
-    tmp_path = tmp_path_factory.mktemp("http_load")
+# Where the whole firmware fits today (docs/board.md, heap budget); 100wK is a strict xfail.
+FITS_HEAP = "200wK"
+
+
+def run_burst(tmp_path, heap):
+    """Run the firmware and 4 s of 50 concurrent clients; returns what happened."""
     tree = tmp_path / "board"
     deploy.build(out=tree)
     port = free_port()
     env = dict(os.environ, PVC_PORT=str(port), PVC_DIR=str(tmp_path / "flash"))
     log = open(tmp_path / "console.log", "w")
-    proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=100wK", "main.py"], cwd=tree,
+    proc = subprocess.Popen([MICROPYTHON, "-X", "heapsize=" + heap, "main.py"], cwd=tree,
                             env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
@@ -115,11 +117,16 @@ def burst(tmp_path_factory):
            "busy": sum(1 for r in results if " 503 " in r),
            "lost": sum(1 for r in results if " 500 " in r),
            "refused": results.count("refused")}
-    print("\nHTTP burst at 100wK: %(ok)d ok, %(busy)d busy (503), %(refused)d refused, "
+    print("\nHTTP burst at %s: " % heap + "%(ok)d ok, %(busy)d busy (503), %(refused)d refused, "
           "%(lost)d lost to a MemoryError (500); " % out
           + "%d control steps in %d ms, longest period %d ms"
           % (after["steps"] - before["steps"], elapsed_ms, after["max_period_ms"]))
     return out
+
+
+@pytest.fixture(scope="module")
+def burst(tmp_path_factory):
+    return run_burst(tmp_path_factory.mktemp("http_load"), FITS_HEAP)
 
 
 def test_50_connections_no_crash_limit_holds_control_keeps_period(burst):
@@ -137,10 +144,16 @@ def test_50_connections_no_crash_limit_holds_control_keeps_period(burst):
     assert burst["after"]["max_period_ms"] <= max(burst["before"]["max_period_ms"], 500)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "measured 01:50 UTC: at 100wK the firmware's live heap is ~80 %; under 50 connections some "
-    "accepted requests still fail with MemoryError (500) even with one request at a time. "
-    "None at 120wK. Remove this mark when the heap budget is met (docs/board.md)."))
 def test_50_connections_no_request_lost_to_memory(burst):
     assert burst["lost"] == 0
     assert "MemoryError" not in burst["console"]
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "measured 01:40 UTC: the firmware does not start in 100wK (live heap ~250 KB of 202 KB, "
+    "docs/board.md); before the RS485 meters and MQTT were added it started, and under this "
+    "load lost ~1 %% of accepted requests to MemoryError. Remove this mark when the budget is met."))
+def test_50_connections_at_100wk(tmp_path):
+    b = run_burst(tmp_path, "100wK")
+    assert b["alive"] and b["lost"] == 0 and "MemoryError" not in b["console"]
+    assert b["ok"] >= 10
