@@ -17,6 +17,7 @@ class Client:
         self.subs = []
     def publish(self, topic, payload, retain=False, qos=0, kind=1):
         self.pubs.append((topic, payload, retain, qos, kind))
+        return True
     def subscribe(self, topic, qos=1):
         self.subs.append((topic, qos))
 
@@ -86,3 +87,39 @@ print(len(take()))
                           "error": "a/state is read-only"}]]
     assert "413" in out[8] and "Payload too large" in out[8]
     assert out[9] == "3"
+
+
+def test_states_dropped_by_a_full_queue_are_published_again():
+    out = run_mp("""
+from firmware.clock import ManualClock
+from firmware.api.registry import Registry
+from firmware.mqtt.bridge import Bridge
+from firmware.mqtt.client import MQTTClient
+
+class State:
+    def __init__(self, v):
+        self.v = v
+    def to_dict(self):
+        return {"v": self.v}
+
+clock = ManualClock()
+reg = Registry()
+for i in range(4):
+    reg.add("s/%d" % i, State(i))
+c = MQTTClient(clock, "127.0.0.1", queue_len=2, log=lambda m: None)
+c.connected = True  # no socket: we look at the queue only
+b = Bridge(clock, reg, c, "p", 1000, True, log=lambda m: None)
+c.on_drop = b.on_drop
+b.setup()
+b.scan()
+print([e[0] for e in c._queue], c.dropped)
+c._queue = []     # the transmit task sent them
+clock.advance(1000)
+b.scan()          # nothing changed, but s/0 and s/1 never went out
+print([e[0] for e in c._queue])
+c._queue = []
+clock.advance(1000)
+b.scan()
+print([e[0] for e in c._queue])
+""").splitlines()
+    assert out == ["['p/s/2', 'p/s/3'] 2", "['p/s/0', 'p/s/1']", "[]"]

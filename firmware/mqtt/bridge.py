@@ -95,6 +95,12 @@ class Bridge:
         if self._update_path(topic) is not None:
             self._reject(topic, 413, "Payload too large")
 
+    def on_drop(self, topic):
+        """The client dropped a queued state: forget it was sent, so the next scan sends it."""
+        p = self.prefix
+        if topic.startswith(p) and len(topic) > len(p) + 1:
+            self._last.pop(topic[len(p) + 1:], None)
+
     def _update_path(self, topic):
         p = self.prefix
         if (len(topic) > len(p) + 1 + len(_UPDATE) and topic.startswith(p)
@@ -135,10 +141,10 @@ class Bridge:
                 continue
             if text == self._last.get(path):
                 continue
-            self._last[path] = text
-            self._sent_ms[path] = now
-            self.client.publish(self.topic(path), text, True, 0, STATE)
-            self.published += 1
+            if self.client.publish(self.topic(path), text, True, 0, STATE):
+                self._last[path] = text
+                self._sent_ms[path] = now
+                self.published += 1
 
     async def run(self):
         while True:

@@ -60,6 +60,7 @@ class MQTTClient:
         self.on_message = on_message
         self.on_connect = on_connect
         self.on_oversize = on_oversize
+        self.on_drop = None  # on_drop(topic): a queued STATE was dropped (publish it again later)
         self.log = log or _print_log
         self._rx = bytearray(rx_bytes)
         self._rxmv = memoryview(self._rx)
@@ -444,8 +445,10 @@ class MQTTClient:
         q = self._queue
         for i in range(len(q)):
             if q[i][_KIND] == STATE:
-                q.pop(i)
+                e = q.pop(i)
                 self.dropped += 1
+                if self.on_drop is not None:
+                    self._call(self.on_drop, e[_TOPIC])
                 return True
         return False
 

@@ -14,7 +14,7 @@ from firmware.mqtt.discovery import Discovery
 _KEEPALIVE_S = const(20)      # ping after 20 s without traffic either way ...
 _ACK_TIMEOUT_MS = const(8000)  # ... so a dead broker is noticed within ~30 s
 _FLUSH_MS = const(2000)       # what is queued at a restart/disable may take this long to go out
-_QUEUE_LEN = const(48)        # more than the registry's objects: one full state round fits
+_QUEUE_SPARE = const(16)       # queue = one state per registry object + room for commands
 
 
 def _topic_error(key, value, allow_empty=False):
@@ -84,12 +84,14 @@ class MqttState:
 
 
 def device_id_of(board):
-    """A stable id for this board: its unique id (MAC on the ESP32) in hex."""
+    """A stable id for this board, in hex: its full unique id (MAC on the ESP32) when the board
+    offers unique_id(), else the chip id suffix that also names the setup access point."""
     uid = None
-    if board is not None:
-        uid = getattr(board, "unique_id", None)
-        if callable(uid):
-            uid = uid()
+    for name in ("unique_id", "unique_suffix"):
+        fn = getattr(board, name, None) if board is not None else None
+        if fn is not None:
+            uid = fn() if callable(fn) else fn
+            break
     if isinstance(uid, (bytes, bytearray)):
         uid = "".join("%02x" % b for b in uid)
     return str(uid) if uid else "000000"
@@ -122,7 +124,8 @@ class MqttService:
 
     def _start(self, v):
         c = MQTTClient(self.clock, v["broker_host"], v["broker_port"], v["client_id"], v["user"],
-                       v["password"], keepalive_s=_KEEPALIVE_S, queue_len=_QUEUE_LEN,
+                       v["password"], keepalive_s=_KEEPALIVE_S,
+                       queue_len=len(self.registry.paths()) + _QUEUE_SPARE,
                        rx_bytes=MAX_BODY_BYTES + 256, ack_timeout_ms=_ACK_TIMEOUT_MS,
                        log=self.log)
         b = Bridge(self.clock, self.registry, c, v["prefix"], v["interval"] * 1000,
@@ -131,6 +134,7 @@ class MqttService:
         c.on_connect = b.on_connect
         c.on_message = b.on_message
         c.on_oversize = b.on_oversize
+        c.on_drop = b.on_drop
         d = None
         if v["discovery"]:
             d = Discovery(c, self.device_id, v["prefix"], v["discovery_prefix"], v["read_only"])
