@@ -153,8 +153,9 @@ def test_a_retry_hides_a_single_fault(peer, mode):
     assert out[1]["retries"] == 1 and out[1]["ok"] == 1
 
 
-def test_stray_bytes_between_frames_lose_nothing(peer):
-    peer.fault("stray")  # garbage before every answer
+@pytest.mark.parametrize("mode", ["stray", "stutter"])
+def test_garbage_or_a_truncated_frame_in_front_loses_nothing(peer, mode):
+    peer.fault(mode)  # garbage, or half a frame, right in front of every answer
     out = run_bus(peer, """
         for i in range(10):
             out.append(await attempt(bus.read_input(1, 0x34, 2)))

@@ -46,6 +46,7 @@ res['partial'] = scan(good[:5])
 bad = bytearray(good); bad[-1] ^= 0xFF
 res['bad_crc'] = scan(bad)
 res['bad_then_good'] = scan(bad + good)
+res['truncated_then_good'] = scan(good[:6] + good)
 other = bytearray(good); other[0] = 2
 res['other_slave'] = scan(other)
 wrongcount = bytearray(b'\\x01\\x04\\x02\\x00\\x01\\x00\\x00'); rtu.append_crc(wrongcount, 5)
@@ -61,6 +62,7 @@ print(json.dumps(res))
     assert r["partial"][0] == NEED
     assert r["bad_crc"][0] == BAD
     assert r["bad_then_good"][:3] == [FOUND, 9, 18]
+    assert r["truncated_then_good"][:3] == [FOUND, 6, 15]
     assert r["other_slave"][0] == NEED
     assert r["wrong_count"][0] == NEED
     assert r["exception"] == [FOUND, 0, 5, True, False]

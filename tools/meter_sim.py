@@ -188,7 +188,7 @@ class Proxy:
 
     Adds line time (baud, 10 bits a character) both ways and the meter's answer delay, and
     injects faults: fault = None | "silent" | "bad_crc" | "truncate" | "stray" | "exception" |
-    "slow" | "garbage_only". fault_count: how many answers to spoil (None = until cleared)."""
+    "slow" | "garbage_only" | "stutter" (half an answer, then all of it). fault_count: how many answers to spoil (None = until cleared)."""
 
     def __init__(self, outer_fd, inner_fd, baud=None, delay_ms=0):
         self.outer = outer_fd
@@ -300,6 +300,8 @@ class Proxy:
                 await asyncio.sleep(0.01)
             elif fault == "slow":
                 await asyncio.sleep(self.slow_ms / 1000)
+            elif fault == "stutter":  # a truncated copy, then the whole answer right behind it
+                ans = ans[: len(ans) // 2] + ans
             elif fault == "garbage_only":
                 ans = bytes((req[0], req[1], 0xEE, 0xEE, 0xEE))
             await self._paced_write(self.outer, ans)
