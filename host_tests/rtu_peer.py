@@ -23,7 +23,10 @@ class Peer:
             if os.path.exists(self.a) and os.path.exists(self.b):
                 break
             time.sleep(0.02)
-        self.meters = {sid: meter_sim.MeterState(model) for sid, model in meters.items()}
+        # model, or (model, missing quantities)
+        self.meters = {sid: (meter_sim.MeterState(m) if isinstance(m, str)
+                             else meter_sim.MeterState(m[0], missing=m[1]))
+                       for sid, m in meters.items()}
         self.sim = meter_sim.Simulator(self.b, self.meters, baud, delay_ms).start()
         self.proxy = self.sim.proxy
 

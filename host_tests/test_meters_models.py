@@ -150,12 +150,16 @@ print(json.dumps(res))
 
 
 def test_an_exception_on_a_slow_read_keeps_the_meter_usable(bus_peer):
-    # Fast reads (2) pass, the voltage read gets "illegal data address": voltages null, the
+    # Fast reads (2) pass, the voltage read gets "device failure": voltages null, the
     # reading still counts (a meter variant without those registers).
     bus_peer.meters[1].phase_w = None
     bus_peer.meters[1].power_w = 999.0
     bus_peer.proxy.script = [(None, 2), ("exception", 1)]
-    out = json.loads(run_mp(_POLL % (bus_peer.a, [(1, "sdm630")])))
+    bus_peer.proxy.exception_code = 4  # device failure (2 would mean: no such registers)
+    try:
+        out = json.loads(run_mp(_POLL % (bus_peer.a, [(1, "sdm630")])))
+    finally:
+        bus_peer.proxy.exception_code = 2
     vals = out["1"]["values"]
     assert vals["1"] is None and vals["2"] is None and vals["74"] == 999.0
     assert vals["209"] == bus_peer.meters[1].e_in_kwh or abs(vals["209"] - 1234.5) < 0.01

@@ -198,3 +198,26 @@ def test_end_to_end_make_sim_follows_the_meter(tmp_path):
         if sim:
             sim.stop()
         peer.close()
+
+
+def test_a_meter_without_some_registers_still_gives_power_and_currents(tmp_path):
+    # A variant (or a minimal simulator) without phase powers and voltages: the merged reads get
+    # "illegal data address", the poller splits them, drops what is missing and keeps going.
+    peer = Peer(tmp_path, {1: ("sdm630", ("p", "u"))})
+    try:
+        peer.meters[1].power_w = 1500.0
+        out = run_app(tmp_path, """
+            w('rs485/config', {'device': %r, 'poll_interval_ms': 50, 'gap_ms': 2})
+            w('meters/0/config', {'type': 2, 'model': 'sdm630'})
+            slot = app.slots[0]
+            await until(lambda: slot.update_count >= 3, 10000)
+            out.append(r('meters/0/values'))
+            out.append(r('meters/0/state'))
+        """ % peer.a)
+    finally:
+        peer.close()
+    vals, st = out
+    assert vals["74"] == 1500.0 and abs(vals["14"] - 1500 / 3 / 230) < 1e-4
+    assert vals["1"] is None and vals["209"] == pytest.approx(1234.5)
+    assert sorted(st["missing_registers"]) == [0x00, 0x02, 0x04, 0x0C, 0x0E, 0x10]
+    assert st["exceptions"] >= 2

@@ -63,8 +63,11 @@ class MeterState:
     """What the simulated meter measures. Phase powers split the total (or are given), currents
     are |P|/U magnitudes as the meters report them, energies count up."""
 
-    def __init__(self, model, power_w=1500.0, voltage_v=230.0):
+    def __init__(self, model, power_w=1500.0, voltage_v=230.0, missing=()):
         self.model = model
+        # Quantities this meter variant does not have ("u", "p", "e"): their registers answer
+        # exception 2 (illegal data address), as on a real meter.
+        self.missing = set(missing)
         self.phases = SIM_MODELS[model].get("phases", 3)
         self.power_w = power_w
         self.phase_w = None  # explicit per-phase powers, else an equal split
@@ -97,6 +100,8 @@ class MeterState:
         total = sum(pw) if self.phase_w is not None else self.power_w
 
         def put(addr, value, kind):
+            if kind in self.missing:
+                return
             value = value / sc[kind]
             enc = spec["enc"]
             if enc == "f32be":
@@ -123,14 +128,15 @@ class MeterState:
         return regs
 
 
-def _blocks(addrs):
+def _blocks(addrs, holes=()):
     """Contiguous address ranges covering `addrs` (gaps of up to 64 registers filled with 0s,
-    as a real meter answers 0 for registers it has but we do not simulate)."""
+    as a real meter answers 0 for registers it has but we do not simulate; never across
+    `holes`, the registers of missing quantities)."""
     addrs = sorted(addrs)
     out = []
     start = prev = addrs[0]
     for a in addrs[1:]:
-        if a - prev > 64:
+        if a - prev > 64 or any(prev < h < a for h in holes):
             out.append((start, prev - start + 1))
             start = a
         prev = a
@@ -144,8 +150,15 @@ def build_device(slave, state):
     from pymodbus.constants import ExcCodes
     spec = SIM_MODELS[state.model]
     image = state.image()
+    holes = []
+    for kind in state.missing:
+        keys = {"u": ("u",), "p": ("p",), "e": ("e_in", "e_out")}[kind]
+        for k in keys:
+            for a in (spec[k] if isinstance(spec[k], tuple) else (spec[k],)):
+                holes.extend((a, a + 1, a + 2, a + 3) if k.startswith("e") else (a, a + 1))
+    holes = [h for h in holes if h not in image]
     meas = [SimData(address=a, count=n, values=0, datatype=DataType.REGISTERS)
-            for a, n in _blocks(image)]
+            for a, n in _blocks(image, holes)]
     hold = []
     if "code" in spec:  # Eastron meter code, holding register 0xFC02
         hold.append(SimData(address=0xFC02, count=1, values=spec["code"],

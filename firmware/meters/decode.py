@@ -47,6 +47,24 @@ class Plan:
         self.values = [None] * len(out_ids)
         self.reads = _plan_reads(table, fields, out_ids)
 
+    def split(self, rd):
+        """Replace a merged read by one read per field (a meter rejected the merged range with
+        'illegal data address': some register between the fields does not exist on it)."""
+        i = self.reads.index(rd)
+        singles = []
+        for idx, off, enc, scale in rd.fields:
+            one = Read(rd.fc, rd.addr + off, rd.slow)
+            one.count = m.WIDTH[enc]
+            one.fields.append((idx, 0, enc, scale))
+            singles.append(one)
+        self.reads[i:i + 1] = singles
+
+    def drop(self, rd):
+        """Stop reading a value the meter does not have (it stays None)."""
+        self.reads.remove(rd)
+        for idx, _, _, _ in rd.fields:
+            self.values[idx] = None
+
     def fast_count(self):
         return sum(1 for r in self.reads if not r.slow)
 

@@ -15,6 +15,15 @@ from firmware.modbus.errors import ModbusError, ModbusException
 
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
+_ILLEGAL_ADDRESS = const(2)
+
+
+def _internal_only(plan, rd):
+    # True when the read only carries values that are not shown in the slot (phase powers).
+    for idx, _, _, _ in rd.fields:
+        if idx < plan.n_public:
+            return False
+    return True
 
 
 class Rs485Meter:
@@ -45,6 +54,7 @@ class Rs485Meter:
             ids = models.value_ids(self.wanted)
         self.slot.set_value_ids(ids)
         self.plan = Plan(self.model, ids) if self.model else None
+        self.dropped = []  # addresses the meter rejected (values it does not have)
 
     async def _detect(self):
         regs = await self.bus.read_holding(self.slave, models.EASTRON_CODE_REG, 1)
@@ -54,6 +64,7 @@ class Rs485Meter:
             raise ModbusError("unknown Eastron meter code 0x%X" % code)
         self.model = model
         self.plan = Plan(model, self.slot.value_ids)
+        self.dropped = []
 
     async def poll(self, now_ms_fn):
         """Read every request of the plan; update the slot only when all succeeded."""
@@ -63,8 +74,12 @@ class Rs485Meter:
         bus = self.bus
         slow_due = self.polls % _SLOW_EVERY == 0
         note = None
-        for rd in plan.reads:
+        reads = plan.reads
+        i = 0
+        while i < len(reads):  # by index: split() and drop() change the list
+            rd = reads[i]
             if rd.slow and not slow_due:
+                i += 1
                 continue
             try:
                 if rd.fc == 3:
@@ -72,17 +87,30 @@ class Rs485Meter:
                 else:
                     regs = await bus.read_input(self.slave, rd.addr, rd.count)
             except ModbusException as e:
+                if self.plan is not plan:
+                    return
+                if e.code == _ILLEGAL_ADDRESS and len(rd.fields) > 1:
+                    # Some register inside the merged range is missing on this meter (a variant,
+                    # a minimal simulator): read its values one by one (now and from now on).
+                    plan.split(rd)
+                    continue
+                if e.code == _ILLEGAL_ADDRESS and (rd.slow or _internal_only(plan, rd)):
+                    # A value this meter does not have: voltages/energies, or the phase power
+                    # that only gives a current its sign. It stays null; the reading counts.
+                    plan.drop(rd)
+                    self.dropped.append(rd.addr)
+                    continue
                 if not rd.slow:
                     raise
-                # A meter variant without these registers (voltages/energies) still gives
-                # power and currents: those values stay null, the reading counts.
                 note = "slow read 0x%X: exception %d" % (rd.addr, e.code)
                 for idx, _, _, _ in rd.fields:
                     plan.values[idx] = None
+                i += 1
                 continue
             if self.plan is not plan:
                 return  # reconfigured while we waited: this reading belongs to the old model
             decode_read(plan, rd, regs)  # before the next await: regs is the bus's buffer
+            i += 1
         apply_signs(plan)
         self.slot.update(plan.values, now_ms_fn())
         self.polls += 1
@@ -95,7 +123,7 @@ class Rs485Meter:
                 "requests": st.requests, "timeouts": st.timeouts, "crc_errors": st.crc_errors,
                 "frame_errors": st.frame_errors, "exceptions": st.exceptions,
                 "last_exception": st.last_exception, "failed_polls": self.failures,
-                "last_error": self.last_error,
+                "last_error": self.last_error, "missing_registers": self.dropped,
                 "port_error": self.bus.port_error}
 
 
