@@ -175,7 +175,7 @@ def test_read_only_ignores_writes(tmp_path, broker):
         obs.wait_logged(mode)
         obs.publish(mode + "_update", b"2")
         obs.publish(PFX + "/mqtt/config_update", b'{"read_only": false}')
-        time.sleep(1.5)
+        time.sleep(1.0)
         assert [_json(m) for m in obs.log if m[0] == mode] == [{"mode": 0}]
         assert _json([m for m in obs.log if m[0] == PFX + "/mqtt/config"][-1])["read_only"]
     finally:
@@ -234,6 +234,15 @@ class HaConsumer:
         self.entities = {}
         self._done = 0
 
+    def pump_until(self, cond, timeout=10.0):
+        """Apply discovery messages as they arrive until cond(entities) holds."""
+        end = time.monotonic() + timeout
+        while True:
+            self.pump(0.05)
+            if cond(self.entities):
+                return
+            assert time.monotonic() < end, sorted(self.entities)
+
     def pump(self, seconds=1.0):
         """Apply every discovery message that arrived so far (and within `seconds`)."""
         time.sleep(seconds)
@@ -262,7 +271,8 @@ def test_home_assistant_discovery_entities_control_and_removal(tmp_path, broker)
     try:
         ha.obs.wait_logged(PFX + "/power_manager/low_level_state")
         ha.obs.wait_logged(PFX + "/power_manager/external_control")
-        ha.pump(1.5)
+        ha.pump_until(lambda e: len(e) >= 10)
+        ha.pump(0.3)  # nothing more comes
         ents = {cfg["unique_id"]: (comp, cfg) for comp, cfg in ha.entities.values()}
         assert len(ents) == len(ha.entities) >= 10
         devices = {json.dumps(cfg["device"], sort_keys=True) for _, cfg in ents.values()}
@@ -298,19 +308,16 @@ def test_home_assistant_discovery_entities_control_and_removal(tmp_path, broker)
 
         # Discovery off: every entity goes (empty retained configs), MQTT itself stays.
         ha.obs.publish(PFX + "/mqtt/config_update", b'{"discovery": false}')
-        ha.pump(2.0)
-        assert ha.entities == {}
+        ha.pump_until(lambda e: not e)
         late = HaConsumer(broker.port)  # nothing retained is left for a restarted HA either
-        late.pump(0.5)
+        late.pump(0.3)
         assert late.entities == {}
         # Discovery on again, then MQTT off: entities back, then removed, and offline.
         ha.obs.publish(PFX + "/mqtt/config_update", b'{"discovery": true}')
-        ha.pump(2.0)
-        assert len(ha.entities) == len(ents)
+        ha.pump_until(lambda e: len(e) == len(ents))
         ha.obs.publish(PFX + "/mqtt/config_update", b'{"enable": false}')
-        ha.obs.wait_topic(PFX + "/availability", payload_pred=lambda p: p == b"offline")
-        ha.pump(0.5)
-        assert ha.entities == {}
+        ha.obs.wait_logged(PFX + "/availability", payload_pred=lambda p: p == b"offline")
+        ha.pump_until(lambda e: not e)
         late.obs.close()
     finally:
         mp.close()
