@@ -155,3 +155,24 @@ def test_illegal_value_is_reported(boxes):
     """)
     assert out == [3]
     assert hd.max_cmd == 160
+
+
+def test_new_setpoint_goes_out_at_once_not_at_the_next_poll(boxes):
+    hd = boxes.boxes[1]
+    out = _run(boxes, """
+        import time
+        ch = HeidelbergCharger('hd', bus, 1, poll_ms=5000)
+        ch.set_current(16000)
+        task = asyncio.create_task(ch.run(Clock()))
+        while ch.pushed_ma != 16000:
+            await asyncio.sleep_ms(10)
+        await asyncio.sleep_ms(100)
+        t0 = time.ticks_ms()
+        ch.set_current(8000)              # e.g. DLM cuts: must not wait 5 s for the next poll
+        while ch.pushed_ma != 8000 and time.ticks_diff(time.ticks_ms(), t0) < 3000:
+            await asyncio.sleep_ms(5)
+        out.append(time.ticks_diff(time.ticks_ms(), t0))
+        task.cancel()
+    """)
+    assert out[0] < 1000
+    assert (261, 80) in hd.writes

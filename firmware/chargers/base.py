@@ -6,6 +6,7 @@ import time
 from micropython import const
 
 UNREACHABLE_MS = const(32000)  # DOMAIN 4: a charger silent for 32 s is unreachable
+_WAKE_SLICE_MS = const(50)     # a new set-point goes out within this, not at the next poll
 CHARGING_MA = const(1000)      # a phase above this counts as "current flowing"
 
 
@@ -27,6 +28,8 @@ class Charger:
         self.last_seen_ms = None        # clock ticks of the last good answer
         self.errors = 0                 # failed exchanges (timeouts, bad answers)
         self.last_error = ""
+        self.pushed_ma = -1             # the set-point / CP state last sent to the charger
+        self.pushed_cp = False
 
     # ---- called by the control task (no I/O) ----
     def set_current(self, limit_ma):
@@ -75,6 +78,19 @@ class Charger:
                 "applied_current": self.applied_ma, "cp_disconnect": self.cp_disconnect,
                 "supports_cp_disconnect": self.supports_cp_disconnect,
                 "last_seen_age_ms": age, "errors": self.errors, "last_error": self.last_error}
+
+    def pending(self):
+        """A set-point or CP change that the charger has not been sent yet."""
+        return self.limit_ma != self.pushed_ma or self.cp_disconnect != self.pushed_cp
+
+    async def wait_poll(self, clock, poll_ms):
+        """Sleep until the next poll, or less when a new set-point waits: a lower current must
+        reach the wallbox at once (DLM reaction time), not a poll period later."""
+        left = poll_ms
+        while left > 0 and not self.pending():
+            step = _WAKE_SLICE_MS if left > _WAKE_SLICE_MS else left
+            await clock.sleep_ms(step)
+            left -= step
 
     async def run(self, clock):
         raise NotImplementedError

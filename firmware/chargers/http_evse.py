@@ -13,6 +13,7 @@
 # Connection: close. A charger that does not answer for 32 s becomes unreachable (base.Charger).
 import asyncio
 import json
+import time
 
 from micropython import const
 
@@ -111,17 +112,20 @@ class HttpEvseCharger(Charger):
         if not self._enabled:
             await self._req("PUT", "evse/external_enabled", {"enabled": True})
             self._enabled = True
-        want = self.limit_ma
+        sent = self.limit_ma
+        want = sent
         if want != 0 and want < 6000:
             want = 0   # the EVSE takes 0 or 6..32 A
         if want != self._sent_ma or self._since_sent_ms >= _REFRESH_MS:
             await self._req("PUT", "evse/external_current", {"current": want})
             self._sent_ma = want
             self._since_sent_ms = 0
+        self.pushed_ma = sent
         if self.supports_cp_disconnect and self.cp_disconnect != self._sent_cp:
             await self._req("PUT", "evse/control_pilot_disconnect",
                             {"disconnect": self.cp_disconnect})
             self._sent_cp = self.cp_disconnect
+        self.pushed_cp = self.cp_disconnect
         st = await self._req("GET", "evse/state")
         if not isinstance(st, dict) or not isinstance(st.get("charger_state"), int):
             raise HttpError("evse/state: unexpected answer")
@@ -165,6 +169,9 @@ class HttpEvseCharger(Charger):
                 self._enabled = False
                 self._sent_ma = -1
                 self._sent_cp = None
+                self.pushed_ma = -1
                 self.failed(clock.ticks_ms(), "%s %s" % (type(e).__name__, e))
-            self._since_sent_ms += self.poll_ms
-            await clock.sleep_ms(self.poll_ms)
+                await clock.sleep_ms(self.poll_ms)   # no fast retries against a dead peer
+            t0 = clock.ticks_ms()
+            await self.wait_poll(clock, self.poll_ms)
+            self._since_sent_ms += time.ticks_diff(clock.ticks_ms(), t0)

@@ -59,8 +59,11 @@ class _ModbusCharger(Charger):
                 self.seen(clock.ticks_ms())
             except Exception as e:  # noqa: BLE001 - timeouts, CRC, exceptions: retry next poll
                 self._ready = False   # a box that rebooted needs its watchdog set again
+                self.pushed_ma = -1
                 self.failed(clock.ticks_ms(), "%s %s" % (type(e).__name__, e))
-            await clock.sleep_ms(self.poll_ms)
+                await clock.sleep_ms(self.poll_ms)   # a dead box must not hog the shared bus
+                continue
+            await self.wait_poll(clock, self.poll_ms)
 
 
 class HeidelbergCharger(_ModbusCharger):
@@ -93,7 +96,9 @@ class HeidelbergCharger(_ModbusCharger):
         want = self.limit_ma // 100          # 0.1 A, rounded down (never above the allocation)
         if want < 60:
             want = 0
+        sent = self.limit_ma
         await bus.write_single(self.slave, 261, want)   # also feeds the watchdog
+        self.pushed_ma = sent
         self.applied_ma = want * 100
         regs = await bus.read_input(self.slave, 5, 4)
         st = regs[0]
@@ -123,7 +128,9 @@ class EvseWbCharger(_ModbusCharger):
         want = self.limit_ma // 1000         # whole A, rounded down
         if want < 6:
             want = 0
+        sent = self.limit_ma
         await bus.write_single(self.slave, 1000, want)
+        self.pushed_ma = sent
         regs = await bus.read_holding(self.slave, 1000, 7)
         out_a = regs[1]
         st = regs[2]

@@ -29,6 +29,8 @@ class SimCharger(Charger):
             return
         self._offered_ma = self.limit_ma
         self._cp_off = self.cp_disconnect
+        self.pushed_ma = self.limit_ma
+        self.pushed_cp = self.cp_disconnect
         self.applied_ma = self.limit_ma
         ev = self.ev
         self.vehicle_connected = ev.connected
@@ -43,4 +45,4 @@ class SimCharger(Charger):
     async def run(self, clock):
         while True:
             self.exchange(clock.ticks_ms())
-            await clock.sleep_ms(self.poll_ms)
+            await self.wait_poll(clock, self.poll_ms)
