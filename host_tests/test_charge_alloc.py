@@ -167,3 +167,27 @@ lim = 2 ** 30
 print(all(-lim < v < lim for v in a._run_ms + a._wait_ms + a._charging_ms), a.allocated_ma <= 123456)
 """)
     assert out.split() == ["True", "True"]
+
+
+def test_raise_waits_only_for_other_chargers_cut():
+    out = run_mp("""
+from firmware.control.charge_alloc import ChargeAlloc
+a = ChargeAlloc()
+a.n = 1
+a.min_ma[0] = 6000; a.max_ma[0] = 16000; a.active[0] = True
+a.step(1000, 16000); a.step(1000, 8000); a.step(250, 12000)
+print(a.alloc_ma[0])                 # its own cut undone at once: 12 A
+b = ChargeAlloc()
+b.n = 2
+for i in range(2):
+    b.min_ma[i] = 6000; b.max_ma[i] = 16000; b.active[i] = True
+b.step(1000, 20000)                  # 10 + 10
+b.max_ma[0] = 6000                   # charger 0 now wants less: it is cut to 6 A ...
+b.step(1000, 20000)
+print(b.alloc_ma[0], b.alloc_ma[1])  # ... and charger 1 gets the rest only later
+b.step(4000, 20000)
+print(b.alloc_ma[0], b.alloc_ma[1])
+b.step(1000, 20000)
+print(b.alloc_ma[0], b.alloc_ma[1])
+""")
+    assert out.split("\n")[:4] == ["12000", "6000 10000", "6000 10000", "6000 14000"]

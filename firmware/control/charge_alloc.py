@@ -2,8 +2,8 @@
 #
 # Rules: every charger gets 0 or at least its minimum; what is left after the minimums is
 # shared evenly up to each charger's request; a charger is lowered at once but raised only when
-# no charger was lowered for settle_ms (cars need up to ~5 s to follow a lower offer, so raising
-# another one at the same time could overload the supply for those seconds); when not all
+# no other charger was lowered within settle_ms (cars need up to ~5 s to follow a lower offer,
+# so raising another one at the same time could overload the supply for those seconds); when not all
 # chargers fit, they take turns (rotation_ms). A charger's request is its maximum until it has
 # been charging for a while, then the largest measured phase current + a margin (cars often draw
 # less than offered; the unused rest goes to the others).
@@ -54,7 +54,8 @@ class ChargeAlloc:
         self._charging_ms = list(z)
         self._run_ms = list(z)
         self._wait_ms = list(z)
-        self.settle_left_ms = 0
+        self._lowered_ms = list(z)   # per charger: settle time left after its last cut
+        self.settling = 0      # chargers still settling after a cut (for the API)
 
     def _before(self, i, j):
         """True when charger i gets its minimum before charger j."""
@@ -152,20 +153,26 @@ class ChargeAlloc:
                         add = share
                     target[i] = t + add
                     left -= add
-        # Lower at once, raise only after the lowered cars had time to follow.
-        lowered = False
+        # Lower at once; raise a charger only when no *other* charger was lowered within
+        # settle_ms (that car may still draw its old current). Raising the charger that was
+        # itself just lowered cannot overload anything: it only undoes its own cut.
+        lowering = 0
         for i in range(n):
             a = alloc[i]
+            if not self.active[i]:
+                self._lowered_ms[i] = 0      # unplugged / unreachable: draws nothing of ours
             if a > 0 and (target[i] < a or a < self.min_ma[i]):
                 alloc[i] = target[i] if target[i] < a else 0
                 if self.active[i]:
-                    lowered = True
-        if lowered:
-            self.settle_left_ms = self.settle_ms
-        elif self.settle_left_ms > 0:
-            self.settle_left_ms = max(0, self.settle_left_ms - dt_ms)
-        if self.settle_left_ms == 0:
-            for i in range(n):
+                    self._lowered_ms[i] = self.settle_ms
+            elif self._lowered_ms[i] > 0:
+                self._lowered_ms[i] = max(0, self._lowered_ms[i] - dt_ms)
+            if self._lowered_ms[i] > 0:
+                lowering += 1
+        self.settling = lowering
+        for i in range(n):
+            if target[i] > alloc[i] and (
+                    lowering == 0 or (lowering == 1 and self._lowered_ms[i] > 0)):
                 alloc[i] = target[i]
         total = 0
         for i in range(n):
