@@ -221,3 +221,35 @@ def test_a_meter_without_some_registers_still_gives_power_and_currents(tmp_path)
     assert vals["1"] is None and vals["209"] == pytest.approx(1234.5)
     assert sorted(st["missing_registers"]) == [0x00, 0x02, 0x04, 0x0C, 0x0E, 0x10]
     assert st["exceptions"] >= 2
+
+
+def test_a_serial_port_that_vanishes_and_comes_back(tmp_path):
+    # The pty pair disappears (adapter unplugged, socat restarted) and a new one appears at the
+    # same path: the bus reports the port error, reopens it and the slot follows the new meter.
+    import threading
+    holder = {"peer": Peer(tmp_path, {1: "sdm630"})}
+    holder["peer"].meters[1].power_w = 100.0
+
+    def swap():
+        holder["peer"].close()
+        time.sleep(0.7)
+        p2 = Peer(tmp_path, {1: "sdm630"})
+        p2.meters[1].power_w = 200.0
+        holder["peer"] = p2
+    timer = threading.Timer(1.0, swap)
+    timer.start()
+    try:
+        out = run_app(tmp_path, """
+            w('rs485/config', {'device': %r, 'poll_interval_ms': 50, 'gap_ms': 2})
+            w('meters/0/config', {'type': 2, 'model': 'sdm630'})
+            slot = app.slots[0]
+            await until(lambda: slot.get(74) == 100.0)
+            await until(lambda: app.modbus_bus.port_error is not None, 10000)
+            out.append(r('rs485/state')['port_open'])
+            await until(lambda: slot.get(74) == 200.0, 15000)
+            out.append(r('rs485/state')['port_open'])
+        """ % holder["peer"].a)
+    finally:
+        timer.join()
+        holder["peer"].close()
+    assert out == [False, True]
