@@ -281,6 +281,7 @@ def test_home_assistant_discovery_entities_control_and_removal(tmp_path, broker)
         assert dev["identifiers"] and dev["name"]
         for comp, cfg in ents.values():
             assert cfg["availability_topic"] == PFX + "/availability"
+            assert cfg["origin"]["name"]
             assert cfg["unique_id"].startswith(dev["identifiers"][0])
 
         def value(object_id):

@@ -9,6 +9,7 @@ import json
 from firmware.mqtt.client import COMMAND
 
 _LLS = "power_manager/low_level_state"
+_ORIGIN = {"name": "pvcc firmware"}  # who published the discovery message (shown in HA's logs)
 _MODES = ("Fast", "Off", "PV", "Min + PV")  # power_manager/charge_mode "mode" 0..3 (spec)
 
 # (component, object_id, name, path, value_template, extra keys)
@@ -65,7 +66,7 @@ class Discovery:
                 "state_topic": "%s/%s" % (self.prefix, path),
                 "availability_topic": self.prefix + "/availability",
                 "payload_available": "online", "payload_not_available": "offline",
-                "device": self.device}
+                "device": self.device, "origin": _ORIGIN}
 
     def entities(self):
         """[(topic, payload_dict)] of every entity."""
