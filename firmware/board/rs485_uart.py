@@ -49,8 +49,11 @@ class Rs485Uart:
         return u.readinto(buf) or 0
 
     def discard(self):
+        # Bounded: a line streaming garbage must not keep the event loop here.
         u = self._uart
-        while u.any():
+        for _ in range(16):
+            if not u.any():
+                break
             u.read()
 
     def close(self):

@@ -73,9 +73,11 @@ class UnixUart:
         return self._f.readinto(buf) or 0
 
     def discard(self):
+        # Bounded: a line streaming garbage must not keep the event loop here.
         s = self._scratch
-        while self._f.readinto(s):
-            pass
+        for _ in range(16):
+            if not self._f.readinto(s):
+                break
 
     def close(self):
         self._f.close()

@@ -34,6 +34,7 @@ _TIMEOUT = const(1)
 _CRC = const(2)
 _FRAME = const(3)
 _EXC = const(4)
+_PORT = const(5)   # the serial port could not be opened or failed
 
 
 class SlaveStats:
@@ -201,7 +202,7 @@ class ModbusBus:
             except Exception as e:  # noqa: BLE001 - a port failure must not kill the bus task
                 self.port_error = "%s" % (e,)
                 self._close()
-                self._result = -1
+                self._result = _PORT
             self._done_ev.set()
 
     def _close(self):
@@ -244,7 +245,7 @@ class ModbusBus:
 
     async def _transact(self):
         if not self._ensure_open():
-            return -1
+            return _PORT
         st = self.stats(self._slave)
         st.requests += 1
         self.transactions += 1
