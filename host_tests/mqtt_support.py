@@ -197,7 +197,8 @@ class MpProc:
         while True:
             left = end - time.monotonic()
             if left <= 0:
-                raise AssertionError("no matching output line; output:\n" + "".join(l for l in self.out if not l.startswith("PERIOD"))[-3000:])
+                text = "".join(s for s in self.out if not s.startswith("PERIOD"))
+                raise AssertionError("no matching output line; output:\n" + text[-3000:])
             try:
                 line = self.lines.get(timeout=left)
             except queue.Empty:

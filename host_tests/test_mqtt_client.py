@@ -1,6 +1,5 @@
 """The MQTT client (firmware/mqtt/client.py) on the Unix port: golden packets, the outgoing queue
 policy, and real connections to mosquitto (started per test on a free port)."""
-import json
 import socket
 import threading
 import time
@@ -8,7 +7,7 @@ import time
 import pytest
 
 from mp import run_mp
-from mqtt_support import Broker, MpProc, Observer, free_port
+from mqtt_support import Broker, MpProc, Observer
 
 
 def test_packets_golden_bytes():

@@ -14,7 +14,6 @@ Usage: .venv/bin/python tools/bench_mqtt.py [--seconds 10]
 """
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile

@@ -77,7 +77,8 @@ class Bridge:
         if path is None:
             return
         if retained or not payload:
-            self.log("mqtt: ignored %s message on %s" % ("retained" if retained else "empty", topic))
+            what = "retained" if retained else "empty"
+            self.log("mqtt: ignored %s message on %s" % (what, topic))
             return
         if self.read_only:
             self._reject(topic, 405, "MQTT is read-only")

@@ -151,7 +151,8 @@ class MQTTClient:
     async def stop(self, flush_ms=2000):
         """Send what is queued (up to flush_ms), then DISCONNECT (no last will) and close."""
         waited = 0
-        while self.connected and (self._queue or self._inflight or self._acks) and waited < flush_ms:
+        while (self.connected and (self._queue or self._inflight or self._acks)
+               and waited < flush_ms):
             await self.clock.sleep_ms(50)
             waited += 50
         if self.connected:
@@ -195,7 +196,8 @@ class MQTTClient:
         d = time.ticks_diff
         if self._deadline_ms is not None and d(now, self._deadline_ms) > 0:
             return "timeout waiting for CONNACK"
-        if self._write_started_ms is not None and d(now, self._write_started_ms) > self.write_timeout_ms:
+        w = self._write_started_ms
+        if w is not None and d(now, w) > self.write_timeout_ms:
             return "write timeout"
         if self._ping_sent_ms is not None and d(now, self._ping_sent_ms) > self.ack_timeout_ms:
             return "no PINGRESP"
