@@ -14,13 +14,15 @@ METER_MODEL ?= sdm630
 METER_SLAVE ?= 1
 HEAP     ?= 256wK
 
-.PHONY: setup sim test bench deploy clean
+.PHONY: setup sim test bench deploy bench-heap clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make sim    run the firmware on the MicroPython Unix port with a simulated site (http://127.0.0.1:$(PORT))"
 	@echo "make test   run the whole test suite"
 	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
+	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md)"
+	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour"
 
 setup: $(VENV)/.stamp lib/microdot/microdot.py
 
@@ -51,6 +53,17 @@ bench: setup
 
 test: setup
 	$(VENV)/bin/pytest -q host_tests
+
+# Deploy to a board (docs/board.md): PORT is the serial port here, e.g. PORT=/dev/ttyUSB0.
+# DEPLOY_ARGS='--reset-config' deletes the board's settings, '--pin-map' overwrites board.json.
+DEPLOY_ARGS ?=
+deploy: setup
+	$(PY) tools/deploy.py --port $(PORT) $(DEPLOY_ARGS)
+
+# Heap of the firmware as deployed under -X heapsize (docs/board.md): HEAP_ARGS='--heap 200wK'.
+HEAP_ARGS ?=
+bench-heap: setup
+	$(PY) tools/bench_heap.py $(HEAP_ARGS)
 
 clean:
 	rm -rf build $(SIM_DIR) bench/out

@@ -45,9 +45,11 @@ def wait_api(port, proc, timeout_s=30):
 
 
 def deploy(tty, *extra):
-    proc = subprocess.run([PY, str(ROOT / "tools" / "deploy.py"), "--port", str(tty),
-                           "--resume", "--reset", "exit", *extra],
-                          capture_output=True, text=True, timeout=300)
+    # The documented command: make deploy PORT=<serial port> [DEPLOY_ARGS=...]
+    cmd = ["make", "--no-print-directory", "-C", str(ROOT), "deploy", "PORT=%s" % tty]
+    if extra:
+        cmd.append("DEPLOY_ARGS=%s" % " ".join(extra))
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 
@@ -70,6 +72,7 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
         assert bridge.stdout.readline().startswith("/dev/pts/")
         out = deploy(tty)
         assert "keeping the board's board.json" in out
+        assert "board runs MicroPython on linux" in out
         status, body = wait_api(port, bridge)
         assert status == 200 and "uptime_ms" in json.loads(body)
         # What is on the "flash": compiled code only, the old tree gone, the pin map kept.

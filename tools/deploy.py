@@ -56,10 +56,12 @@ def build(out=BUILD, march="xtensawin"):
 
 
 class Board:
-    """mpremote against one port. `resume` skips mpremote's soft reset on connect (needed on
-    the Unix-port stand-in, which exits on soft reset; harmless on a board)."""
+    """mpremote against one port, always with `resume`: mpremote's soft reset on connect would
+    leave the ESP32's hardware watchdog (which survives a soft reset) unfed while files are
+    copied, and the Unix-port stand-in exits on a soft reset. Ctrl-C stops the firmware instead;
+    it feeds the watchdog from a timer and frees its heap for the REPL (firmware/start.py)."""
 
-    def __init__(self, port, resume=False, verbose=True):
+    def __init__(self, port, resume=True, verbose=True):
         self.port = port
         self.resume = resume
         self.verbose = verbose
@@ -81,6 +83,9 @@ class Board:
             sys.exit("deploy: mpremote failed (%d): %s" % (proc.returncode, proc.stderr.strip()))
         return proc
 
+    def platform(self):
+        return self.run("exec", "import sys\nprint(sys.platform)").stdout.strip().split()[-1]
+
     def exists(self, path):
         out = self.run("exec", "import os\ntry:\n os.stat(%r)\n print('YES')\n"
                        "except OSError:\n print('NO')" % path).stdout
@@ -99,10 +104,14 @@ class Board:
         self.run("exec", code)
 
 
-def deploy(port, resume=False, reset="hard", reset_config=False, pin_map=False):
+def deploy(port, reset="auto", reset_config=False, pin_map=False):
     sizes = build()
     print("deploy: compiled %d modules, %d bytes of .mpy" % (len(sizes), sum(sizes.values())))
-    b = Board(port, resume)
+    b = Board(port)
+    platform = b.platform()
+    print("deploy: board runs MicroPython on %s" % platform)
+    if reset == "auto":
+        reset = "hard" if platform.startswith("esp") else "exit"
     for tree in CODE_TREES:
         b.remove_tree(tree)
     if reset_config:
@@ -132,10 +141,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", help="serial port of the board, e.g. /dev/ttyUSB0")
     ap.add_argument("--resume", action="store_true",
-                    help="do not soft-reset on connect (Unix-port board on a pty)")
-    ap.add_argument("--reset", choices=("hard", "exit", "none"), default="hard",
-                    help="restart after copying: hard = machine.reset() (default, a board); "
-                         "exit = end the Unix-port board's process (tools/pty_board.py)")
+                    help="accepted for compatibility: every connection resumes (see Board)")
+    ap.add_argument("--reset", choices=("auto", "hard", "exit", "none"), default="auto",
+                    help="restart after copying: hard = machine.reset() (an ESP32), exit = end "
+                         "the Unix-port board's process (tools/pty_board.py restarts it); "
+                         "auto (default) picks by the board's sys.platform")
     ap.add_argument("--reset-config", action="store_true",
                     help="delete the board's config folder (all settings, Wi-Fi credentials)")
     ap.add_argument("--pin-map", action="store_true",
@@ -150,7 +160,7 @@ def main(argv=None):
         return
     if not a.port or a.port.isdigit():
         ap.error("give the board's serial port: make deploy PORT=/dev/ttyUSB0")
-    deploy(a.port, a.resume, a.reset, a.reset_config, a.pin_map)
+    deploy(a.port, a.reset, a.reset_config, a.pin_map)
 
 
 if __name__ == "__main__":
