@@ -153,3 +153,39 @@ print(wrap('a bb ccc dddd', 6), wrap('abcdefghij', 4), wrap(''))
     assert lines[1].split() == ["---W", "-2350W", "9999W", "12.3kW", "-100.0kW"]
     assert lines[2].split() == ["--.-A", "6.0A", "15.9A"]
     assert lines[3] == "['a bb', 'ccc', 'dddd'] ['abcd', 'efgh', 'ij'] ['']"
+
+
+def test_display_task_rotates_and_button_holds_page(tmp_path):
+    """The real app on the Unix board: the display task rotates pages every 5 s, skips the empty
+    Errors page, a button press shows the next page and holds it for 30 s."""
+    out = run_mp("""
+from firmware.app import App
+from firmware.board.unix import UnixBoard
+from firmware.clock import ManualClock
+app = App(UnixBoard(%r), ManualClock())
+t = app.display
+seen = []
+for now in range(0, 21000, 1000):
+    t.refresh(now)
+    seen.append(t.page)
+print(seen)
+btn = app.board.pin('button', out=False)
+btn.value(1); t.poll_button(21000); btn.value(0); t.poll_button(21050)
+held = []
+for now in range(22000, 60000, 1000):
+    t.refresh(now)
+    held.append(t.page)
+print(held[0], len(set(held[:28])), held[-1] != held[0])
+print(t.display.frames > 20, len(t.status.errors) > 0)
+t.page = 1
+t.status.errors = []
+print(t._next_page())
+""" % str(tmp_path), heap="256wK")
+    lines = out.splitlines()
+    seen = eval(lines[-4])
+    # A fresh board has config errors (no chargers...): all four pages, 5 s each.
+    assert seen[:20] == [0] * 5 + [1] * 5 + [2] * 5 + [3] * 5
+    assert lines[-3].split() == [str((seen[-1] + 1) % 4), "1", "True"]
+    assert lines[-2].split() == ["True", "True"]
+    assert lines[-1] == "3"      # without errors the Errors page is skipped
+    assert (tmp_path / "display.pbm").exists()
