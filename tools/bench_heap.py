@@ -156,6 +156,63 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
     return stats, text
 
 
+# Runs in the deployed tree: what each part of the firmware keeps on the heap once loaded.
+_COSTS = r"""
+import sys, gc
+sys.path[:0] = ['.', 'lib']
+def live():
+    gc.collect()
+    return gc.mem_alloc()
+out = []
+a = live()
+import asyncio
+import firmware.api.http
+out.append(('asyncio + Microdot + firmware/api/http', live() - a))
+a = live()
+import firmware.app as A
+out.append(('firmware.app and its imports (control, api, meters)', live() - a))
+from firmware.board.unix import UnixBoard
+from firmware.clock import Clock
+subs = A.BOARD_SUBSYSTEMS
+A.BOARD_SUBSYSTEMS = ()
+a = live()
+app = A.App(UnixBoard(sys.argv[1]), Clock(1))
+out.append(('App objects (configs, registry, slots, power manager)', live() - a))
+for name in subs:
+    a = live()
+    __import__(name, None, None, ['install']).install(app)
+    out.append((name + ' (code + install)', live() - a))
+for name, b in out:
+    print('COST %d %s' % (b, name))
+"""
+
+
+def subsystem_costs(tree, workdir):
+    script = Path(workdir) / "costs.py"
+    script.write_text(_COSTS)
+    out = subprocess.run([MICROPYTHON, "-X", "heapsize=1024wK", str(script),
+                          str(Path(workdir) / "costs_flash")], cwd=tree, capture_output=True,
+                         text=True, timeout=60).stdout
+    rows = []
+    for line in out.splitlines():
+        if line.startswith("COST "):
+            _, b, name = line.split(" ", 2)
+            rows.append((name, int(b)))
+    return rows
+
+
+def cost_table(rows, heap):
+    lines = ["| %-58s | %8s | %6s |" % ("part (loaded from .mpy, live after gc)", "bytes",
+                                        "heap"),
+             "|%s|%s|%s|" % ("-" * 60, "-" * 10, "-" * 8)]
+    for name, b in rows:
+        lines.append("| %-58s | %8d | %5.1f%% |" % (name, b, 100.0 * b / heap))
+    total = sum(b for _, b in rows)
+    lines.append("| %-58s | %8d | %5.1f%% |" % ("total before any task runs", total,
+                                               100.0 * total / heap))
+    return "\n".join(lines)
+
+
 def table(stats, sizes):
     heap = stats["heap"]
 
@@ -194,10 +251,20 @@ def main():
     ap.add_argument("--heap", default="100wK")
     ap.add_argument("--no-mqtt", action="store_true")
     a = ap.parse_args()
-    stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt)
+    work = Path(tempfile.mkdtemp(prefix="bench_heap_"))
+    try:
+        stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work)
+    except RuntimeError as e:
+        print("The firmware did not run in -X heapsize=%s:\n%s\n" % (a.heap, str(e)[-600:]))
+        stats = None
     sizes = {str(p.relative_to(deploy.BUILD)): p.stat().st_size
              for p in sorted(deploy.BUILD.rglob("*.mpy"))}
-    print(table(stats, sizes))
+    heap_100wk = 202368
+    print(cost_table(subsystem_costs(work / "board", work), heap_100wk)
+          + "\n(share of the 100wK heap, %d B)\n" % heap_100wk)
+    if stats is not None:
+        print(table(stats, sizes))
+    shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
