@@ -93,6 +93,7 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
     with open(out_path, "w") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
     requests = errors = 0
+    failed = []
     try:
         # Wait for the API, then configure an API meter in slot 0 and PV mode.
         for _ in range(200):
@@ -122,13 +123,19 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
             body = json.dumps([grid_w, amps, amps, amps, 231.0, 230.5, 229.8])
             try:
                 st, _ = http_call(port, "PUT", "meters/0/update", body)
-                errors += st != 200
+                if st != 200:
+                    errors += 1
+                    failed.append("PUT meters/0/update %d" % st)
                 if http_load:
-                    st, _ = http_call(port, "GET", paths[i % len(paths)])
-                    errors += st not in (200, 404)   # mqtt/state is absent without MQTT
+                    path = paths[i % len(paths)]
+                    st, _ = http_call(port, "GET", path)
+                    if st not in (200, 404):         # mqtt/state is absent without MQTT
+                        errors += 1
+                        failed.append("GET %s %d" % (path, st))
                 requests += 2 if http_load else 1
-            except OSError:
+            except OSError as e:
                 errors += 1
+                failed.append("%s" % e)
             i += 1
             time.sleep(0.05)
         proc.wait()
@@ -148,6 +155,7 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
     stats["max_free_block"] = int(blk.group(1)) * 16 if blk else None  # 16-byte GC blocks
     stats["http_requests"] = requests
     stats["http_errors"] = errors
+    stats["http_failed"] = failed[:10]
     stats["memory_errors"] = text.count("MemoryError")
     stats["task_crashes"] = text.count("Task exception wasn't retrieved")
     stats["mqtt"] = bool(mqtt_port)
