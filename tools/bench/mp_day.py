@@ -30,8 +30,11 @@ class FirmwareCtl:
     """Glue between the day runner's measurements and the PowerManager inputs, like
     firmware/control_task.py does on the board (one charger: allocated = available)."""
 
-    def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=0):
+    def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=0, budget_pct=0):
         self.base_pct = base_pct
+        self.budget_pct = budget_pct
+        self.run_wms = 0
+        self.hold_import_wms = 0
         pm = self.pm = PowerManager()
         pm.configure(pm_cfg, debug_cfg, limits)
         pm.set_charge_mode(mode)
@@ -62,6 +65,27 @@ class FirmwareCtl:
             if ch < m.charging_w:
                 ch = m.charging_w
         pm.charging_w = ch
+        pm.blocked_flags = 0
+        if self.budget_pct:
+            # Experiment (job "import_budget_pct"): while the power manager holds the minimum
+            # current waiting out its switch-off hysteresis, count the import; once it exceeds
+            # budget_pct % of this run's energy (at least 10 Wh), stop now (blocked_flags 128
+            # for one step: a hard block, no hysteresis).
+            if m.charging_w > 0:
+                self.run_wms += m.charging_w * dt_ms
+            elif not pm.is_on_last:
+                self.run_wms = 0
+            if pm.is_on_last and not pm.wants_on_last and m.grid_w > 0:
+                imp = m.grid_w if m.grid_w < m.charging_w else m.charging_w
+                self.hold_import_wms += imp * dt_ms
+                lim = self.run_wms * self.budget_pct // 100
+                if lim < 36000000:
+                    lim = 36000000
+                if self.hold_import_wms > lim:
+                    pm.blocked_flags = 128
+                    self.hold_import_wms = 0
+            elif pm.wants_on_last:
+                self.hold_import_wms = 0
         pm.voltage_v = m.voltage_v
         pm.is_3phase = m.is_3phase
         pm.switching = m.switching
@@ -104,7 +128,8 @@ class FirmwareCtl:
 def main():
     site, opts = build_site(job)
     pm_cfg, debug_cfg, limits = pm_config(job)
-    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2), job.get("base_pct", 0))
+    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2), job.get("base_pct", 0),
+                      job.get("import_budget_pct", 0))
     t0 = time.ticks_ms()
     acct, series = run_day(site, ctl, allow_switch=opts["allow_switch"],
                            start_phases=opts["start_phases"], max_ma=opts["max_ma"],
