@@ -73,7 +73,7 @@ def on_msg(t, p, r):
 def on_big(t):
     print("BIG", t)
     c.publish("t/echo", "big:" + t, False, 1)
-c = MQTTClient(clock, "127.0.0.1", %(port)d, client_id="dev1", user=%(user)r, password=%(pw)r,
+c = MQTTClient(clock, %(host)r, %(port)d, client_id="dev1", user=%(user)r, password=%(pw)r,
                keepalive_s=%(keepalive)d, will=("t/avail", "offline", 1, True),
                ack_timeout_ms=%(ack_ms)d, connect_timeout_ms=%(ack_ms)d, write_timeout_ms=%(ack_ms)d,
                on_message=on_msg, on_oversize=on_big, rx_bytes=1024,
@@ -109,8 +109,9 @@ asyncio.run(main())
 
 
 def client_proc(port, user="", pw="", speed=1, keepalive=30, ack_ms=5000, period=500, flood=0,
-                flood_bytes=1000, report=2):
-    return MpProc(_CLIENT % dict(port=port, user=user, pw=pw, speed=speed, keepalive=keepalive,
+                flood_bytes=1000, report=2, host="127.0.0.1"):
+    return MpProc(_CLIENT % dict(host=host, port=port, user=user, pw=pw, speed=speed,
+                                 keepalive=keepalive,
                                  ack_ms=ack_ms, period=period, flood=flood,
                                  flood_bytes=flood_bytes, report=report))
 
@@ -148,7 +149,7 @@ def test_connect_auth_publish_subscribe_qos1_and_last_will():
 
 
 def test_broker_restart_reconnects_resubscribes_and_republishes(broker):
-    mp = client_proc(broker.port, keepalive=2, ack_ms=2000)
+    mp = client_proc(broker.port, keepalive=2, ack_ms=2000, host="localhost")  # a name: resolved
     try:
         mp.wait_line(lambda s: s == "CONN 1")
         broker.stop()
@@ -346,3 +347,25 @@ def test_unacknowledged_qos1_publish_is_sent_again_after_reconnect():
         assert fb.second is not None and fb.second.endswith(b"abc")
     finally:
         mp.close()
+
+
+def test_host_name_resolved_once_and_again_after_failed_connects():
+    out = run_mp("""
+import socket
+from firmware.clock import ManualClock
+from firmware.mqtt import client as m
+calls = []
+class FakeSocket:
+    SOCK_STREAM = socket.SOCK_STREAM
+    AF_INET = socket.AF_INET
+    @staticmethod
+    def getaddrinfo(host, port, af=0, kind=0):
+        calls.append(host)
+        return socket.getaddrinfo("127.0.0.1", port, 0, socket.SOCK_STREAM)
+m.socket = FakeSocket
+c = m.MQTTClient(ManualClock(), "broker.lan", 1883, log=lambda s: None)
+print(c._address(), c._address(), len(calls))
+c._ip_fails = 3           # three connects in a row failed with that address
+print(c._address(), len(calls))
+""").split()
+    assert out == ["127.0.0.1", "127.0.0.1", "1", "127.0.0.1", "2"]

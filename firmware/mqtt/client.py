@@ -7,6 +7,7 @@
 # not drain within write timeout. Then the connection is dropped and retried with exponential
 # backoff. A clean session is used: subscriptions are renewed on every connect.
 import asyncio
+import socket
 import time
 
 from micropython import const
@@ -18,6 +19,7 @@ _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _MAX_INFLIGHT = const(4)       # unacknowledged QoS 1 publishes at once
 _DEFAULT_RX_BYTES = const(4096 + 256)  # largest accepted write body (registry) plus its topic
+_RESOLVE_AFTER_FAILS = const(3)  # re-resolve a host name after this many failed connects
 
 STATE = const(0)    # a retained state: only its newest value matters, may be dropped
 COMMAND = const(1)  # everything else (errors, discovery, availability): never dropped for states
@@ -62,6 +64,8 @@ class MQTTClient:
         self.on_oversize = on_oversize
         self.on_drop = None  # on_drop(topic): a queued STATE was dropped (publish it again later)
         self.log = log or _print_log
+        self._ip = None         # the broker's address, resolved once (see _address)
+        self._ip_fails = 0
         self._rx = bytearray(rx_bytes)
         self._rxmv = memoryview(self._rx)
         self._queue = []        # entries [topic, payload, qos, retain, kind], oldest first
@@ -255,8 +259,19 @@ class MQTTClient:
             if self._fail is None:
                 self._fail = _describe(e)
 
+    def _address(self):
+        """The broker's IPv4 address as a string. Resolving a host name blocks (DNS; on the ESP32
+        up to the resolver's timeout), so it is done once and again only after repeated failed
+        connects, not at every reconnect attempt of an outage."""
+        if self._ip is None or self._ip_fails >= _RESOLVE_AFTER_FAILS:
+            self._ip_fails = 0
+            ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
+            self._ip = _ipv4_of(ai[-1]) or self.host
+        return self._ip
+
     async def _handshake(self):
-        self._reader, self._writer = await asyncio.open_connection(self.host, self.port)
+        self._ip_fails += 1  # until CONNACK
+        self._reader, self._writer = await asyncio.open_connection(self._address(), self.port)
         pkt = packet.connect(self.client_id, self._keepalive_s, self.user, self.password,
                              self.will)
         await self._send(pkt)
@@ -269,6 +284,7 @@ class MQTTClient:
             reason = packet.CONNACK_REASONS[rc] if rc < len(packet.CONNACK_REASONS) else str(rc)
             raise MQTTError("connection refused: " + reason)
         self._deadline_ms = None
+        self._ip_fails = 0
         self._last_rx_ms = self.clock.ticks_ms()
         self.connected = True
         self.connects += 1
@@ -453,6 +469,17 @@ class MQTTClient:
                     self._call(self.on_drop, e[_TOPIC])
                 return True
         return False
+
+
+def _ipv4_of(sockaddr):
+    """'a.b.c.d' from a getaddrinfo() address: a tuple on the ESP32, a struct sockaddr_in
+    (bytes) on the Unix port. None for anything else (IPv6: the host name is used)."""
+    if isinstance(sockaddr, tuple):
+        return sockaddr[0] if isinstance(sockaddr[0], str) else None
+    b = sockaddr
+    if len(b) >= 8 and b[0] | (b[1] << 8) == socket.AF_INET:
+        return "%d.%d.%d.%d" % (b[4], b[5], b[6], b[7])
+    return None
 
 
 def _describe(e):
