@@ -338,9 +338,11 @@ def main(argv=None):
         meds = sorted(p["step_us_median"] for p in perf)
         alloc = max(p["alloc_bytes_per_step"] for p in perf)
         walls = max(p["wall_s"] for p in perf)
+        p99 = max(p.get("step_us_p99", -1) for p in perf)
         print("\nControl step on the MicroPython Unix port: median %d µs/step (median over days), "
-              "allocated %.1f bytes/step in steady state (max over days, sampled every 64th step), "
-              "slowest simulated day %.1f s wall." % (meds[len(meds) // 2], alloc, walls))
+              "p99 %d µs (worst day), allocated %.1f bytes/step in steady state (max over days, "
+              "sampled every 64th step), slowest simulated day %.1f s wall." % (
+                  meds[len(meds) // 2], p99, alloc, walls))
     agg = {}
     for setting, rows in by_setting.items():
         if setting == "peer":

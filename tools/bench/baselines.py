@@ -48,8 +48,9 @@ class Evcc:
         self._cycle_ms = 0
         now = self._now
         phases = 3 if m.is_3phase else 1
-        discharge = -m.battery_w if m.battery_w < 0 else 0
-        available_w = m.charging_w - m.grid_w - discharge   # surplus incl. what the EV takes
+        # Surplus incl. what the EV takes. evcc's site power is grid + battery (its default has
+        # no battery priority SoC): battery charging counts as available, discharging as import.
+        available_w = m.charging_w - m.grid_w + m.battery_w
         min_1p_w = _NOMINAL_V * self.min_ma // 1000
         min_3p_w = 3 * min_1p_w
 

@@ -115,12 +115,12 @@ class FirmwareCtl:
         self.offered_ma = cur
         self.wants_3phase = pm.wants_3phase
 
-    def median_us(self):
-        half = self.timed // 2
+    def quantile_us(self, pct):
+        k = self.timed * pct // 100
         n = 0
         for us in range(_HIST_US + 1):
             n += self.hist[us]
-            if n > half:
+            if n > k:
                 return us
         return -1
 
@@ -137,7 +137,9 @@ def main():
                            phase_switch=PhaseSwitch() if opts["allow_switch"] else None)
     wall_ms = time.ticks_diff(time.ticks_ms(), t0)
     res = acct.result()
-    perf = {"step_us_median": ctl.median_us(), "timed_steps": ctl.timed,
+    perf = {"step_us_median": ctl.quantile_us(50), "step_us_p99": ctl.quantile_us(99),
+            "step_us_max": max(us for us in range(_HIST_US + 1) if ctl.hist[us]) if ctl.timed else -1,
+            "timed_steps": ctl.timed,
             "alloc_bytes_per_step": ctl.alloc_bytes / ctl.alloc_checked if ctl.alloc_checked else 0,
             "alloc_checked_steps": ctl.alloc_checked, "alloc_steps": ctl.alloc_steps, "steps": ctl.steps, "wall_s": wall_ms / 1000}
     print(json.dumps({"result": res, "series": series, "perf": perf}))
