@@ -20,6 +20,7 @@ BOARD_SUBSYSTEMS = (
     "firmware.supervisor.watchdog",   # hardware WDT fed while the control loop beats
     "firmware.ui.display",            # OLED status pages (a PBM file on the Unix port)
     "firmware.meters.rs485",          # RS485 meters on the Modbus bus (docs/meters.md)
+    "firmware.chargers.manager",      # chargers, contactor, charge manager, DLM (docs/chargers.md)
     "firmware.supervisor.memory",     # system/memory: heap use, a collection every second
     "firmware.mqtt.service",          # MQTT + Home Assistant discovery: last, it bridges every object
 )

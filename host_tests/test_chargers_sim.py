@@ -205,3 +205,27 @@ print(json.dumps({'before': before, 'cut': cut, 'back': back, 'stop': stop, 'dlm
     # than DLM's 65 s: the earlier one stops charging.
     assert r["stop"] is not None and 30000 <= r["stop"] <= 32000
     assert r["dlm"]["stale"] is True and r["dlm"]["target"] == 17000
+
+
+def test_silent_charger_is_unreachable_after_32_s_and_gets_no_current(tmp_path):
+    r = _run(tmp_path, """
+fast_external()
+w('power_manager/external_control', 3)
+run(30000)
+a = app.pm.charge_manager_allocated_current
+sim.dead = True
+out = []
+for i in range(40):
+    run(1000, False)
+    out.append([sim.reachable, app.pm.charge_manager_allocated_current, sim.limit_ma])
+st = app.registry.read('charge_manager/state')['chargers'][0]
+print(json.dumps({'a': a, 'out': out, 'st': [st['reachable'], st['allocated_current']],
+                  'ext': app.registry.read('power_manager/state')['external_control']}))
+""")
+    assert r["a"] > 6000
+    flips = [i for i, (reach, _, _) in enumerate(r["out"]) if not reach]
+    assert 30 <= flips[0] <= 33        # 32 s without an answer
+    assert all(x[0] for x in r["out"][:30])
+    assert all(x[1] == 0 and x[2] == 0 for x in r["out"][flips[0]:])
+    assert r["st"] == [False, 0]
+    assert r["ext"] == 2               # external control unavailable: a charger is unreachable

@@ -430,4 +430,9 @@ class ChargeManager:
 
 
 def install(app):
-    return ChargeManager(app).install()
+    # Idempotent: make sim installs it early (after registering its simulated charger type),
+    # the board's subsystem list installs it again.
+    if getattr(app, "charge_manager", None) is not None:
+        return ()
+    app.charge_manager = ChargeManager(app)
+    return app.charge_manager.install()
