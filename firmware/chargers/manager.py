@@ -11,10 +11,11 @@ import time
 
 from firmware.api.config import ConfigObject, Field, BOOL, INT, STR
 from firmware.api.registry import ApiError
-from firmware.chargers.contactor import Contactor
-from firmware.control.charge_alloc import ChargeAlloc, MAX_CHARGERS
-from firmware.control.dlm import Dlm
-from firmware.control.phase_switch import MONITORING
+
+# The contactor, DLM and allocation modules are imported only when configured: a board without
+# chargers or contactor does not pay their heap.
+MAX_CHARGERS = 16     # == control.charge_alloc.MAX_CHARGERS
+_MONITORING = 0       # == control.phase_switch._MONITORING
 
 # power_manager.py bits (kept here as plain numbers to avoid a dependency on its layout)
 _BLOCKED_CONTACTOR = 8
@@ -162,20 +163,25 @@ class _ChargeManagerState:
     def to_dict(self):
         m = self.mgr
         now = m.app.clock.ticks_ms()
+        a = m.alloc
         chargers = []
         for i, ch in enumerate(m.chargers):
             d = ch.to_dict(now)
-            d["allocated_current"] = m.alloc.alloc_ma[i]
-            d["requested_current"] = m.alloc.request_ma[i]
+            d["allocated_current"] = a.alloc_ma[i] if a else 0
+            d["requested_current"] = a.request_ma[i] if a else 0
             chargers.append(d)
         d = m.dlm
+        if d is None:
+            dlm = {"enabled": False, "target": 0, "limits": [0, 0, 0], "stale": False,
+                   "urgent": False}
+        else:
+            dlm = {"enabled": m.dlm_enabled, "target": d.target_ma, "limits": list(d.limit_ma),
+                   "stale": d.stale if m.dlm_enabled else False, "urgent": d.urgent}
         return {"chargers": chargers,
                 "available_current": m.app.pm.charge_manager_available_current,
-                "allocated_current": m.alloc.allocated_ma,
-                "waiting_chargers": m.alloc.waiting,
-                "dlm": {"enabled": m.dlm_enabled, "target": d.target_ma,
-                        "limits": list(d.limit_ma), "stale": d.stale if m.dlm_enabled else False,
-                        "urgent": d.urgent},
+                "allocated_current": a.allocated_ma if a else 0,
+                "waiting_chargers": a.waiting if a else 0,
+                "dlm": dlm,
                 "config_error": m.build_error}
 
 
@@ -207,8 +213,8 @@ class ChargeManager:
         self.ccfg = None
         self.dlm_cfg = None
         self.chargers = app.chargers          # the app's list, kept in place
-        self.alloc = ChargeAlloc()
-        self.dlm = Dlm()
+        self.alloc = None        # ChargeAlloc, once there are chargers
+        self.dlm = None          # Dlm, once DLM is enabled
         self.dlm_enabled = False
         self.contactor = None
         self.build_error = ""
@@ -252,6 +258,7 @@ class ChargeManager:
         v = self.ccfg.values
         if v["contactor_installed"]:
             try:
+                from firmware.chargers.contactor import Contactor
                 self.contactor = Contactor(self.app.board, v["relay_pin"], v["feedback_pin"],
                                            v["cp_off_time_s"] * 1000,
                                            v["min_switch_interval_s"] * 1000)
@@ -265,8 +272,12 @@ class ChargeManager:
     def _dlm_changed(self, _cfg=None):
         v = self.dlm_cfg.values
         self.dlm_enabled = v["enabled"]
-        self.dlm.configure(v["current_limit"], v["largest_consumer_current"],
-                           v["safety_margin_pct"])
+        if self.dlm_enabled and self.dlm is None:
+            from firmware.control.dlm import Dlm
+            self.dlm = Dlm()
+        if self.dlm is not None:
+            self.dlm.configure(v["current_limit"], v["largest_consumer_current"],
+                               v["safety_margin_pct"])
 
     def _push_limits(self):
         v = self.cfg.values
@@ -300,8 +311,12 @@ class ChargeManager:
         self._tasks = []
         self.chargers[:] = new
         self._conf = conf                      # config entry of each built charger
-        self.alloc = ChargeAlloc()
-        self.alloc.n = len(new)
+        if new:
+            from firmware.control.charge_alloc import ChargeAlloc
+            self.alloc = ChargeAlloc()
+            self.alloc.n = len(new)
+        else:
+            self.alloc = None
         self._rebuild = True
         self._push_limits()
 
@@ -341,7 +356,7 @@ class ChargeManager:
             ps = c.ps
             # pm.wants_3phase is only meaningful after the power manager has stepped once (it
             # adopts the contactor's real state on its first step: no switch after a restart).
-            if (self._pm_stepped and ps.state == MONITORING and pm.wants_3phase != ps.is_3phase
+            if (self._pm_stepped and ps.state == _MONITORING and pm.wants_3phase != ps.is_3phase
                     and ps.error == 0):
                 ps.request(pm.wants_3phase, all_cp)
             c.step(dt_ms, any_current)
@@ -349,7 +364,7 @@ class ChargeManager:
             for ch in chargers:
                 ch.set_cp_disconnect(cp)
             pm.is_3phase = ps.is_3phase
-            pm.switching = ps.state != MONITORING
+            pm.switching = ps.state != _MONITORING
             pm.switching_state = ps.state
             if ps.error:
                 blocked |= _BLOCKED_CONTACTOR
@@ -398,6 +413,10 @@ class ChargeManager:
         app = self.app
         pm = app.pm
         a = self.alloc
+        self._pm_stepped = True
+        if a is None:
+            pm.charge_manager_allocated_current = 0
+            return
         chargers = self.chargers
         v = self.cfg.values
         is3 = pm.is_3phase
