@@ -55,24 +55,24 @@ _ESP = "import sys\nsys.path.insert(0, %r)\nimport machine\n" % FAKES
 
 def test_esp32_board_pin_map_and_pins(tmp_path):
     (tmp_path / "board.json").write_text(
-        '{"pins": {"relay": {"gpio": 33, "invert": true}}, "i2c": {"sda": 5, "scl": 6}}')
+        '{"pins": {"contactor": {"gpio": 33, "invert": true}}, "i2c": {"sda": 5, "scl": 6}}')
     (tmp_path / "broken.json").write_text('{"pins": ')
     out = run_mp(_ESP + """
 from firmware.board.esp32 import Esp32Board
 b = Esp32Board(%r)
-print(b.pin_map_error, b.pin_map['pins']['relay'], b.pin_map['pins']['led'], b.pin_map['i2c']['sda'])
-r = b.pin('relay')
+print(b.pin_map_error, b.pin_map['pins']['contactor'], b.pin_map['pins']['led'], b.pin_map['i2c']['sda'])
+r = b.pin('contactor')
 print(machine.levels[33])          # inverted relay starts off: raw level 1
 r.value(1); print(machine.levels[33], r.value())
 fb = b.pin('contactor_feedback', out=False)
 machine.levels[27] = 0; print(fb.value())   # aux contact closed pulls to GND: reads 1
-print(b.pin('relay') is r)
+print(b.pin('contactor') is r)
 try:
     b.pin('nope')
 except ValueError as e:
     print(e)
 b2 = Esp32Board(%r)
-print(b2.pin_map_error is not None, b2.pin_map['pins']['relay'])
+print(b2.pin_map_error is not None, b2.pin_map['pins']['contactor'])
 print(b.unique_suffix(), b.reset_cause())
 d = b.display()
 print(type(d).__name__, len(b.i2c().writes) > 20)

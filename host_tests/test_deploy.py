@@ -58,7 +58,7 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
     board_dir = tmp_path / "board"
     (board_dir / "firmware").mkdir(parents=True)
     (board_dir / "firmware" / "stale.py").write_text("raise RuntimeError('old code')\n")
-    (board_dir / "board.json").write_text('{"pins": {"relay": {"gpio": 25}}}')
+    (board_dir / "board.json").write_text('{"pins": {"contactor": {"gpio": 25}}}')
     tty = tmp_path / "board.tty"
     port = free_port()
     env = dict(os.environ, PVC_PORT=str(port))
@@ -80,7 +80,7 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
         assert "firmware/app.mpy" in files and "lib/microdot/microdot.mpy" in files
         assert not [f for f in files if f.startswith(("firmware/", "lib/")) and f.endswith(".py")]
         assert {"boot.py", "main.py"} <= files
-        assert json.loads((board_dir / "board.json").read_text())["pins"]["relay"]["gpio"] == 25
+        assert json.loads((board_dir / "board.json").read_text())["pins"]["contactor"]["gpio"] == 25
         # Configure it over the API, then deploy again over the running application.
         assert api(port, "PUT", "power_manager/config", '{"target_power_from_grid": 123}')[0] == 200
         assert api(port, "GET", "setup")[0] == 200

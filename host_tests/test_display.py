@@ -189,3 +189,55 @@ print(t._next_page())
     assert lines[-2].split() == ["True", "True"]
     assert lines[-1] == "3"      # without errors the Errors page is skipped
     assert (tmp_path / "display.pbm").exists()
+
+
+def test_status_reasons_and_errors_from_the_registry():
+    out = run_mp("""
+from firmware.api.registry import Registry
+from firmware.ui.status import fill
+from firmware.ui.pages import Status
+class Obj:
+    def __init__(self, d):
+        self.d = d
+    def to_dict(self):
+        return self.d
+class Slot:
+    def is_stale(self, now):
+        return True
+class Cfg(dict):
+    load_error = None
+    name = 'power_manager/config'
+class App:
+    pass
+app = App()
+app.registry = Registry()
+low = {'power_at_meter': -2345.6, 'is_3phase': False, 'wants_3phase': False, 'is_on_last': False,
+       'wants_on_last': True, 'on_state_change_delay': 94000, 'power_available_filtered': 1500,
+       'overall_min_power': 1380, 'switching_state': 0, 'charge_manager_allocated_current': 0}
+app.registry.add('power_manager/low_level_state', Obj(low))
+app.registry.add('power_manager/charge_mode', Obj({'mode': 2}))
+app.registry.add('power_manager/state', Obj({'config_error_flags': 5}))
+app.registry.add('power_manager/contactor_state', Obj({'error': 2}))
+app.configs = {'power_manager/config': Cfg(meter_slot_grid_power=0)}
+app.slots = [Slot()]
+st = fill(Status(), app, 0)
+print(st.grid_w, st.phases, st.mode, st.meter_stale)
+print(st.action, st.action_ms, st.reason)
+print(st.errors)
+low.update(is_on_last=True, wants_on_last=True, wants_3phase=True, phase_state_change_delay=30000,
+           threshold_1to3=4025, power_available_filtered=4500)
+app.registry.add('power_manager/contactor_state', Obj({'error': 0}))
+app.registry.add('power_manager/state', Obj({'config_error_flags': 0}))
+app.slots = []
+st = fill(Status(), app, 0)
+print(st.action, st.action_ms, st.reason, st.errors)
+low.update(switching_state=2)
+print(fill(Status(), app, 0).reason)
+""")
+    lines = out.splitlines()
+    assert lines[0] == "-2345 1 2 True"
+    assert lines[1] == "Start in 94000 Surplus 1500W >= min 1380W"
+    assert lines[2] == ("['Meter stale', 'Contactor fault', 'Config: no contactor', "
+                        "'Config: no chargers']")
+    assert lines[3] == "To 3p in 30000 Surplus 4500W > 4025W []"
+    assert lines[4] == "Phase switch: stopping chargers"

@@ -16,7 +16,7 @@ def _defaults() -> dict:
     return {
         "rs485": {"uart": 2, "tx": 17, "rx": 16, "de": 4},
         "pins": {
-            "relay": {"gpio": 26},                                          # contactor coil
+            "contactor": {"gpio": 26},                                      # contactor coil relay
             "contactor_feedback": {"gpio": 27, "pull": "up", "invert": True},  # aux to GND
             "button": {"gpio": 0, "pull": "up", "invert": True},            # BOOT button
             "led": {"gpio": 2},

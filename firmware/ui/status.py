@@ -112,9 +112,7 @@ def _errors(st, app, pm_state):
     errs = []
     if st.meter_stale:
         errs.append("Meter stale")
-    pc = getattr(app, "phase_control", None)
-    if pc is not None and (getattr(pc, "contactor_error", False)
-                           or getattr(pc, "contactor_fault", False)):
+    if _read(app.registry, "power_manager/contactor_state").get("error"):
         errs.append("Contactor fault")
     flags = pm_state.get("config_error_flags") or 0
     for bit, text in _CONFIG_ERRORS:
