@@ -20,6 +20,7 @@ from array import array                                   # noqa: E402
 from firmware.control.power_manager import PowerManager   # noqa: E402
 from tools.bench.setting import build_site, pm_config     # noqa: E402
 from firmware.control.phase_switch import PhaseSwitch   # noqa: E402
+from firmware.control.charge_alloc import ChargeAlloc   # noqa: E402
 from tools.simsite.dayrun import run_day                  # noqa: E402
 
 _HIST_US = 4000
@@ -28,9 +29,14 @@ _WARMUP_MS = 3600000
 
 class FirmwareCtl:
     """Glue between the day runner's measurements and the PowerManager inputs, like
-    firmware/control_task.py does on the board (one charger: allocated = available)."""
+    firmware/control_task.py does on the board, then the charge manager's allocation for the
+    one charger."""
 
     def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=0, budget_pct=0):
+        self.alloc = ChargeAlloc()
+        self.alloc.n = 1
+        self.min_ma = limits["min_current_1p_ma"]
+        self.max_ma = limits["max_current_ma"]
         self.base_pct = base_pct
         self.budget_pct = budget_pct
         self.run_wms = 0
@@ -110,9 +116,22 @@ class FirmwareCtl:
         else:
             pm.step(dt_ms)
         self.steps += 1
-        cur = pm.charge_manager_available_current
-        pm.charge_manager_allocated_current = cur
-        self.offered_ma = cur
+        # The charge manager's allocation (firmware/control/charge_alloc.py, as
+        # firmware/chargers/manager.py drives it) for the one charger.
+        a = self.alloc
+        budget = pm.charge_manager_available_current
+        if budget > self.max_ma:
+            budget = self.max_ma
+        if m.switching:
+            budget = 0
+        a.active[0] = True
+        a.charging[0] = m.charging_w > 0
+        a.measured_ma[0] = m.ev_max_phase_ma
+        a.min_ma[0] = self.min_ma
+        a.max_ma[0] = self.max_ma
+        a.step(dt_ms, budget)
+        pm.charge_manager_allocated_current = a.allocated_ma
+        self.offered_ma = a.alloc_ma[0]
         self.wants_3phase = pm.wants_3phase
 
     def quantile_us(self, pct):

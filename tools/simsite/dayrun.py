@@ -26,6 +26,7 @@ class Measurements:
         self.battery_w = 0
         self.battery_age_ms = -1
         self.charging_w = 0
+        self.ev_max_phase_ma = 0      # largest phase current the charger measures
         self.voltage_v = 230
         self.is_3phase = False
         self.switching = False
@@ -131,6 +132,7 @@ def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_
                 m.battery_age_ms += dt
         pc = ev.phase_currents_ma
         m.charging_w = (pc[0] + pc[1] + pc[2]) * site.voltage_v // 1000
+        m.ev_max_phase_ma = pc[0] if pc[0] > pc[1] else pc[1]
         m.is_3phase = contactor.is_3phase if seq else contactor.phases == 3
         m.switching = contactor.switching
         m.switching_state = contactor.state if seq else (1 if contactor.switching else 0)
