@@ -31,6 +31,7 @@ def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
     (flash / "power_manager_debug_config.json").write_text('{"hysteresis_time": 6')
     (flash / "power_manager_dynamic_load_config.json").write_bytes(b"\xff\xfe\x00garbage")
     (flash / "power_manager_config.json.tmp").write_text("half a write")
+    (flash / "charge_manager_config.json").write_text('{"chargers": [')
     s = Sim(flash)
     try:
         assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
@@ -38,6 +39,7 @@ def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
         errors = s.get("system/state")["config_load_errors"]
         assert any(e.startswith("power_manager/debug_config") for e in errors), errors
         assert any(e.startswith("power_manager/dynamic_load_config") for e in errors), errors
+        assert any(e.startswith("charge_manager/config") for e in errors), errors
         assert "using defaults" in s.log()
         # The intact files were kept: the simulated site's seeded grid meter slot is still 3.
         assert s.get("power_manager/config")["meter_slot_grid_power"] == 3
@@ -63,5 +65,20 @@ def test_invalid_values_in_file_are_not_trusted(tmp_path):
     try:
         assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
         assert any("minimum 10" in e for e in s.get("system/state")["config_load_errors"])
+    finally:
+        s.stop()
+
+
+def test_corrupt_power_manager_config_still_boots(tmp_path):
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    assert s.put("power_manager/config", {"guaranteed_power": 2000})[0] == 200
+    s.stop()
+    (flash / "power_manager_config.json").write_text('{"guaranteed_power": 20')
+    s = Sim(flash)
+    try:
+        assert s.get("power_manager/config")["guaranteed_power"] == 1380  # the default
+        assert any(e.startswith("power_manager/config")
+                   for e in s.get("system/state")["config_load_errors"])
     finally:
         s.stop()

@@ -32,6 +32,9 @@ class Store:
     def _path(self, name):
         return "%s/%s.json" % (self.directory, name.replace("/", "_"))
 
+    def exists(self, name):
+        return _exists(self._path(name))
+
     def load(self, name):
         """Return the stored dict, None when there is none; raise ValueError/OSError when the
         file is unreadable or not a JSON object."""

@@ -15,7 +15,9 @@ METER_PERIOD_MS = 500  # a new meter sample every 500 ms, like a polled RS485 me
 
 def _seed_config(app):
     """First boot of a fresh SIM_DIR: the grid meter in slot 3, PV charging, automatic 1p/3p."""
-    if app.store.load("power_manager/config") is not None:
+    # exists(), not load(): a corrupt file was already reported and replaced by defaults, and
+    # must not be overwritten by the seeds (the user may want to look at it).
+    if app.store.exists("power_manager/config"):
         return
     app.configs["meters/%d/config" % GRID_SLOT].write(
         {"type": TYPE_SIM, "display_name": "Simulated grid meter",
@@ -30,11 +32,11 @@ def _seed_config(app):
 def _seed_chargers(app):
     """First boot of a fresh SIM_DIR: one simulated charger and a phase contactor with feedback,
     so every API path (external phase control included) works out of the box."""
-    if app.store.load("charge_manager/config") is None:
+    if not app.store.exists("charge_manager/config"):
         app.configs["charge_manager/config"].write(
             {"chargers": [{"name": "sim", "type": "sim", "max_current": 16000}],
              "maximum_available_current": 32000})
-    if app.store.load("power_manager/contactor_config") is None:
+    if not app.store.exists("power_manager/contactor_config"):
         app.configs["power_manager/contactor_config"].write(
             {"contactor_installed": True, "relay_pin": "contactor",
              "feedback_pin": "contactor_feedback", "cp_off_time_s": 10,
