@@ -115,8 +115,19 @@ def test_partial_write_keeps_other_keys(s):
 
 def test_unknown_path_and_method(s):
     assert s.request("GET", "power_manager/nope")[0] == 404
-    assert s.request("DELETE", "power_manager/config")[0] == 405
-    assert s.request("PATCH", "power_manager/config", "{}")[0] == 405
+    for method in ("DELETE", "PATCH"):
+        code, text = s.request(method, "power_manager/config", "{}")
+        assert code == 405 and "Method not allowed" in text
+
+
+def test_chunked_body_is_refused_clearly(s):
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=10)
+    conn.request("PUT", "/power_manager/config", body=iter([b'{"guaranteed_power": 1390}']),
+                 headers={"Transfer-Encoding": "chunked"})
+    r = conn.getresponse()
+    assert r.status == 411 and b"Content-Length" in r.read()
+    assert s.get("power_manager/config")["guaranteed_power"] != 1390
 
 
 def test_body_over_4k_gets_413(s):
@@ -136,7 +147,7 @@ def test_api_meter_update(s):
     code, text = s.put("meters/5/update", '{"74": 1}')
     assert code == 400 and "JSON array" in text
     assert s.get("meters/5/values") == {"74": None, "14": None, "18": None, "22": None}
-    assert s.put("meters/5/update", "[-4067.8, 5.5, -1, 0]")[0] == 200
-    assert s.get("meters/5/values") == {"74": -4067.8, "14": 5.5, "18": -1, "22": 0}
+    assert s.put("meters/5/update", "[-4067.8, 9.494999999999999, -1, 0]")[0] == 200
+    assert s.get("meters/5/values") == {"74": -4067.8, "14": 9.495, "18": -1, "22": 0}
     state = s.get("meters/5/state")
     assert state["stale"] is False and state["readings"] == 1 and state["age_ms"] >= 0

@@ -76,6 +76,9 @@ def make_app(registry, routes=()):
     @app.route("/<path:path>", methods=["GET", "PUT", "POST"])
     async def handle(request, path):
         path = path.rstrip("/")
+        if "chunked" in request.headers.get("Transfer-Encoding", ""):
+            return ("Chunked request bodies are not supported: send a Content-Length\n", 411,
+                    _TEXT)
         try:
             if request.method == "GET":
                 return registry.read(path)
@@ -83,6 +86,10 @@ def make_app(registry, routes=()):
             return "", 200, _TEXT
         except ApiError as e:
             return e.message + "\n", e.status, _TEXT
+
+    @app.errorhandler(405)
+    async def bad_method(request):
+        return "Method not allowed: GET reads, PUT or POST writes\n", 405, _TEXT
 
     @app.errorhandler(413)
     async def too_large(request):

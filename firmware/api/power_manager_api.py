@@ -32,7 +32,8 @@ def _pv_mode_error(key, mode):
 
 def _check_config(v):
     if not v["excess_charging_enable"] and v["default_mode"] in (MODE_PV, MODE_MIN_PV):
-        return _pv_mode_error("default_mode", v["default_mode"])
+        return _pv_mode_error("default_mode", v["default_mode"]) + \
+            " (write both keys together to change them)"
     if v["excess_charging_enable"] and v["phase_switching_mode"] == PHASE_SWITCHING_EXTERNAL:
         return ERR_EXCESS_WITH_EXTERNAL
     if v["meter_slot_battery_power"] != NO_METER and \

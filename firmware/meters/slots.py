@@ -104,7 +104,9 @@ class SlotValues:
 
     def to_dict(self):
         s = self.slot
-        return {str(vid): s.values[i] for i, vid in enumerate(s.value_ids)}
+        # Rounded for people: a meter's float32 (or float arithmetic) gives 9.494999999999999.
+        return {str(vid): (round(v, 3) if isinstance(v, float) else v)
+                for vid, v in zip(s.value_ids, s.values)}
 
 
 class SlotState:
