@@ -479,6 +479,8 @@ def main(argv=None):
                 continue
             if ctl != last_ctl:
                 last_ctl = ctl
+                if "power_w" in ctl:
+                    a.wave = 0  # a value set by hand holds: it ends the --wave oscillation
                 for st in meters.values():
                     if "power_w" in ctl:
                         st.power_w = float(ctl["power_w"])
