@@ -105,7 +105,7 @@ class SlotValues:
     def to_dict(self):
         s = self.slot
         # Rounded for people: a meter's float32 (or float arithmetic) gives 9.494999999999999.
-        return {str(vid): (round(v, 3) if isinstance(v, float) else v)
+        return {str(vid): (round(v, 4) if isinstance(v, float) else v)
                 for vid, v in zip(s.value_ids, s.values)}
 
 
