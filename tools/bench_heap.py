@@ -243,6 +243,7 @@ def table(stats, sizes):
                 "on" if stats["mqtt"] else "off",
                 100.0 * stats["peak_used"] / heap, TARGET_PCT,
                 "OK" if stats["peak_used"] * 100 <= heap * TARGET_PCT else "OVER"),
+             "failed HTTP requests: %s" % (stats.get("http_failed") or "none"),
              "",
              "| %-40s | %6s |" % (".mpy module (xtensawin)", "bytes"),
              "|%s|%s|" % ("-" * 42, "-" * 8)]
