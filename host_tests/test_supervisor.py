@@ -82,7 +82,7 @@ def test_setup_page_saves_credentials(tmp_path):
 import asyncio
 from firmware.api.store import Store
 from firmware.net.wifi import wifi_config, WifiManager
-from firmware.net.setup_page import routes
+from firmware.net.wifi import setup_routes as routes
 cfg = wifi_config(Store(%r))
 w = WifiManager(None, None, cfg, None, None)
 r = {m[0]: h for (u, m, h) in routes(w)}

@@ -1,5 +1,6 @@
 # The setup page served while the access point is up (and at any time on the normal network):
-# a form for the Wi-Fi credentials. The form posts application/x-www-form-urlencoded; the values
+# a form for the Wi-Fi credentials. Imported on the first request (wifi.setup_routes), so it
+# costs no RAM until someone opens it. The form posts application/x-www-form-urlencoded; the values
 # go through the same config object as PUT /network/wifi, so validation is shared.
 _HTML = {"Content-Type": "text/html; charset=UTF-8"}
 
@@ -18,25 +19,20 @@ def escape(text):
             .replace("'", "&#39;").replace('"', "&quot;"))
 
 
-def routes(wifi):
-    """(url, methods, handler) for firmware/api/http.py: GET shows the form, POST saves it."""
+def show(wifi):
+    return _page(wifi, ""), 200, _HTML
 
-    async def show(request):
-        return _page(wifi, ""), 200, _HTML
 
-    async def save(request):
-        from firmware.api.registry import ApiError
-        form = request.form or {}
-        ssid = form.get("ssid") or ""
-        password = form.get("password") or ""
-        try:
-            wifi.cfg.write({"ssid": ssid.strip(), "password": password})
-        except ApiError as e:
-            return _page(wifi, "<p style='color:red'>%s</p>" % escape(e.message)), 400, _HTML
-        msg = "<p>Saved. Connecting to '%s'; the access point closes once connected.</p>"
-        return _page(wifi, msg % escape(ssid.strip())), 200, _HTML
-
-    return [("/setup", ["GET"], show), ("/setup", ["POST"], save)]
+def save(wifi, form):
+    from firmware.api.registry import ApiError
+    ssid = (form.get("ssid") or "").strip()
+    password = form.get("password") or ""
+    try:
+        wifi.cfg.write({"ssid": ssid, "password": password})
+    except ApiError as e:
+        return _page(wifi, "<p style='color:red'>%s</p>" % escape(e.message)), 400, _HTML
+    msg = "<p>Saved. Connecting to '%s'; the access point closes once connected.</p>"
+    return _page(wifi, msg % escape(ssid)), 200, _HTML
 
 
 def _page(wifi, message):

@@ -203,8 +203,37 @@ class WifiManager:
             await self._wait(min(delay, BACKOFF_MAX_MS))
 
 
+def setup_routes(wifi):
+    """(url, methods, handler) for the HTTP server: GET /setup shows the form, POST saves it.
+    The page's module is imported on the first request."""
+
+    async def show(request):
+        from firmware.net import setup_page
+        return setup_page.show(wifi)
+
+    async def save(request):
+        from firmware.net import setup_page
+        return setup_page.save(wifi, request.form or {})
+
+    return [("/setup", ["GET"], show), ("/setup", ["POST"], save)]
+
+
+class _LazyProbe:
+    """Imports the DNS probe on the first link check (boards without Wi-Fi never do one)."""
+
+    def __init__(self, clock, server):
+        self.clock = clock
+        self.server = server
+        self._probe = None
+
+    async def check(self):
+        if self._probe is None:
+            from firmware.net.probe import DnsProbe
+            self._probe = DnsProbe(self.clock, self.server)
+        return await self._probe.check()
+
+
 def install(app):
-    from firmware.net.probe import DnsProbe
     board = app.board
     cfg = wifi_config(app.store)
     cfg.load()
@@ -213,13 +242,12 @@ def install(app):
     sta = board.wlan_sta() if hasattr(board, "wlan_sta") else None
     ap = board.wlan_ap() if sta is not None else None
     suffix = board.unique_suffix() if hasattr(board, "unique_suffix") else ""
-    probe = DnsProbe(app.clock, lambda: sta.ifconfig()[3] if sta is not None else None)
+    probe = _LazyProbe(app.clock, lambda: sta.ifconfig()[3] if sta is not None else None)
     wifi = WifiManager(sta, ap, cfg, app.clock, probe,
                        "pvcharger-" + suffix if suffix else "pvcharger",
                        getattr(board, "set_hostname", None))
     app.wifi = wifi
     app.registry.add("network/state", wifi)
-    from firmware.net.setup_page import routes
     if hasattr(app, "http_routes"):
-        app.http_routes.extend(routes(wifi))
+        app.http_routes.extend(setup_routes(wifi))
     return [wifi.run()]
