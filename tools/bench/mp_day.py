@@ -21,6 +21,7 @@ from firmware.control.power_manager import PowerManager   # noqa: E402
 from tools.bench.setting import build_site, pm_config     # noqa: E402
 from firmware.control.phase_switch import PhaseSwitch   # noqa: E402
 from firmware.control.charge_alloc import ChargeAlloc   # noqa: E402
+from firmware.control.charging_input import control_charging_w  # noqa: E402
 from tools.simsite.dayrun import run_day                  # noqa: E402
 
 _HIST_US = 4000
@@ -32,7 +33,7 @@ class FirmwareCtl:
     firmware/control_task.py does on the board, then the charge manager's allocation for the
     one charger."""
 
-    def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=0, budget_pct=0):
+    def __init__(self, pm_cfg, debug_cfg, limits, mode, base_pct=110, budget_pct=0):
         self.alloc = ChargeAlloc()
         self.alloc.n = 1
         self.min_ma = limits["min_current_1p_ma"]
@@ -60,16 +61,10 @@ class FirmwareCtl:
         pm.grid_age_ms = m.grid_age_ms
         pm.battery_w = m.battery_w
         pm.battery_age_ms = m.battery_age_ms
-        ch = m.charging_w
-        if self.base_pct and ch > 0:
-            # Experiment (job "base_pct"): hand the power manager the power it allocated, capped
-            # at base_pct % of what the car draws, so a car drawing 95-100 % of its offer does
-            # not leave a steady-state export (P control on the measured power has one).
-            alloc_w = self.offered_ma * (3 if m.is_3phase else 1) * m.voltage_v // 1000
-            cap = ch * self.base_pct // 100
-            ch = alloc_w if alloc_w < cap else cap
-            if ch < m.charging_w:
-                ch = m.charging_w
+        # The board's rule (firmware/control_task.py): the allocated power within base_pct % of
+        # the measured one (job "base_pct", default 110 as on the board; 100 = measured only).
+        ch = control_charging_w(m.charging_w, pm.charge_manager_allocated_current,
+                                3 if m.is_3phase else 1, m.voltage_v, self.base_pct)
         pm.charging_w = ch
         pm.blocked_flags = 0
         if self.budget_pct:
@@ -147,7 +142,7 @@ class FirmwareCtl:
 def main():
     site, opts = build_site(job)
     pm_cfg, debug_cfg, limits = pm_config(job)
-    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2), job.get("base_pct", 0),
+    ctl = FirmwareCtl(pm_cfg, debug_cfg, limits, job.get("charge_mode", 2), job.get("base_pct", 110),
                       job.get("import_budget_pct", 0))
     t0 = time.ticks_ms()
     acct, series = run_day(site, ctl, allow_switch=opts["allow_switch"],
