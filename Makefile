@@ -8,6 +8,7 @@ SIM_DIR  ?= .sim
 SIM_SPEED ?= 1
 SIM_PROFILE ?=
 SIM_START ?= 9
+SIM_BATTERY ?= 0
 # make sim GRID_METER=/tmp/m/a: the grid meter slot read over RS485 from that pty (docs/meters.md)
 GRID_METER ?=
 METER_MODEL ?= sdm630
@@ -41,7 +42,7 @@ lib/microdot/microdot.py: requirements-lib.txt $(VENV)/.stamp
 	touch $@
 
 sim: setup
-	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)" --start $(SIM_START) \
+	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)" --start $(SIM_START) --battery $(SIM_BATTERY) \
 	  $(if $(GRID_METER),--grid-meter $(GRID_METER) --meter-model $(METER_MODEL) --meter-slave $(METER_SLAVE))
 
 # Control-quality benchmark (docs/benchmark.md): PROFILES='path/*.csv' to use other days,

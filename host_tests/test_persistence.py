@@ -82,3 +82,4 @@ def test_corrupt_power_manager_config_still_boots(tmp_path):
                    for e in s.get("system/state")["config_load_errors"])
     finally:
         s.stop()
+

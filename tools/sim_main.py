@@ -15,7 +15,7 @@ from tools.simsite.wiring import make_installer  # noqa: E402
 
 
 def parse_args(argv):
-    opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "start": "9",
+    opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "start": "9", "battery": "0",
             "host": "127.0.0.1",
             "grid-meter": "", "meter-model": "sdm630", "meter-slave": "1"}
     i = 1
@@ -23,7 +23,7 @@ def parse_args(argv):
         key = argv[i]
         if not key.startswith("--") or key[2:] not in opts or i + 1 >= len(argv):
             print("usage: sim_main.py [--port N] [--dir DIR] [--speed N] [--profile CSV] "
-                  "[--start HOUR] [--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
+                  "[--start HOUR] [--battery 0|1] [--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
             sys.exit(2)
         opts[key[2:]] = argv[i + 1]
         i += 2
@@ -35,7 +35,8 @@ def main():
     clock = Clock(int(opts["speed"]))
     board = UnixBoard(opts["dir"])
     app = App(board, clock, subsystems=(
-        make_installer(opts["profile"] or None, int(opts["start"]) * 3600000),))
+        make_installer(opts["profile"] or None, int(opts["start"]) * 3600000,
+                       opts["battery"] == "1"),))
     if opts["grid-meter"]:  # docs/meters.md: a simulated RS485 meter as the grid meter
         from tools.sim_rs485 import use_rs485_grid_meter
         use_rs485_grid_meter(app, opts["grid-meter"], opts["meter-model"], int(opts["meter-slave"]))

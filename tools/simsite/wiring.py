@@ -3,6 +3,7 @@
 # and the contactor relay pin read from the board. No branch in firmware/ knows it is simulated.
 from tools.simsite.site import Site, GRID_VALUE_IDS, BATTERY_VALUE_IDS
 from tools.simsite.profile import Profile
+from tools.simsite.battery import Battery
 from firmware.meters.slots import TYPE_SIM
 from firmware.chargers import manager as charge_manager
 from tools.simsite.sim_charger import SimCharger
@@ -43,11 +44,22 @@ def _seed_chargers(app):
              "min_switch_interval_s": 10})
 
 
-def make_installer(profile_path=None, start_ms=0):
-    """start_ms: where in the profile the simulation starts (make sim: 09:00, when the sun is up)."""
+def _seed_battery(app):
+    """With a simulated home battery: its meter in slot 4, the power manager told about it."""
+    if app.store.exists("meters/%d/config" % BATTERY_SLOT):
+        return
+    app.configs["meters/%d/config" % BATTERY_SLOT].write(
+        {"type": TYPE_SIM, "display_name": "Simulated home battery",
+         "value_ids": list(BATTERY_VALUE_IDS)})
+    app.configs["power_manager/config"].write({"meter_slot_battery_power": BATTERY_SLOT})
+
+
+def make_installer(profile_path=None, start_ms=0, battery=False):
+    """start_ms: where in the profile the simulation starts (make sim: 09:00, when the sun is up).
+    battery: add a 10 kWh home battery that holds the grid at 0 W (SIM_BATTERY=1)."""
     def install(app):
         profile = Profile.load(profile_path) if profile_path else None
-        site = Site(profile=profile, start_ms=start_ms)
+        site = Site(profile=profile, start_ms=start_ms, battery=Battery() if battery else None)
         app.sim_site = site
         # The contactor model sits on the board's pins, like the real relay and aux contact.
         contactor = app.sim_contactor = SimContactor(app.board, "contactor", "contactor_feedback")
@@ -63,8 +75,11 @@ def make_installer(profile_path=None, start_ms=0):
         _seed_config(app)
         tasks = list(charge_manager.install(app))
         _seed_chargers(app)
+        if battery:
+            _seed_battery(app)
 
         grid_cfg_name = "meters/%d/config" % GRID_SLOT
+        battery_cfg_name = "meters/%d/config" % BATTERY_SLOT
 
         def tick(dt, now):
             """One site step: contactor, EV behind the charger's pilot, grid meter sample."""
@@ -75,6 +90,10 @@ def make_installer(profile_path=None, start_ms=0):
                 grid = app.slots[GRID_SLOT]
                 grid.set_value_ids(GRID_VALUE_IDS)
                 grid.update(site.grid_values(), now)
+            if battery and app.configs[battery_cfg_name]["type"] == TYPE_SIM:
+                slot = app.slots[BATTERY_SLOT]
+                slot.set_value_ids(BATTERY_VALUE_IDS)
+                slot.update(site.battery_values(), now)
         app.sim_tick = tick   # tests drive the site step by step
 
         async def run_site():

@@ -1,0 +1,20 @@
+"""The simulated site behind make sim: what its options set up."""
+import time
+
+from simproc import Sim
+
+
+def test_sim_with_home_battery(tmp_path):
+    """make sim SIM_BATTERY=1: the battery meter in slot 4 is seeded and fed."""
+    s = Sim(tmp_path / "flash", extra=("--battery", "1"))
+    try:
+        assert s.get("power_manager/config")["meter_slot_battery_power"] == 4
+        assert s.get("meters/4/config")["type"] == 3
+        deadline = time.monotonic() + 10
+        while s.get("meters/4/values")["387"] is None:
+            assert time.monotonic() < deadline, s.get("meters/4/values")
+            time.sleep(0.1)
+        assert 0 <= s.get("meters/4/values")["387"] <= 100
+        assert s.get("power_manager/low_level_state")["charging_blocked"] & 2 == 0
+    finally:
+        s.stop()
