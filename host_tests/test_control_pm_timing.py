@@ -111,7 +111,7 @@ site.pv_w = 3300
 site.run(300000)
 out("1p again", pm.wants_3phase, pm.is_3phase, pm.wants_on)
 # right after 3p->1p the average was re-initialised from new samples
-out("filter", pm.power_at_meter_filtered == pm._filter.fast_w or pm._filter._filled < 240)
+out("filter", pm._filter.filtered_w == pm._filter.fast_w or pm._filter._filled < 240)
 """)
     assert res == [["1p", False, False, True], ["more", False, False, False],
                    ["3p", True, True, True], ["1p again", False, False, True], ["filter", True]]
@@ -145,10 +145,11 @@ site.run(100000)
 before = pm.power_at_meter_filtered
 pm.is_3phase = False                  # the phase switcher finished a 3p->1p switch
 site.run(500)
-out(before != pm.power_at_meter_filtered, pm._filter._filled <= 1,
-    pm.power_at_meter_filtered == pm._filter.fast_w)
+# (The surplus it averages does not depend on the phases, so the restart changes little now;
+# it is kept as the reference does it.)
+out(pm._filter._filled <= 1, pm._filter.filtered_w == pm._filter.fast_w)
 """)
-    assert res == [[True, True, True]]
+    assert res == [[True, True]]
 
 
 def test_phase_switch_while_off_is_immediate():
@@ -284,8 +285,8 @@ out(pm.wants_on, pm.charge_manager_available_current)
 
 
 def test_short_cloud_does_not_stop_charging():
-    # The car drops to its minimum in a cloud; the off decision it causes waits its block, and
-    # the sun returning first cancels it: charging never stops.
+    # The car drops to its minimum in a cloud (the fast value); the 480 s average of the surplus
+    # still says on, so no off decision (and no block) starts: charging never stops.
     res = run_lines(r"""
 pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 1, "cloud_filter_mode": 3})
 site = Site(pm, pv_w=3000)
@@ -297,9 +298,10 @@ out(pm.power_available < 1380, pm.wants_on, pm.wants_on_last, pm.on_state_change
     pm.charge_manager_available_current)
 site.pv_w = 3000
 ok = site.until(lambda p: p.wants_on_last, 20000) > 0
+site.run(20000)
 out(ok, pm.wants_on, pm.charge_manager_available_current > 6000)
 """)
-    assert res == [[True, True, 0], [True, True, False, True, 6000], [True, True, True]]
+    assert res == [[True, True, 0], [True, True, True, False, 6000], [True, True, True]]
 
 
 def test_phase_decision_frozen_while_switching():

@@ -277,8 +277,15 @@ class PowerManager:
         eff_w = grid_w
         if fresh and has_bat:
             eff_w = self._with_battery(grid_w)
-        flt.update(dt_ms, eff_w, fresh)
-        self.power_at_meter_filtered = flt.filtered_w
+        # The filter averages the surplus (charging - effective grid), not the grid power: a grid
+        # average still holding the export from before the car ramped up, plus today's charging
+        # power, would count that power twice for up to the window (measured: false 1p->3p
+        # switches importing 1.2-1.9 kW, docs/benchmark.md). The surplus does not move when the
+        # car does. power_at_meter_filtered stays a grid power: the filtered surplus seen from
+        # today's charging power (= the grid average while the chargers' power is steady).
+        charging_w = _clamp(self.charging_w, 0, _P_LIMIT_W)
+        flt.update(dt_ms, charging_w - eff_w, fresh)
+        self.power_at_meter_filtered = charging_w - flt.filtered_w
         if not flt.has_data:
             # A recent age but never a fresh sample (since boot or the last reset): no numbers.
             blocked |= BLOCKED_GRID_STALE
@@ -340,12 +347,13 @@ class PowerManager:
             pa = g if mode == MODE_MIN_PV else 0
             paf = pa
         elif fresh or self._recalc:
-            charging_w = _clamp(self.charging_w, 0, _P_LIMIT_W)
             target = self.target_power_from_grid
-            # The chargers' measured power, not their allocation: with a loop faster than the
-            # cars react, allocation + gain x error winds up (measured: docs/control.md).
-            pa = charging_w + self._p_adjust(target - flt.fast_w, charging_w)
-            paf = charging_w + self._p_adjust(target - flt.filtered_w, charging_w)
+            # The chargers' measured power (within 110 % of it, firmware/control/charging_input.py),
+            # not their bare allocation: with a loop faster than the cars react, allocation +
+            # gain x error winds up (measured: docs/control.md). The error is the (filtered)
+            # surplus minus what the chargers draw now: target - grid while the power is steady.
+            pa = charging_w + self._p_adjust(target + flt.fast_w - charging_w, charging_w)
+            paf = charging_w + self._p_adjust(target + flt.filtered_w - charging_w, charging_w)
             if mode == MODE_MIN_PV:
                 if pa < g:
                     pa = g
