@@ -239,4 +239,4 @@ pm.set_charge_mode(1)
 pm.step(100)
 out(pm.wants_on, pm.charge_manager_available_current, pm.config_error_flags)
 """)
-    assert res == [[255, 255, 0, 3, 4, 1000000, 300000], [False, 0, 5]]
+    assert res == [[255, 255, 0, 3, 4, 1000000, 240000], [False, 0, 5]]

@@ -1,5 +1,11 @@
 """Configs survive a restart of the firmware; a corrupt file gives defaults and is reported."""
+import sys
+
+from mp import ROOT
 from simproc import Sim
+
+sys.path.insert(0, str(ROOT))
+from firmware.api.power_manager_api import HYSTERESIS_TIME_DEFAULT_S  # noqa: E402 (CPython-safe)
 
 
 def test_restart_keeps_config_and_starts_in_default_mode(tmp_path):
@@ -34,7 +40,7 @@ def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
     (flash / "charge_manager_config.json").write_text('{"chargers": [')
     s = Sim(flash)
     try:
-        assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": HYSTERESIS_TIME_DEFAULT_S}
         assert s.get("power_manager/dynamic_load_config")["enabled"] is False
         errors = s.get("system/state")["config_load_errors"]
         assert any(e.startswith("power_manager/debug_config") for e in errors), errors
@@ -63,7 +69,7 @@ def test_invalid_values_in_file_are_not_trusted(tmp_path):
     (flash / "power_manager_debug_config.json").write_text('{"hysteresis_time": 1}')
     s = Sim(flash)
     try:
-        assert s.get("power_manager/debug_config") == {"hysteresis_time": 300}
+        assert s.get("power_manager/debug_config") == {"hysteresis_time": HYSTERESIS_TIME_DEFAULT_S}
         assert any("minimum 10" in e for e in s.get("system/state")["config_load_errors"])
     finally:
         s.stop()

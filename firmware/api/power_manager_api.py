@@ -15,6 +15,13 @@ MODE_NAMES = ("Fast", "Off", "PV", "Min + PV")
 
 PHASE_SWITCHING_EXTERNAL = 3
 
+# Defaults chosen with the PV-day benchmark (docs/benchmark.md, "Choosing the defaults"): no cloud
+# filter and a 4 min hysteresis capture the most surplus over the 9 days (92.7 %) with <= 5
+# starts; the hysteresis, not the filter, rides out clouds on 1-minute data. The reference ships
+# filter 2 and 5 min. The spec's semantics of both keys are unchanged.
+CLOUD_FILTER_MODE_DEFAULT = 0
+HYSTERESIS_TIME_DEFAULT_S = 240
+
 # The reference vendor's validation texts (DOMAIN 1) where it has one.
 ERR_EXCESS_WITH_EXTERNAL = ("Can't enable excess charging when external control is enabled for "
                             "phase switching.")
@@ -53,7 +60,7 @@ def config_object(store):
         Field("meter_slot_battery_power", INT, NO_METER, choices=SLOT_CHOICES),
         Field("target_power_from_grid", INT, 0, -100000, 100000),
         Field("guaranteed_power", INT, 1380, 0, 100000),
-        Field("cloud_filter_mode", INT, 2, 0, 3),
+        Field("cloud_filter_mode", INT, CLOUD_FILTER_MODE_DEFAULT, 0, 3),
         Field("battery_mode", INT, 0, 0, 1),
         Field("battery_inverted", BOOL, False),
         Field("battery_deadzone", INT, 100, 0, 10000),
@@ -80,9 +87,10 @@ def dlm_config_object(store):
 
 
 def debug_config_object(store):
-    # hysteresis_time in seconds: reference default 5 min, range 10 s .. 60 min (DOMAIN 1).
+    # hysteresis_time in seconds: range 10 s .. 60 min (DOMAIN 1); reference default 5 min, ours
+    # 4 min (HYSTERESIS_TIME_DEFAULT_S, benchmarked).
     return ConfigObject("power_manager/debug_config", [
-        Field("hysteresis_time", INT, 300, 10, 3600),
+        Field("hysteresis_time", INT, HYSTERESIS_TIME_DEFAULT_S, 10, 3600),
     ], store)
 
 

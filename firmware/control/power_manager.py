@@ -55,7 +55,7 @@ _IDLE_W = const(100)               # below this the chargers count as "not charg
 _MAX_DT_MS = const(3600000)        # a longer gap (stalled loop) counts as one hour
 _HYST_MIN_S = const(10)            # debug_config hysteresis_time range (DOMAIN 1)
 _HYST_MAX_S = const(3600)
-_HYST_DEFAULT_S = const(300)
+_HYST_DEFAULT_S = const(240)   # == api HYSTERESIS_TIME_DEFAULT_S (benchmarked)
 _MIN_CURRENT_DEFAULT_MA = const(6000)
 
 # Hard blocks: current 0 immediately, whatever the hysteresis says.

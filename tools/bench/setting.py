@@ -18,9 +18,9 @@ BATTERY_SLOT = 1
 # Fallbacks when the firmware's config definitions cannot be imported (spec / DOMAIN 1).
 _PM_DEFAULTS = {"phase_switching_mode": 1, "excess_charging_enable": True, "default_mode": 0,
                 "meter_slot_grid_power": 0, "meter_slot_battery_power": 255,
-                "target_power_from_grid": 0, "guaranteed_power": 1380, "cloud_filter_mode": 2,
+                "target_power_from_grid": 0, "guaranteed_power": 1380, "cloud_filter_mode": 0,
                 "battery_mode": 0, "battery_inverted": False, "battery_deadzone": 100}
-_DEBUG_DEFAULTS = {"hysteresis_time": 300}
+_DEBUG_DEFAULTS = {"hysteresis_time": 240}
 
 
 def setting_opts(name):
