@@ -100,8 +100,14 @@ r.render(st, 0)
 ref.fill(0); ref.fill_rect(0, 54, 128, 10, 1); ref.text('! Meter stale', 0, 55, 0)
 big('stale', 48, 12)
 print(same(0, 54, 128, 10), same(32, 12, 96, 16))
+st.meter_stale = False; st.errors = []
+st.action = 'Min. on time'; st.action_ms = 83000
+r.render(st, 0)
+ref.fill(0); ref.text('Min. on tim 1:23', 0, 55, 1)
+print(same(0, 54, 128, 10))
 """)
-    assert out.split() == ["True"] * 6
+    # A long action name is shortened, never the countdown after it.
+    assert out.split() == ["True"] * 7
     # The frame file is a PBM the host tools read: header bar lit, row below it dark.
     w, h, rows = pbm2png.read_pbm(pbm)
     assert (w, h) == (128, 64)

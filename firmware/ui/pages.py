@@ -154,7 +154,9 @@ class Renderer:
             fb.fill_rect(0, 54, W, 10, 1)
             fb.text(("! " + st.errors[0])[:COLS], 0, 55, 0)
         elif st.action:
-            fb.text(("%s %s" % (st.action, fmt_duration(st.action_ms)))[:COLS], 0, 55, 1)
+            # The countdown is what matters: shorten the action's name, never the countdown.
+            d = fmt_duration(st.action_ms)
+            fb.text("%s %s" % (st.action[:COLS - 1 - len(d)], d), 0, 55, 1)
         else:
             fb.text("Steady", 0, 55, 1)
 
