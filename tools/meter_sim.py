@@ -22,8 +22,9 @@ import math
 import os
 import struct
 import sys
-import threading
 import time
+
+from loop_thread import LoopThread
 
 # Per model: function code of the measurement registers, encoding, register addresses of the
 # simulated quantities (u: phase voltage V, i: phase current A, p: phase power W, ptot: total
@@ -345,7 +346,7 @@ def _frame_len(buf, is_answer):
     return 8
 
 
-class Simulator:
+class Simulator(LoopThread):
     """pymodbus RTU server with meters on an inner pty, proxied to `port` (the socat end the
     firmware does not use). Runs in its own thread with its own event loop (start()/stop())."""
 
@@ -355,10 +356,7 @@ class Simulator:
         self.baud = baud
         self.delay_ms = delay_ms
         self.proxy = None
-        self._loop = None
-        self._thread = None
-        self._ready = threading.Event()
-        self.error = None
+        self.init_loop_thread()
 
     async def _main(self):
         import termios
@@ -401,26 +399,6 @@ class Simulator:
                 os.close(fd)
             except OSError:
                 pass
-
-    def start(self):
-        def target():
-            self._loop = asyncio.new_event_loop()
-            try:
-                self._loop.run_until_complete(self._main())
-            except Exception as e:  # noqa: BLE001 - reported to the starter
-                self.error = e
-                self._ready.set()
-        self._thread = threading.Thread(target=target, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self.error:
-            raise self.error
-        return self
-
-    def stop(self):
-        if self._loop and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop_ev.set)
-            self._thread.join(5)
 
 
 def _silence_unknown_ids(server):

@@ -12,10 +12,10 @@ import os
 import sys
 import asyncio
 import logging
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from loop_thread import LoopThread  # noqa: E402
 
 
 class Heidelberg:
@@ -158,16 +158,14 @@ def _device(slave, box):
     return SimDevice(id=slave, simdata=(bits, list(bits), hr, ir), action=action)
 
 
-class WallboxServer:
+class WallboxServer(LoopThread):
     """pymodbus RTU server on `port` (one end of a socat pty pair), in its own thread."""
 
     def __init__(self, port, boxes, baud=19200):
         self.port = port
         self.boxes = boxes   # {slave: Heidelberg() | EvseWb()}
         self.baud = baud
-        self._ready = threading.Event()
-        self._loop = None
-        self.error = None
+        self.init_loop_thread()
 
     async def _main(self):
         from pymodbus.framer import FramerType
@@ -179,37 +177,17 @@ class WallboxServer:
         # A real RS485 slave with another id stays silent (pymodbus would answer exception 4).
         from meter_sim import _silence_unknown_ids
         _silence_unknown_ids(server)
-        self._stop = asyncio.Event()
+        self._stop_ev = asyncio.Event()
         task = asyncio.create_task(server.serve_forever())
         await asyncio.sleep(0.3)
         self._ready.set()
-        await self._stop.wait()
+        await self._stop_ev.wait()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
         try:
             await server.shutdown()
         except Exception:  # noqa: BLE001 - best effort at teardown
             pass
-
-    def start(self):
-        def target():
-            self._loop = asyncio.new_event_loop()
-            try:
-                self._loop.run_until_complete(self._main())
-            except Exception as e:  # noqa: BLE001 - reported to the starter
-                self.error = e
-                self._ready.set()
-        self._thread = threading.Thread(target=target, daemon=True)
-        self._thread.start()
-        self._ready.wait(10)
-        if self.error:
-            raise self.error
-        return self
-
-    def stop(self):
-        if self._loop and self._thread.is_alive():
-            self._loop.call_soon_threadsafe(self._stop.set)
-            self._thread.join(5)
 
 
 def main(argv=None):
