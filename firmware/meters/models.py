@@ -7,16 +7,11 @@
 # Energies and voltages are "slow" values (read every few polls); power, currents and phase
 # powers are read every poll.
 
-# Value ids (DOMAIN 5; the same numbers as firmware/meters/slots.py).
-VOLTAGE_L1 = 1
-VOLTAGE_L2 = 2
-VOLTAGE_L3 = 3
-CURRENT_L1 = 14
-CURRENT_L2 = 18
-CURRENT_L3 = 22
-POWER = 74
-ENERGY_IMPORT = 209
-ENERGY_EXPORT = 211
+# Value ids (DOMAIN 5), defined once with the slots that hold them.
+from firmware.meters.slots import (  # noqa: F401 - re-exported for the tables' users
+    VOLTAGE_L1, VOLTAGE_L2, VOLTAGE_L3, CURRENT_L1, CURRENT_L2, CURRENT_L3, POWER,
+    ENERGY_IMPORT, ENERGY_EXPORT)
+
 # Internal: phase active power, only used for the sign of the phase current.
 PHASE_POWER_L1 = 1001
 PHASE_POWER_L2 = 1002
