@@ -97,6 +97,36 @@ asyncio.run(main())
 """
 
 
+class Flood:
+    """Publishes charge_mode_update writes (valid and invalid, QoS 0 and 1) at `rate_hz` from a
+    thread, from construction until stop(), which returns the rate achieved (messages/s)."""
+
+    PAYLOADS = (b"2", b'{"mode": 3}', b'{"mode": 9}', b"{garbage", b'"x"')
+
+    def __init__(self, client, topic, rate_hz=100):
+        import threading
+        self.client, self.topic, self.period_s = client, topic, 1 / rate_hz
+        self.sent = 0
+        self._stop = False
+        self._t0 = time.monotonic()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        t_next = time.monotonic()
+        while not self._stop:
+            self.client.publish(self.topic, self.PAYLOADS[self.sent % len(self.PAYLOADS)],
+                                qos=self.sent % 2)
+            self.sent += 1
+            t_next += self.period_s
+            time.sleep(max(0.0, t_next - time.monotonic()))
+
+    def stop(self):
+        self._stop = True
+        self._thread.join()
+        return self.sent / (time.monotonic() - self._t0)
+
+
 def pct(values, p):
     s = sorted(values)
     return s[min(len(s) - 1, int(round(p / 100 * (len(s) - 1))))]
@@ -145,27 +175,9 @@ def bench_sim(seconds):
 
             rows["loop period, whole firmware, idle (ms, 250 nominal)"] = sample(seconds)
             max_idle = sim.get("system/state")["max_period_ms"]
-            stop = [False]
-            sent = [0]
-
-            def flood():
-                payloads = [b"2", b'{"mode": 3}', b'{"mode": 9}', b"{garbage", b'"x"']
-                t_next = time.monotonic()
-                while not stop[0]:
-                    obs.c.publish(pfx + "/power_manager/charge_mode_update",
-                                  payloads[sent[0] % len(payloads)], qos=sent[0] % 2)
-                    sent[0] += 1
-                    t_next += 0.01
-                    time.sleep(max(0.0, t_next - time.monotonic()))
-
-            import threading
-            th = threading.Thread(target=flood, daemon=True)
-            t0 = time.monotonic()
-            th.start()
+            flood = Flood(obs.c, pfx + "/power_manager/charge_mode_update")
             busy = sample(seconds)
-            stop[0] = True
-            th.join()
-            rate = sent[0] / (time.monotonic() - t0)
+            rate = flood.stop()
             rows["loop period, whole firmware, flood %.0f msg/s (ms)" % rate] = busy
             st = sim.get("system/state")
             mq = sim.get("mqtt/state")
@@ -215,27 +227,9 @@ def main():
                     idle += [us / 1000 for us in json.loads(line[8:])]
 
             # 2. flood _update at 100 msg/s while measuring the loop period
-            stop = [False]
-            sent = [0]
-
-            def flood():
-                payloads = [b"2", b'{"mode": 3}', b'{"mode": 9}', b"{garbage", b'"x"']
-                t_next = time.monotonic()
-                while not stop[0]:
-                    obs.c.publish(PFX + "/power_manager/charge_mode_update",
-                                  payloads[sent[0] % len(payloads)], qos=sent[0] % 2)
-                    sent[0] += 1
-                    t_next += 0.01
-                    time.sleep(max(0.0, t_next - time.monotonic()))
-
-            import threading
-            th = threading.Thread(target=flood, daemon=True)
-            t0 = time.monotonic()
-            th.start()
+            flood = Flood(obs.c, PFX + "/power_manager/charge_mode_update")
             busy = loop_periods(fw, args.seconds)
-            stop[0] = True
-            th.join()
-            rate = sent[0] / (time.monotonic() - t0)
+            rate = flood.stop()
             stat = fw.wait_line(lambda s: s.startswith("STAT"), timeout=5).split()
             errors = sum(1 for m in obs.log if m[0] == PFX + "/mqtt/error")
         finally:
@@ -261,7 +255,7 @@ def main():
     print("stand-in: heap held by the MQTT subsystem once connected (Unix port, 64-bit "
           "objects): %d bytes" % mem)
     print("flood: %d messages sent, %d rejected writes reported on %s/mqtt/error, "
-          "client still connected: %s" % (sent[0], errors, PFX, stat[1]))
+          "client still connected: %s" % (flood.sent, errors, PFX, stat[1]))
 
 
 if __name__ == "__main__":
