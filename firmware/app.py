@@ -54,7 +54,6 @@ class App:
         self.configs = {}
         self.chargers = []        # charger objects (docs/architecture.md), filled by subsystems
         self.phase_control = None  # phase switch sequence + contactor, when one is installed
-        self.error_sources = []   # callables returning config_error_flags bits
         self.tasks = []
         self.http_routes = []     # extra (url, methods, handler) for the HTTP server (/setup)
         # Charger limits the power manager plans with; the charge manager subsystem keeps them
@@ -110,20 +109,19 @@ class App:
         return time.ticks_diff(self.clock.ticks_ms(), self.start_ms)
 
     def config_error_flags(self):
+        # The power manager knows bits 1, 2, 4 and 8 from its configuration; only the app sees
+        # the meter slots: a grid slot that holds no meter (8), DLM without phase currents (16).
+        flags = self.pm.config_error_flags
         cfg = self.configs["power_manager/config"]
-        flags = 0
         slot = cfg["meter_slot_grid_power"]
-        if cfg["excess_charging_enable"] and (
-                slot == pm_api.NO_METER
-                or self.configs["meters/%d/config" % slot]["type"] == TYPE_NONE):
+        if cfg["excess_charging_enable"] and slot != pm_api.NO_METER \
+                and self.configs["meters/%d/config" % slot]["type"] == TYPE_NONE:
             flags |= ERR_NO_METER
         dlm = self.configs["power_manager/dynamic_load_config"]
         if dlm["enabled"]:
             s = self.slots[dlm["meter_slot_grid_currents"]]
             if not (s.has(CURRENT_L1) and s.has(CURRENT_L2) and s.has(CURRENT_L3)):
                 flags |= ERR_DLM_NO_CURRENTS
-        for source in self.error_sources:
-            flags |= source()
         return flags
 
     def distribute(self, now_ms, dt_ms):

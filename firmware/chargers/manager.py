@@ -244,7 +244,6 @@ class ChargeManager:
         self.dlm_cfg.subscribe(self._dlm_changed)
         app.phase_control = self
         app.distribute = self.distribute
-        app.error_sources.append(self.error_flags)
         self._contactor_changed()
         self._dlm_changed()
         self._build_chargers()
@@ -319,9 +318,6 @@ class ChargeManager:
             self.alloc = None
         self._rebuild = True
         self._push_limits()
-
-    def error_flags(self):
-        return self.app.pm.config_error_flags & 7
 
     async def supervise(self):
         """Runs every charger's own task; restarts them after a config change."""
