@@ -151,3 +151,29 @@ def test_api_meter_update(s):
     assert s.get("meters/5/values") == {"74": -4067.8, "14": 9.495, "18": -1, "22": 0}
     state = s.get("meters/5/state")
     assert state["stale"] is False and state["readings"] == 1 and state["age_ms"] >= 0
+
+
+def test_config_error_flags_for_meters(s):
+    def flags():
+        return s.get("power_manager/state")["config_error_flags"]
+    cfg = s.get("power_manager/config")
+    dlm = s.get("power_manager/dynamic_load_config")
+    try:
+        assert flags() & (8 | 16) == 0                     # the simulated grid meter in slot 3
+        assert s.put("power_manager/config", {"meter_slot_grid_power": 6})[0] == 200
+        assert flags() & 8                                 # slot 6 holds no meter
+        assert s.put("power_manager/config", {"meter_slot_grid_power": 255})[0] == 200
+        assert flags() & 8                                 # no grid slot at all
+        assert s.put("power_manager/config", {"excess_charging_enable": False,
+                                              "default_mode": 0})[0] == 200
+        assert flags() & 8 == 0                            # no excess charging, no meter needed
+        assert s.put("power_manager/dynamic_load_config",
+                     {"enabled": True, "meter_slot_grid_currents": 6})[0] == 200
+        assert flags() & 16                                # DLM on a slot without currents
+        assert s.put("power_manager/dynamic_load_config",
+                     {"meter_slot_grid_currents": 3})[0] == 200
+        assert flags() & 16 == 0
+    finally:
+        assert s.put("power_manager/dynamic_load_config", dlm)[0] == 200
+        assert s.put("power_manager/config", {k: cfg[k] for k in (
+            "meter_slot_grid_power", "excess_charging_enable", "default_mode")})[0] == 200
