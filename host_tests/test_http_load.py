@@ -141,7 +141,9 @@ def test_50_connections_no_crash_limit_holds_control_keeps_period(burst):
     # The control loop ran at its period through the burst: steps kept pace with the clock.
     steps = burst["after"]["steps"] - burst["before"]["steps"]
     assert steps >= 0.8 * burst["elapsed_ms"] / 250, (steps, burst["elapsed_ms"])
-    assert burst["after"]["max_period_ms"] <= max(burst["before"]["max_period_ms"], 500)
+    # 250 ms nominal; a handler that blocked the loop would hold it for the whole 4 s burst.
+    # 1 s leaves room for host scheduling noise with 50 client threads on two cores.
+    assert burst["after"]["max_period_ms"] <= max(burst["before"]["max_period_ms"], 1000)
 
 
 def test_50_connections_no_request_lost_to_memory(burst):

@@ -114,8 +114,10 @@ def test_paused_broker_and_restart_on_the_firmware(sim, broker):
     elapsed_ms = (during["uptime_ms"] - before["uptime_ms"])
     steps = during["steps"] - before["steps"]
     assert steps >= elapsed_ms // 250 * 8 // 10, (steps, elapsed_ms)
-    # 250 ms period; a stall on the socket would last seconds of firmware time.
-    assert during["max_period_ms"] <= max(before["max_period_ms"], 1000), (before, during)
+    # 250 ms period. A blocking socket call would stall for the whole pause (30 s of firmware
+    # time) or a 10 s timeout; 5 s of firmware time (1 s real) leaves room for host scheduling
+    # noise, which the time factor multiplies (CI once saw a 400 ms real hiccup).
+    assert during["max_period_ms"] <= max(before["max_period_ms"], 5000), (before, during)
     st = s.get("mqtt/state")
     assert st["connected"] is False or st["connects"] >= 2  # the outage was noticed
     _mqtt_connected(s, timeout=30)
