@@ -259,13 +259,18 @@ def main():
     ap.add_argument("--sim-s", type=int, default=3600)
     ap.add_argument("--heap", default="100wK")
     ap.add_argument("--no-mqtt", action="store_true")
+    ap.add_argument("--costs", action="store_true",
+                    help="only the per-part table (2 s): no simulated hour")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_heap_"))
-    try:
-        stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work)
-    except RuntimeError as e:
-        print("The firmware did not run in -X heapsize=%s:\n%s\n" % (a.heap, str(e)[-600:]))
-        stats = None
+    stats = None
+    if a.costs:
+        build_tree(work / "board")
+    else:
+        try:
+            stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work)
+        except RuntimeError as e:
+            print("The firmware did not run in -X heapsize=%s:\n%s\n" % (a.heap, str(e)[-600:]))
     sizes = {str(p.relative_to(deploy.BUILD)): p.stat().st_size
              for p in sorted(deploy.BUILD.rglob("*.mpy"))}
     heap_100wk = 202368
