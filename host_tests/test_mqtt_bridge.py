@@ -114,7 +114,8 @@ def test_states_published_retained_and_password_never_readable(tmp_path, broker)
                 n += 1
             except AssertionError:
                 pass
-        assert 3 <= n <= 5, n
+        # Upper bound: the rate limit. Lower bound loose: a stalled host delays, never adds.
+        assert 2 <= n <= 5, n
         assert first[2] is False  # live messages to a subscriber arrive without the retain flag
     finally:
         mp.close()
