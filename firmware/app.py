@@ -30,18 +30,12 @@ ERR_NO_METER = 8
 ERR_DLM_NO_CURRENTS = 16
 
 
-class SystemState:
+def _system_state(app):
     """system/state: uptime, loop period and config files that could not be loaded."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def to_dict(self):
-        app = self.app
-        out = {"uptime_ms": app.uptime_ms(),
-               "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error]}
-        out.update(app.control.stats())
-        return out
+    out = {"uptime_ms": app.uptime_ms(),
+           "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error]}
+    out.update(app.control.stats())
+    return out
 
 
 class App:
@@ -65,7 +59,7 @@ class App:
         self.pm = PowerManager()
         self._install_power_manager()
         self.control = ControlTask(self)
-        self.registry.add("system/state", SystemState(self))
+        self.registry.add("system/state", (_system_state, self))
         for install in subsystems:
             self.tasks.extend(install(self) or ())
         for name in BOARD_SUBSYSTEMS:
@@ -77,22 +71,7 @@ class App:
         return cfg
 
     def _install_power_manager(self):
-        reg = self.registry
-        cfg = self._add_config(pm_api.config_object(self.store))
-        dlm = self._add_config(pm_api.dlm_config_object(self.store))
-        debug = self._add_config(pm_api.debug_config_object(self.store))
-        self.charge_mode = pm_api.ChargeMode(cfg, self.pm.set_charge_mode)
-        self.external_control = pm_api.ExternalControl(self.pm)
-        reg.add("power_manager/config", pm_api.PowerManagerConfigView(cfg, dlm))
-        reg.add(dlm.name, dlm)
-        reg.add(debug.name, debug)
-        reg.add("power_manager/charge_mode", self.charge_mode)
-        reg.add("power_manager/external_control", self.external_control)
-        reg.add("power_manager/state", pm_api.PowerManagerState(self))
-        reg.add("power_manager/low_level_state", pm_api.LowLevelState(self.pm))
-        for c in (cfg, dlm, debug):
-            c.subscribe(self.reconfigure)
-        cfg.subscribe(self.charge_mode.config_changed)
+        pm_api.install(self)
         for slot_cfg in range(len(self.slots)):
             self.configs["meters/%d/config" % slot_cfg].subscribe(self.reconfigure)
         self.reconfigure()
@@ -119,8 +98,8 @@ class App:
             flags |= ERR_NO_METER
         dlm = self.configs["power_manager/dynamic_load_config"]
         if dlm["enabled"]:
-            s = self.slots[dlm["meter_slot_grid_currents"]]
-            if not (s.has(CURRENT_L1) and s.has(CURRENT_L2) and s.has(CURRENT_L3)):
+            ids = self.slots[dlm["meter_slot_grid_currents"]].value_ids
+            if not (CURRENT_L1 in ids and CURRENT_L2 in ids and CURRENT_L3 in ids):
                 flags |= ERR_DLM_NO_CURRENTS
         return flags
 

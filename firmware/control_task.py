@@ -36,7 +36,7 @@ class ControlTask:
         pm = self.pm
         cfg = self.app.configs["power_manager/config"]
         grid = self._slot(cfg["meter_slot_grid_power"])
-        if grid is None or not grid.has(POWER):
+        if grid is None or POWER not in grid.value_ids:
             pm.grid_w = 0
             pm.grid_fresh = False
             pm.grid_age_ms = _STALE_AGE_MS
@@ -48,7 +48,7 @@ class ControlTask:
             pm.grid_age_ms = _STALE_AGE_MS if grid.is_stale(now_ms) else grid.age_ms(now_ms)
             pm.voltage_v = _int(grid.get(VOLTAGE_L1))
         battery = self._slot(cfg["meter_slot_battery_power"])
-        if battery is None or not battery.has(POWER):
+        if battery is None or POWER not in battery.value_ids:
             pm.battery_w = 0
             pm.battery_age_ms = 0 if battery is None else _STALE_AGE_MS
         else:

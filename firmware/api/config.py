@@ -1,15 +1,33 @@
 # Config objects: a schema of fields, validation shared by HTTP and MQTT, persistence through Store.
+#
+# Heap diet (docs/board.md): a plain field is a named tuple, not an instance, and the code that
+# only runs on a write or when a saved file is loaded (type/range checks, cross-field rules,
+# loading) lives in firmware/api/config_write.py, imported for that call and dropped afterwards.
+import sys
+from collections import namedtuple
+
 BOOL = 0
 INT = 1
 STR = 2
 INT_LIST = 3
 
-_KIND_NAMES = ("bool", "int", "string", "array of int")
+# `lo`/`hi` bound ints (and string/list lengths), `choices` lists the allowed ints. A `secret`
+# field is write-only: it reads back as null.
+FieldTuple = namedtuple("Field", ("key", "kind", "default", "lo", "hi", "choices", "secret"))
+
+
+def field(key, kind, default, lo=None, hi=None, choices=None, secret=False):
+    return FieldTuple(key, kind, default, lo, hi, choices, secret)
 
 
 class Field:
-    """One key of a config object. `lo`/`hi` bound ints (and string/list lengths), `choices`
-    lists the allowed ints. A `secret` field is write-only: it reads back as null."""
+    """Field(...) gives a FieldTuple (80 B instead of ~200 B for an instance). Only a subclass
+    with its own check(value) -> message|None is an instance (e.g. a list of objects)."""
+
+    def __new__(cls, *args, **kw):
+        if cls is Field:
+            return field(*args, **kw)
+        return object.__new__(cls)
 
     def __init__(self, key, kind, default, lo=None, hi=None, choices=None, secret=False):
         self.key = key
@@ -20,35 +38,20 @@ class Field:
         self.choices = choices
         self.secret = secret
 
-    def check(self, value):
-        """Return an error message for `value`, or None when it is valid."""
-        k = self.kind
-        if k == BOOL:
-            ok = value is True or value is False
-        elif k == INT:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        elif k == STR:
-            ok = isinstance(value, str)
-        else:
-            ok = isinstance(value, list) and all(
-                isinstance(v, int) and not isinstance(v, bool) for v in value)
-        if not ok:
-            return "Key '%s' must be of type %s" % (self.key, _KIND_NAMES[k])
-        if self.choices is not None and value not in self.choices:
-            return "Key '%s' has invalid value %r: allowed are %s" % (
-                self.key, value, ", ".join(str(c) for c in self.choices))
-        size = value if k == INT else (len(value) if k in (STR, INT_LIST) else None)
-        if size is not None:
-            what = "value" if k == INT else "length"
-            if self.lo is not None and size < self.lo:
-                return "Key '%s' %s %d is below the minimum %d" % (self.key, what, size, self.lo)
-            if self.hi is not None and size > self.hi:
-                return "Key '%s' %s %d is above the maximum %d" % (self.key, what, size, self.hi)
-        return None
+
+_WRITE_MODULE = "firmware.api.config_write"
 
 
-class ConfigError(Exception):
-    pass
+def call_write(fn, *args):
+    """firmware.api.config_write.<fn>(*args), with the module imported for this call and
+    dropped afterwards (its heap comes back at the next collection). Nested calls share one
+    import."""
+    mod = __import__(_WRITE_MODULE, None, None, ("validate",))
+    try:
+        return getattr(mod, fn)(*args)
+    finally:
+        sys.modules.pop(_WRITE_MODULE, None)
+        sys.modules["firmware.api"].__dict__.pop("config_write", None)
 
 
 class ConfigObject:
@@ -57,14 +60,14 @@ class ConfigObject:
     `check(merged_values)` returns an error message for cross-field rules, or None.
     Listeners `fn(obj)` run after every accepted write."""
 
+    load_error = None  # set by load() when the saved file could not be used
+
     def __init__(self, name, fields, store=None, check=None):
         self.name = name
         self.fields = fields
-        self._by_key = {f.key: f for f in fields}
         self.store = store
         self.check = check
         self.values = {f.key: f.default for f in fields}
-        self.load_error = None
         self._listeners = []
 
     def writable_keys(self):
@@ -84,33 +87,11 @@ class ConfigObject:
         return out
 
     def validate(self, payload):
-        """Return the merged values for `payload`, or raise ConfigError naming the problem."""
-        if not isinstance(payload, dict):
-            raise ConfigError("JSON payload must be an object")
-        for key in payload:
-            if key not in self._by_key:
-                raise ConfigError("JSON object has unknown key '%s'" % key)
-        merged = dict(self.values)
-        for key, value in payload.items():
-            err = self._by_key[key].check(value)
-            if err:
-                raise ConfigError(err)
-            merged[key] = value
-        if self.check:
-            err = self.check(merged)
-            if err:
-                raise ConfigError(err)
-        return merged
+        """Return the merged values for `payload`, or raise ApiError(400) naming the problem."""
+        return call_write("validate", self, payload)
 
     def write(self, payload):
-        from firmware.api.registry import ApiError
-        try:
-            merged = self.validate(payload)
-        except ConfigError as e:
-            raise ApiError(400, e.args[0])
-        self.apply(merged)
-
-    def apply(self, merged):
+        merged = self.validate(payload)
         if self.store is not None:
             self.store.save(self.name, merged)
         self.values = merged
@@ -120,15 +101,5 @@ class ConfigObject:
     def load(self):
         """Load the persisted values at boot. A missing file keeps the defaults; a corrupt or
         invalid one is reported in load_error and replaced by the defaults (never a crash)."""
-        if self.store is None:
-            return
-        try:
-            saved = self.store.load(self.name)
-            if saved is not None:
-                # Keys added by a newer firmware keep their defaults; a file written by an
-                # older firmware with keys we no longer know is reported, not trusted.
-                self.values = self.validate(saved)
-        except Exception as e:  # noqa: BLE001 - any failure means: defaults, and say so
-            self.load_error = "%s: %s" % (self.name, e.args[0] if e.args else repr(e))
-            print("config:", self.load_error, "- using defaults")
-            self.values = {f.key: f.default for f in self.fields}
+        if self.store is not None and self.store.exists(self.name):
+            call_write("load", self)

@@ -1,6 +1,9 @@
 # The one place through which HTTP, MQTT and the display read objects and submit writes.
 # An object is anything with to_dict() (a JSON-able dict, every documented key) and, when
 # writable, write(payload_dict). Writes raise ApiError; a rejected write changes nothing.
+# An entry may also be a tuple (read_fn, arg) or (read_fn, arg, write_fn): read gives
+# read_fn(arg), write calls write_fn(arg, any_json_value). A tuple costs ~40 B where an object
+# with its attribute dict costs ~150-250 B (heap diet, docs/board.md).
 import json
 
 MAX_BODY_BYTES = 4096
@@ -54,12 +57,19 @@ class Registry:
         return sorted(self._objects)
 
     def read(self, path):
-        return self.get_object(path).to_dict()
+        obj = self.get_object(path)
+        if type(obj) is tuple:
+            return obj[0](obj[1])
+        return obj.to_dict()
 
     def write(self, path, body):
         """Validate and apply a raw write body (bytes or str) to `path`."""
         obj = self.get_object(path)
-        if hasattr(obj, "write_body"):  # takes any JSON value, e.g. the API meter's array
+        if type(obj) is tuple:
+            if len(obj) < 3:
+                raise ApiError(405, "%s is read-only" % path)
+            obj[2](obj[1], parse_json(body))  # takes any JSON value, e.g. the API meter's array
+        elif hasattr(obj, "write_body"):  # the same for an object
             obj.write_body(parse_json(body))
         elif hasattr(obj, "write"):
             obj.write(as_object(parse_json(body), obj.writable_keys()))

@@ -1,9 +1,13 @@
 # Meter slots 0..6: where every meter source (API meter, RS485 meter, simulator) leaves its
 # values, and where the power manager and DLM read them. Value ids follow the reference vendor's
 # meter model (DOMAIN 5).
+#
+# Heap diet (docs/board.md): the 7 slot configs share one schema of field tuples; a slot is its
+# own meters/N/state object, and meters/N/values and meters/N/update are registry tuples
+# (function, slot[, write function]) instead of one instance each.
 import time
 
-from firmware.api.config import ConfigObject, Field, INT, INT_LIST, STR
+from firmware.api.config import ConfigObject, FieldTuple, INT, INT_LIST, STR, call_write
 from firmware.api.registry import ApiError
 
 SLOT_COUNT = 7
@@ -30,8 +34,27 @@ TYPE_SIM = 3
 
 _NEVER_MS = 1 << 29  # age reported for a slot that never had a reading (fits a small int)
 
+# meters/N/config, one schema for all slots: (key, kind, default, lo, hi, choices, secret).
+# The value_ids default list is shared by the slots' values dicts; nothing mutates it in place.
+SLOT_FIELDS = (
+    FieldTuple("type", INT, TYPE_NONE, None, None, (TYPE_NONE, TYPE_API, TYPE_RS485, TYPE_SIM),
+               False),
+    FieldTuple("display_name", STR, "", None, 32, None, False),
+    FieldTuple("value_ids", INT_LIST, [POWER], None, 16, None, False),
+    FieldTuple("model", STR, "", None, 24, None, False),
+    FieldTuple("slave_id", INT, 1, 1, 247, None, False),
+    FieldTuple("stale_timeout_s", INT, 30, 2, 600, None, False),
+)
+
 
 class MeterSlot:
+    """One slot; also the meters/N/state object (`extra`: a source's callable adding counters,
+    set by the RS485 poller)."""
+
+    extra = None
+    cfg = None      # the slot's meters/N/config, set by install_slots
+    clock = None
+
     def __init__(self, index):
         self.index = index
         self.value_ids = []
@@ -60,9 +83,6 @@ class MeterSlot:
         except ValueError:
             return None
 
-    def has(self, value_id):
-        return value_id in self.value_ids
-
     def age_ms(self, now_ms):
         if self.updated_ms is None:
             return _NEVER_MS
@@ -71,111 +91,79 @@ class MeterSlot:
     def is_stale(self, now_ms):
         return self.age_ms(now_ms) > self.stale_after_ms
 
-
-def _check_slot_config(v):
-    ids = v["value_ids"]
-    for vid in ids:
-        if vid not in KNOWN_VALUE_IDS:
-            return "Key 'value_ids' has unknown value id %d: known are %s" % (
-                vid, ", ".join(str(k) for k in KNOWN_VALUE_IDS))
-    if len(set(ids)) != len(ids):
-        return "Key 'value_ids' lists a value id twice"
-    if v["type"] == TYPE_API and not ids:
-        return "An API meter needs at least one value id in 'value_ids'"
-    return None
-
-
-def slot_config(index, store, default_type=TYPE_NONE, default_ids=(POWER,)):
-    return ConfigObject("meters/%d/config" % index, [
-        Field("type", INT, default_type, choices=(TYPE_NONE, TYPE_API, TYPE_RS485, TYPE_SIM)),
-        Field("display_name", STR, "", hi=32),
-        Field("value_ids", INT_LIST, list(default_ids), hi=16),
-        Field("model", STR, "", hi=24),
-        Field("slave_id", INT, 1, 1, 247),
-        Field("stale_timeout_s", INT, 30, 2, 600),
-    ], store, _check_slot_config)
-
-
-class SlotValues:
-    """meters/N/values: the latest reading by value id (null before the first one)."""
-
-    def __init__(self, slot):
-        self.slot = slot
+    def configured(self, c):
+        """Listener of meters/N/config."""
+        self.stale_after_ms = c["stale_timeout_s"] * 1000
+        if c["type"] in (TYPE_API, TYPE_SIM):
+            self.set_value_ids(c["value_ids"])
+        elif c["type"] == TYPE_NONE:
+            self.set_value_ids(())
 
     def to_dict(self):
-        s = self.slot
-        # Rounded for people: a meter's float32 (or float arithmetic) gives 9.494999999999999.
-        return {str(vid): (round(v, 4) if isinstance(v, float) else v)
-                for vid, v in zip(s.value_ids, s.values)}
-
-
-class SlotState:
-    """meters/N/state: freshness of the slot; sources may add counters via `extra`."""
-
-    def __init__(self, slot, config, clock):
-        self.slot, self.config, self.clock = slot, config, clock
-        self.extra = None  # callable returning a dict of source-specific counters
-
-    def to_dict(self):
-        s = self.slot
+        """meters/N/state: freshness of the slot, plus the source's counters."""
         now = self.clock.ticks_ms()
         out = {
-            "type": self.config["type"],
-            "age_ms": None if s.updated_ms is None else s.age_ms(now),
-            "stale": s.is_stale(now),
-            "readings": s.update_count,
+            "type": self.cfg["type"],
+            "age_ms": None if self.updated_ms is None else self.age_ms(now),
+            "stale": self.is_stale(now),
+            "readings": self.update_count,
         }
         if self.extra:
             out.update(self.extra())
         return out
 
 
-class SlotUpdate:
-    """meters/N/update: the API meter. Takes a JSON array in the order of the slot's value ids."""
+def _check_slot_config(v):
+    return call_write("slot_config_error", v)
 
-    def __init__(self, slot, config, clock):
-        self.slot, self.config, self.clock = slot, config, clock
 
-    def to_dict(self):  # read back what an update must look like
-        return {"value_ids": self.slot.value_ids}
+def _values(s):
+    """meters/N/values: the latest reading by value id (null before the first one)."""
+    # Rounded for people: a meter's float32 (or float arithmetic) gives 9.494999999999999.
+    return {str(vid): (round(v, 4) if isinstance(v, float) else v)
+            for vid, v in zip(s.value_ids, s.values)}
 
-    def write_body(self, payload):
-        if self.config["type"] != TYPE_API:
-            raise ApiError(400, "Meter slot %d is not an API meter (set type 1 in meters/%d/config)"
-                           % (self.slot.index, self.slot.index))
-        ids = self.slot.value_ids
-        if not isinstance(payload, list):
-            raise ApiError(400, "meters/%d/update takes a JSON array of %d numbers (value ids %s)"
-                           % (self.slot.index, len(ids), ", ".join(str(i) for i in ids)))
-        if len(payload) != len(ids):
-            raise ApiError(400, "Expected %d values (value ids %s), got %d"
-                           % (len(ids), ", ".join(str(i) for i in ids), len(payload)))
-        for i, v in enumerate(payload):
-            if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v \
-                    or v in (float("inf"), float("-inf")):
-                raise ApiError(400, "Value %d (value id %d) must be a number" % (i, ids[i]))
-        self.slot.update(payload, self.clock.ticks_ms())
+
+def _update_shape(s):
+    """meters/N/update read back: what an update must look like."""
+    return {"value_ids": s.value_ids}
+
+
+def _update(s, payload):
+    """meters/N/update: the API meter. Takes a JSON array in the order of the slot's value ids.
+    (Resident, not in config_write: an API meter writes several times a second.)"""
+    if s.cfg["type"] != TYPE_API:
+        raise ApiError(400, "Meter slot %d is not an API meter (set type 1 in meters/%d/config)"
+                       % (s.index, s.index))
+    ids = s.value_ids
+    if not isinstance(payload, list):
+        raise ApiError(400, "meters/%d/update takes a JSON array of %d numbers (value ids %s)"
+                       % (s.index, len(ids), ", ".join(str(i) for i in ids)))
+    if len(payload) != len(ids):
+        raise ApiError(400, "Expected %d values (value ids %s), got %d"
+                       % (len(ids), ", ".join(str(i) for i in ids), len(payload)))
+    for i, v in enumerate(payload):
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or v != v \
+                or v in (float("inf"), float("-inf")):
+            raise ApiError(400, "Value %d (value id %d) must be a number" % (i, ids[i]))
+    s.update(payload, s.clock.ticks_ms())
 
 
 def install_slots(app):
     """Create the 7 slots with their config/values/state/update objects."""
     app.slots = []
+    reg = app.registry
     for i in range(SLOT_COUNT):
         slot = MeterSlot(i)
-        cfg = slot_config(i, app.store)
+        cfg = slot.cfg = ConfigObject("meters/%d/config" % i, SLOT_FIELDS, app.store,
+                                      _check_slot_config)
+        slot.clock = app.clock
         cfg.load()
-
-        def apply(c, slot=slot):
-            slot.stale_after_ms = c["stale_timeout_s"] * 1000
-            if c["type"] in (TYPE_API, TYPE_SIM):
-                slot.set_value_ids(c["value_ids"])
-            elif c["type"] == TYPE_NONE:
-                slot.set_value_ids(())
-        apply(cfg)
-        cfg.subscribe(apply)
+        slot.configured(cfg)
+        cfg.subscribe(slot.configured)
         app.slots.append(slot)
         app.configs[cfg.name] = cfg
-        app.registry.add(cfg.name, cfg)
-        app.registry.add("meters/%d/values" % i, SlotValues(slot))
-        app.registry.add("meters/%d/state" % i, SlotState(slot, cfg, app.clock))
-        app.registry.add("meters/%d/update" % i, SlotUpdate(slot, cfg, app.clock))
+        reg.add(cfg.name, cfg)
+        reg.add("meters/%d/values" % i, (_values, slot))
+        reg.add("meters/%d/state" % i, slot)
+        reg.add("meters/%d/update" % i, (_update_shape, slot, _update))
