@@ -19,7 +19,7 @@ res = []
 for args in ((1, 4, 0, 2), (1, 3, 0, 10), (0x11, 3, 0x6B, 3), (0x11, 6, 1, 3)):
     n = rtu.build_request(b, *args)
     res.append(bytes(b[:n]).hex())
-n = rtu.build_write_multiple(b, 0x11, 1, [0x000A, 0x0102])
+n = rtu.build_request(b, 0x11, 16, 1, 2, [0x000A, 0x0102])
 res.append(bytes(b[:n]).hex())
 res.append(rtu.crc16(b'123456789', 0, 9))
 print(json.dumps(res))

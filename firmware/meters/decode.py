@@ -2,99 +2,81 @@
 # value ids, and the decoding of the answers into a slot's value list.
 import struct
 
+from micropython import const
+
 from firmware.meters import models as m
 
 # Merge two fields into one read when the registers between them cost less wire time than a
 # separate request: a request costs ~13 bytes of frames plus the meter's 20-60 ms answer delay,
 # i.e. ~16 registers at any baud rate (DOMAIN 5 timing).
-MERGE_GAP_REGS = 16
+_MERGE_GAP_REGS = const(16)
 
 
 class Read:
-    """One request of a plan: registers addr..addr+count-1 with the fields decoded from it."""
+    """One request of a plan: registers addr..addr+count-1 (function plan.fc). fields: flat,
+    four ints per value: output index, register offset, encoding, scale index (models.SCALES)."""
 
-    def __init__(self, fc, addr, slow):
-        self.fc = fc
+    def __init__(self, addr, count, slow, fields):
         self.addr = addr
-        self.count = 0
+        self.count = count
         self.slow = slow
-        self.fields = []  # (output index, register offset, encoding, scale)
-
-    def __repr__(self):
-        return "Read(fc=%d, addr=0x%X, count=%d%s)" % (
-            self.fc, self.addr, self.count, ", slow" if self.slow else "")
+        self.fields = fields
 
 
 class Plan:
-    """out_ids: value ids in output order (the slot's ids first, then internal phase powers);
-    reads: the requests; n_public: how many of out_ids go to the slot."""
+    """values: the latest reading in output order (the slot's value ids first, then internal
+    phase powers); reads: the requests; n_public: how many of values go to the slot; sign:
+    (current index, phase power index) pairs."""
 
     def __init__(self, model, wanted_ids):
-        table = m.MODELS[model]
-        fields = table["fields"]
-        wanted = [vid for vid in wanted_ids if any(f[0] == vid for f in fields)]
+        fc, max_regs, fields = m.MODELS[model]
+        have = [fields[i] for i in range(0, len(fields), 4)]
+        wanted = [vid for vid in wanted_ids if vid in have]
         out_ids = list(wanted)
-        self.sign = []  # (current index, phase power index)
+        self.sign = []
         for cur, pp in m.CURRENT_SIGN:
-            if cur in out_ids and any(f[0] == pp for f in fields):
+            if cur in out_ids and pp in have:
                 if pp not in out_ids:
                     out_ids.append(pp)
                 self.sign.append((out_ids.index(cur), out_ids.index(pp)))
         self.model = model
-        self.out_ids = out_ids
+        self.fc = fc
         self.n_public = len(wanted)
         self.public_ids = wanted
         self.values = [None] * len(out_ids)
-        self.reads = _plan_reads(table, fields, out_ids)
+        # Fast values (power, currents, phase powers) first: they are read every poll, so only
+        # they shape the fast reads. A slow value (voltage, energy) inside a fast read's range
+        # rides along for free; the others get their own reads, made every few polls.
+        fast = []
+        slow = []
+        for i in range(0, len(fields), 4):
+            vid = fields[i]
+            if vid in out_ids:
+                entry = (fields[i + 1], out_ids.index(vid), fields[i + 2], fields[i + 3])
+                (slow if vid in m.SLOW_IDS else fast).append(entry)
+        reads = _group(max_regs, fast, False)
+        rest = []
+        for entry in slow:
+            addr, idx, enc, scale = entry
+            for rd in reads:
+                if rd.addr <= addr and addr + m.WIDTH[enc] <= rd.addr + rd.count:
+                    rd.fields += (idx, addr - rd.addr, enc, scale)
+                    break
+            else:
+                rest.append(entry)
+        self.reads = reads + _group(max_regs, rest, True)
 
     def split(self, rd):
         """Replace a merged read by one read per field (a meter rejected the merged range with
         'illegal data address': some register between the fields does not exist on it)."""
         i = self.reads.index(rd)
-        singles = []
-        for idx, off, enc, scale in rd.fields:
-            one = Read(rd.fc, rd.addr + off, rd.slow)
-            one.count = m.WIDTH[enc]
-            one.fields.append((idx, 0, enc, scale))
-            singles.append(one)
-        self.reads[i:i + 1] = singles
-
-    def drop(self, rd):
-        """Stop reading a value the meter does not have (it stays None)."""
-        self.reads.remove(rd)
-        for idx, _, _, _ in rd.fields:
-            self.values[idx] = None
-
-    def fast_count(self):
-        return sum(1 for r in self.reads if not r.slow)
+        f = rd.fields
+        self.reads[i:i + 1] = [Read(rd.addr + f[j + 1], m.WIDTH[f[j + 2]], rd.slow,
+                                    [f[j], 0, f[j + 2], f[j + 3]])
+                               for j in range(0, len(f), 4)]
 
 
-def _plan_reads(table, fields, out_ids):
-    # Fast values (power, currents, phase powers) first: they are read every poll, so only they
-    # shape the fast reads. A slow value (voltage, energy) inside a fast read's range rides
-    # along for free; the others get their own reads, made every few polls.
-    fc = table["fc"]
-    max_regs = table["max_regs"]
-    fast = []
-    slow = []
-    for f in fields:
-        if f[0] in out_ids:
-            entry = (f[1], out_ids.index(f[0]), f[2], f[3])
-            (slow if f[0] in m.SLOW_IDS else fast).append(entry)
-    reads = _group(fc, max_regs, fast, False)
-    rest = []
-    for entry in slow:
-        addr, idx, enc, scale = entry
-        for rd in reads:
-            if rd.addr <= addr and addr + m.WIDTH[enc] <= rd.addr + rd.count:
-                rd.fields.append((idx, addr - rd.addr, enc, scale))
-                break
-        else:
-            rest.append(entry)
-    return reads + _group(fc, max_regs, rest, True)
-
-
-def _group(fc, max_regs, entries, slow):
+def _group(max_regs, entries, slow):
     entries.sort()
     reads = []
     cur = None
@@ -102,13 +84,11 @@ def _group(fc, max_regs, entries, slow):
         width = m.WIDTH[enc]
         if cur is not None:
             end = cur.addr + cur.count
-            if addr - end <= MERGE_GAP_REGS and addr + width - cur.addr <= max_regs:
+            if addr - end <= _MERGE_GAP_REGS and addr + width - cur.addr <= max_regs:
                 cur.count = max(cur.count, addr + width - cur.addr)
-                cur.fields.append((idx, addr - cur.addr, enc, scale))
+                cur.fields += (idx, addr - cur.addr, enc, scale)
                 continue
-        cur = Read(fc, addr, slow)
-        cur.count = width
-        cur.fields.append((idx, 0, enc, scale))
+        cur = Read(addr, width, slow, [idx, 0, enc, scale])
         reads.append(cur)
     return reads
 
@@ -117,7 +97,8 @@ _buf4 = bytearray(4)
 
 
 def decode_field(regs, off, enc, scale):
-    """One value from the registers of an answer, or None for the meter's 'invalid' marker."""
+    """One value from the registers of an answer, or None for the meter's 'invalid' marker.
+    scale: a number, e.g. models.SCALES[i]."""
     hi = regs[off]
     lo = regs[off + 1]
     if enc == m.F32:
@@ -153,22 +134,3 @@ def decode_field(regs, off, enc, scale):
     if u == 0xFFFFFFFFFFFFFFFF:
         return None
     return u * scale
-
-
-def decode_read(plan, read, regs):
-    vals = plan.values
-    for idx, off, enc, scale in read.fields:
-        vals[idx] = decode_field(regs, off, enc, scale)
-
-
-def apply_signs(plan):
-    """Currents as signed values: magnitude from the current register, sign from the phase
-    power (negative = export), since most meters give magnitudes only."""
-    vals = plan.values
-    for ci, pi in plan.sign:
-        c = vals[ci]
-        p = vals[pi]
-        if c is None or p is None:
-            continue
-        c = abs(c)
-        vals[ci] = -c if p < 0 else c

@@ -37,24 +37,17 @@ _EXC = const(4)
 _PORT = const(5)   # the serial port could not be opened or failed
 
 
-class SlaveStats:
-    """Counters of one slave id, for meters/N/state and charger state."""
-
-    def __init__(self):
-        self.requests = 0
-        self.ok = 0
-        self.timeouts = 0
-        self.crc_errors = 0
-        self.frame_errors = 0
-        self.exceptions = 0
-        self.last_exception = 0
-        self.retries = 0
-
-    def to_dict(self):
-        return {"requests": self.requests, "ok": self.ok, "timeouts": self.timeouts,
-                "crc_errors": self.crc_errors, "frame_errors": self.frame_errors,
-                "exceptions": self.exceptions, "last_exception": self.last_exception,
-                "retries": self.retries}
+# Counters of one slave id (a list, indexed by these; reported as a dict by stats()).
+_STAT_KEYS = ("requests", "ok", "timeouts", "crc_errors", "frame_errors", "exceptions",
+              "last_exception", "retries")
+_S_REQUESTS = const(0)
+_S_OK = const(1)
+_S_TIMEOUTS = const(2)
+_S_CRC = const(3)
+_S_FRAME = const(4)
+_S_EXCEPTIONS = const(5)
+_S_LAST_EXCEPTION = const(6)
+_S_RETRIES = const(7)
 
 
 class ModbusBus:
@@ -120,25 +113,39 @@ class ModbusBus:
             self._reopen = True
 
     def stats(self, slave):
+        """Counters of one slave id as a dict: requests, ok, timeouts, crc_errors, frame_errors,
+        exceptions, last_exception, retries."""
         s = self._stats.get(slave)
         if s is None:
-            s = self._stats[slave] = SlaveStats()
-        return s
+            s = self._stats[slave] = [0] * 8
+        return dict(zip(_STAT_KEYS, s))
+
+    def to_dict(self):
+        """rs485/state: port status and the counters of every slave id."""
+        return {"port_open": self._uart is not None, "port_error": self.port_error,
+                "transactions": self.transactions,
+                "slaves": {str(k): self.stats(k) for k in sorted(self._stats)}}
 
     # ---- public requests (any task) -------------------------------------------------------
 
-    async def read_input(self, slave, addr, count):
-        """Function 04. Returns the registers as a memoryview of unsigned 16-bit ints: a buffer
-        owned by the bus, valid until the caller's next await (decode it before awaiting)."""
-        return await self._read(slave, rtu.FC_READ_INPUT, addr, count)
+    async def read_input(self, slave, addr, count, fc=rtu.FC_READ_INPUT):
+        """Function 04 (fc 3: read_holding). Returns the registers as a memoryview of unsigned
+        16-bit ints: a buffer owned by the bus, valid until the caller's next await (decode it
+        before awaiting)."""
+        if not 1 <= count <= rtu.MAX_READ_REGS:
+            raise ValueError("reads take 1..%d registers" % rtu.MAX_READ_REGS)
+        await self._submit(slave, fc, addr, count, None)
+        v = self._views.get(count)
+        if v is None:
+            v = self._views[count] = memoryview(self._regs)[:count]
+        return v
 
     async def read_holding(self, slave, addr, count):
         """Function 03. Same result contract as read_input()."""
-        return await self._read(slave, rtu.FC_READ_HOLDING, addr, count)
+        return await self.read_input(slave, addr, count, rtu.FC_READ_HOLDING)
 
     async def write_single(self, slave, addr, value):
         """Function 06: write one register (0..65535)."""
-        _check(slave, addr, 1)
         await self._submit(slave, rtu.FC_WRITE_SINGLE, addr, value & 0xFFFF, None)
 
     async def write_multiple(self, slave, addr, values):
@@ -146,34 +153,23 @@ class ModbusBus:
         n = len(values)
         if not 1 <= n <= rtu.MAX_WRITE_REGS:
             raise ValueError("write_multiple takes 1..%d registers" % rtu.MAX_WRITE_REGS)
-        _check(slave, addr, n)
         await self._submit(slave, rtu.FC_WRITE_MULTIPLE, addr, n, values)
 
     # ---- internals --------------------------------------------------------------------------
 
-    async def _read(self, slave, fc, addr, count):
-        if not 1 <= count <= rtu.MAX_READ_REGS:
-            raise ValueError("reads take 1..%d registers" % rtu.MAX_READ_REGS)
-        _check(slave, addr, count)
-        await self._submit(slave, fc, addr, count, None)
-        v = self._views.get(count)
-        if v is None:
-            v = self._views[count] = memoryview(self._regs)[:count]
-        return v
-
     async def _submit(self, slave, fc, addr, count, values):
         # count: registers to read or write, or the value of a 06 write.
+        if not 0 <= slave <= 247:
+            raise ValueError("slave id must be 0..247")
+        if addr < 0 or addr + (1 if fc == rtu.FC_WRITE_SINGLE else count) > 0x10000:
+            raise ValueError("register address out of range")
         await self._lock.acquire()
         try:
             # The request buffer is only touched under the lock.
-            if values is None:
-                tx_len = rtu.build_request(self._tx, slave, fc, addr, count)
-            else:
-                tx_len = rtu.build_write_multiple(self._tx, slave, addr, values)
+            self._tx_len = rtu.build_request(self._tx, slave, fc, addr, count, values)
             self._slave = slave
             self._fc = fc
             self._count = count
-            self._tx_len = tx_len
             self._done_ev.clear()
             self._req_ev.set()
             await self._done_ev.wait()
@@ -181,7 +177,9 @@ class ModbusBus:
             if r == _OK:
                 return
             if r == _EXC:
-                raise ModbusException(self._exc_code)
+                e = ModbusException("Modbus exception %d" % self._exc_code)
+                e.code = self._exc_code
+                raise e
             if r == _TIMEOUT:
                 raise ModbusTimeout("slave %d: no answer" % slave)
             if r == _CRC:
@@ -193,7 +191,7 @@ class ModbusBus:
             self._lock.release()
 
     async def run(self):
-        """The bus owner task: start it once (rs485 install does)."""
+        """The bus owner task: start it once (firmware/modbus/install.py get_bus does)."""
         while True:
             await self._req_ev.wait()
             self._req_ev.clear()
@@ -214,45 +212,35 @@ class ModbusBus:
             except Exception:  # noqa: BLE001 - closing a dead port
                 pass
 
-    def port_open(self):
-        return self._uart is not None
-
-    def slave_stats(self):
-        return sorted(self._stats.items())
-
-    def _ensure_open(self):
+    async def _transact(self):
         if self._reopen:
             self._reopen = False
             self._close()
             self._open_failed_ms = None
-        if self._uart is not None:
-            return True
-        now = self.clock.ticks_ms()
-        if self._open_failed_ms is not None and \
-                _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
-            return False
-        try:
-            self._uart = self._open_uart()
-            # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
-            self._finish_tx = getattr(self._uart, "finish_tx", None)
-            self.port_error = None
-            self._open_failed_ms = None
-            return True
-        except Exception as e:  # noqa: BLE001 - OSError, bad path, ...
-            self.port_error = "cannot open serial port: %s" % (e,)
-            self._open_failed_ms = now
-            return False
-
-    async def _transact(self):
-        if not self._ensure_open():
-            return _PORT
-        st = self.stats(self._slave)
-        st.requests += 1
+        if self._uart is None:
+            now = self.clock.ticks_ms()
+            if self._open_failed_ms is not None and \
+                    _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
+                return _PORT
+            try:
+                self._uart = self._open_uart()
+                # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
+                self._finish_tx = getattr(self._uart, "finish_tx", None)
+                self.port_error = None
+                self._open_failed_ms = None
+            except Exception as e:  # noqa: BLE001 - OSError, bad path, ...
+                self.port_error = "cannot open serial port: %s" % (e,)
+                self._open_failed_ms = now
+                return _PORT
+        st = self._stats.get(self._slave)
+        if st is None:
+            st = self._stats[self._slave] = [0] * 8
+        st[_S_REQUESTS] += 1
         self.transactions += 1
         result = _TIMEOUT
         for attempt in range(self.retries + 1):
             if attempt:
-                st.retries += 1
+                st[_S_RETRIES] += 1
             clock = self.clock
             gap = max(self.gap_ms, self._silence_ms)
             wait = gap - _ticks_diff(clock.ticks_ms(), self._idle_at)
@@ -275,23 +263,23 @@ class ModbusBus:
                     finish()
             if self._slave == 0:  # broadcast: nobody answers
                 self._idle_at = clock.ticks_ms()
-                st.ok += 1
+                st[_S_OK] += 1
                 return _OK
             result = await self._receive()
             self._idle_at = self.clock.ticks_ms()
             if result == _OK:
-                st.ok += 1
+                st[_S_OK] += 1
                 return _OK
             if result == _EXC:
-                st.exceptions += 1
-                st.last_exception = self._exc_code
+                st[_S_EXCEPTIONS] += 1
+                st[_S_LAST_EXCEPTION] = self._exc_code
                 return _EXC
             if result == _TIMEOUT:
-                st.timeouts += 1
+                st[_S_TIMEOUTS] += 1
             elif result == _CRC:
-                st.crc_errors += 1
+                st[_S_CRC] += 1
             else:
-                st.frame_errors += 1
+                st[_S_FRAME] += 1
         return result
 
     async def _receive(self):
@@ -304,7 +292,7 @@ class ModbusBus:
         slave = self._slave
         fc = self._fc
         count = self._count
-        want = rtu.expected_length(fc, count)
+        want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
         start = clock.ticks_ms()
         limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
         last_rx = start
@@ -342,12 +330,4 @@ class ModbusBus:
                     return _TIMEOUT
                 return _CRC if sc.saw_bad_crc else _FRAME
             await clock.sleep_ms(1)
-
-
-def _check(slave, addr, count):
-    if not 0 <= slave <= 247:
-        raise ValueError("slave id must be 0..247")
-    if addr < 0 or addr + count > 0x10000:
-        raise ValueError("register address out of range")
-
 

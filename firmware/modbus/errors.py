@@ -1,5 +1,6 @@
 # Errors raised by ModbusBus requests. All derive from ModbusError, so a poller that only cares
-# "did it work" catches one class.
+# "did it work" catches one class. Classes (not codes) because their names are what meter and
+# charger states show as last_error ("ModbusTimeout slave 1: no answer").
 
 
 class ModbusError(Exception):
@@ -20,11 +21,8 @@ class ModbusFrameError(ModbusError):
 
 class ModbusException(ModbusError):
     """The slave answered with an exception response; `code` is the Modbus exception code
-    (1 illegal function, 2 illegal data address, 3 illegal data value, 4 device failure, ...)."""
-
-    def __init__(self, code):
-        super().__init__("Modbus exception %d" % code)
-        self.code = code
+    (1 illegal function, 2 illegal data address, 3 illegal data value, 4 device failure, ...),
+    set by the bus (no __init__ of its own: a method costs heap)."""
 
 
 class ModbusPortError(ModbusError):

@@ -1,5 +1,8 @@
 # The one RS485 bus of the app: its config object (rs485/config), its state (rs485/state) and
-# its owner task. Every user (meters, Modbus wallboxes) gets the same bus from get_bus(app).
+# its owner task. install_config() runs at start and is all a board without RS485 users pays
+# for; the bus itself (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of
+# heap) is imported and started by get_bus(app) when the first user (a meter slot of type 2, a
+# Modbus wallbox) is configured. Every user gets the same bus.
 from firmware.api.config import ConfigObject, Field, INT, STR
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -30,63 +33,56 @@ def config_object(store):
     ], store)
 
 
-def bits_per_char(cfg):
-    # start + 8 data + parity + stop bits
-    return 9 + (1 if cfg["parity"] else 0) + cfg["stop_bits"]
-
-
-def uart_opener(board, cfg):
-    """A function opening the UART for these settings (called lazily by the bus)."""
-    values = dict(cfg.values)
-    make = getattr(board, "uart", None)
-    if make is not None:
-        return lambda: make(values)
-
-    def open_unix():
-        # A board without uart(): the Unix port's serial device path.
-        from firmware.board.unix_uart import open_uart
-        if not values["device"]:
-            raise OSError("no serial device configured (rs485/config 'device')")
-        return open_uart(values["device"], values["baud"], values["parity"], values["stop_bits"])
-    return open_unix
-
-
 class BusState:
-    """rs485/state: port status and per-slave counters."""
+    """rs485/state: the bus's port status and per-slave counters; before the bus exists, a port
+    that was never opened and no slaves (what a fresh bus reports)."""
 
-    def __init__(self, bus):
-        self.bus = bus
+    def __init__(self, app):
+        self.app = app
 
     def to_dict(self):
-        b = self.bus
-        return {"port_open": b.port_open(), "port_error": b.port_error,
-                "transactions": b.transactions,
-                "slaves": {str(k): s.to_dict() for k, s in b.slave_stats()}}
+        b = self.app.modbus_bus
+        if b is None:
+            return {"port_open": False, "port_error": None, "transactions": 0, "slaves": {}}
+        return b.to_dict()
+
+
+def install_config(app):
+    """rs485/config and rs485/state in the registry (once); no bus yet."""
+    if getattr(app, "modbus_config", None) is None:
+        cfg = config_object(app.store)
+        cfg.load()
+        app.configs[cfg.name] = cfg
+        app.registry.add(cfg.name, cfg)
+        app.registry.add("rs485/state", BusState(app))
+        app.modbus_config = cfg
+        app.modbus_bus = None
+    return app.modbus_config
 
 
 def get_bus(app):
-    """The app's ModbusBus, created with its config, state and task on first call."""
-    bus = getattr(app, "modbus_bus", None)
+    """The app's ModbusBus, created and its owner task started on first call.
+
+    The task is started with asyncio.create_task() whether or not the event loop runs yet: on
+    MicroPython a task created before asyncio.run() waits in the queue and starts with it."""
+    cfg = install_config(app)
+    bus = app.modbus_bus
     if bus is not None:
         return bus
+    import asyncio
     from firmware.clock import Clock
     from firmware.modbus.bus import ModbusBus
-    cfg = config_object(app.store)
-    cfg.load()
-    app.configs[cfg.name] = cfg
-    app.registry.add(cfg.name, cfg)
+    board = app.board
     # Wire timing needs real time even when the simulation clock runs faster.
-    bus = ModbusBus(uart_opener(app.board, cfg), Clock(), baud=cfg["baud"],
-                    bits_per_char=bits_per_char(cfg), timeout_ms=cfg["timeout_ms"],
-                    retries=cfg["retries"], gap_ms=cfg["gap_ms"])
+    bus = app.modbus_bus = ModbusBus(None, Clock())
 
     def apply(c):
-        bus.configure(baud=c["baud"], bits_per_char=bits_per_char(c), timeout_ms=c["timeout_ms"],
-                      retries=c["retries"], gap_ms=c["gap_ms"],
-                      open_uart=uart_opener(app.board, c))
+        values = dict(c.values)  # the settings this port is opened with
+        # bits per character: start + 8 data + parity + stop bits
+        bus.configure(baud=c["baud"], bits_per_char=9 + (1 if c["parity"] else 0) + c["stop_bits"],
+                      timeout_ms=c["timeout_ms"], retries=c["retries"], gap_ms=c["gap_ms"],
+                      open_uart=lambda: board.uart(values))
+    apply(cfg)
     cfg.subscribe(apply)
-    app.registry.add("rs485/state", BusState(bus))
-    app.modbus_bus = bus
-    app.modbus_config = cfg
-    app.tasks.append(bus.run())
+    asyncio.create_task(bus.run())
     return bus

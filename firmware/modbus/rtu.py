@@ -25,10 +25,12 @@ MAX_FRAME = const(256)
 _table = None
 
 
-def _crc_table():
-    # The CRC-16/MODBUS table (poly 0xA001 reflected), built on first use (no work at import).
+def crc16(buf, start, end):
+    """CRC-16/MODBUS of buf[start:end] (init 0xFFFF); sent low byte first."""
     global _table
-    if _table is None:
+    t = _table
+    if t is None:
+        # The CRC-16/MODBUS table (poly 0xA001 reflected), built on first use (no work at import).
         from array import array
         t = array("H", bytes(512))
         for i in range(256):
@@ -37,12 +39,6 @@ def _crc_table():
                 c = (c >> 1) ^ 0xA001 if c & 1 else c >> 1
             t[i] = c
         _table = t
-    return _table
-
-
-def crc16(buf, start, end):
-    """CRC-16/MODBUS of buf[start:end] (init 0xFFFF); sent low byte first."""
-    t = _crc_table()
     c = 0xFFFF
     for i in range(start, end):
         c = (c >> 8) ^ t[(c ^ buf[i]) & 0xFF]
@@ -57,34 +53,18 @@ def append_crc(buf, n):
     return n + 2
 
 
-def crc_ok(buf, start, end):
-    """True when the last two bytes of buf[start:end] are the CRC of the bytes before them."""
-    if end - start < 4:
-        return False
-    c = crc16(buf, start, end - 2)
-    return buf[end - 2] == (c & 0xFF) and buf[end - 1] == (c >> 8)
-
-
-def build_request(buf, slave, fc, addr, count_or_value):
-    """Build a 03/04 read (count) or a 06 write (value) request in buf; return its length."""
+def build_request(buf, slave, fc, addr, count_or_value, values=None):
+    """Build a request in buf; return its length: a 03/04 read (count), a 06 write (value) or,
+    with `values`, a 16 write of len(values) registers."""
     buf[0] = slave
     buf[1] = fc
     buf[2] = addr >> 8
     buf[3] = addr & 0xFF
     buf[4] = (count_or_value >> 8) & 0xFF
     buf[5] = count_or_value & 0xFF
-    return append_crc(buf, 6)
-
-
-def build_write_multiple(buf, slave, addr, values):
-    """Build a 16 (write multiple registers) request in buf; return its length."""
+    if values is None:
+        return append_crc(buf, 6)
     n = len(values)
-    buf[0] = slave
-    buf[1] = FC_WRITE_MULTIPLE
-    buf[2] = addr >> 8
-    buf[3] = addr & 0xFF
-    buf[4] = 0
-    buf[5] = n
     buf[6] = 2 * n
     j = 7
     for i in range(n):
@@ -93,13 +73,6 @@ def build_write_multiple(buf, slave, addr, values):
         buf[j + 1] = v & 0xFF
         j += 2
     return append_crc(buf, j)
-
-
-def expected_length(fc, count):
-    """Length of a normal answer to a request with function code fc reading `count` registers."""
-    if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
-        return 5 + 2 * count
-    return 8
 
 
 # Results of scan(): how the bytes received so far look.
@@ -126,7 +99,8 @@ class Scanner:
         """Look at buf[0:n]. Returns NEED_MORE, FOUND (frame at self.start..self.end,
         self.exception set for an exception answer) or, when no candidate can still complete,
         BAD_CRC if a complete candidate failed its CRC else NEED_MORE."""
-        want = expected_length(fc, count)
+        reads = fc == FC_READ_HOLDING or fc == FC_READ_INPUT
+        want = 5 + 2 * count if reads else 8  # a normal answer's length
         xfc = fc | 0x80
         self.saw_bad_crc = False
         pending = False
@@ -138,18 +112,18 @@ class Scanner:
                 ln = 5
             elif f == fc:
                 ln = want
-                if fc == FC_READ_HOLDING or fc == FC_READ_INPUT:
-                    if s + 2 < n and buf[s + 2] != 2 * count:
-                        continue  # wrong byte count: not our answer
+                if reads and s + 2 < n and buf[s + 2] != 2 * count:
+                    continue  # wrong byte count: not our answer
             else:
                 continue
             if s + ln > n:
                 pending = True  # may still complete with more bytes
                 continue
-            if not crc_ok(buf, s, s + ln):
+            c = crc16(buf, s, s + ln - 2)
+            if buf[s + ln - 2] != (c & 0xFF) or buf[s + ln - 1] != (c >> 8):
                 self.saw_bad_crc = True
                 continue
-            if f == fc and fc != FC_READ_HOLDING and fc != FC_READ_INPUT:
+            if f == fc and not reads:
                 # A write answer echoes address and value/count of the request.
                 ok = True
                 for i in range(2, 6):
