@@ -49,11 +49,15 @@ print(' '.join('%02x' % b[1] for a, b in i2c.log[:-1]))
 
 
 _RENDER = """
-from firmware.ui.pages import Renderer, Status
+from firmware.ui.display import render, Status
 from firmware.ui.filedisplay import FileDisplay
 import framebuf
 d = FileDisplay(%r)
-r = Renderer(d.fb)
+glyph = framebuf.FrameBuffer(bytearray(8), 8, 8, framebuf.MONO_VLSB)
+class Renderer:
+    def render(self, st, page):
+        render(d.fb, glyph, st, page)
+r = Renderer()
 st = Status()
 st.mode = 2; st.grid_w = -2350; st.charge_w = 4140; st.charge_ma = 6000; st.phases = 3
 st.charging = True; st.action = 'Stop in'; st.action_ms = 271500
@@ -148,9 +152,9 @@ print(d.fb.pixel(64, 30), same(0, 0, 0, 0))
 
 def test_formatting():
     out = run_mp("""
-from firmware.ui.pages import fmt_duration, fmt_power, fmt_current, wrap
+from firmware.ui.display import fmt_duration, fmt_power, fmt_current, wrap
 print(fmt_duration(0), fmt_duration(1), fmt_duration(59001), fmt_duration(3600000), fmt_duration(-5))
-print(fmt_power(None), fmt_power(-2350), fmt_power(9999), fmt_power(12345), fmt_power(-100000))
+print(*[''.join(fmt_power(w)) for w in (None, -2350, 9999, 12345, -100000)])
 print(fmt_current(None), fmt_current(6000), fmt_current(15999))
 print(wrap('a bb ccc dddd', 6), wrap('abcdefghij', 4), wrap(''))
 """)
@@ -185,7 +189,7 @@ print(held[0], len(set(held[:28])), held[-1] != held[0])
 print(t.display.frames > 20, len(t.status.errors) > 0)
 t.page = 1
 t.status.errors = []
-print(t._next_page())
+print(t.next_page())
 """ % str(tmp_path), heap="256wK")
     lines = out.splitlines()
     seen = eval(lines[-4])
@@ -197,47 +201,43 @@ print(t._next_page())
     assert (tmp_path / "display.pbm").exists()
 
 
-def test_status_reasons_and_errors_from_the_registry():
+def test_status_reasons_and_errors_from_the_app():
     out = run_mp("""
-from firmware.api.registry import Registry
-from firmware.ui.status import fill
-from firmware.ui.pages import Status
+from firmware.ui.display import fill, Status
 class Obj:
-    def __init__(self, d):
-        self.d = d
-    def to_dict(self):
-        return self.d
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
 class Slot:
     def is_stale(self, now):
         return True
 class Cfg(dict):
     load_error = None
     name = 'power_manager/config'
-class App:
-    pass
-app = App()
-app.registry = Registry()
-low = {'power_at_meter': -2345.6, 'is_3phase': False, 'wants_3phase': False, 'is_on_last': False,
-       'wants_on_last': True, 'on_state_change_delay': 94000, 'power_available_filtered': 1500,
-       'overall_min_power': 1380, 'switching_state': 0, 'charge_manager_allocated_current': 0}
-app.registry.add('power_manager/low_level_state', Obj(low))
-app.registry.add('power_manager/charge_mode', Obj({'mode': 2}))
-app.registry.add('power_manager/state', Obj({'config_error_flags': 5}))
-app.registry.add('power_manager/contactor_state', Obj({'error': 2}))
+# What power_manager/low_level_state shows, as the power manager's attributes.
+pm = Obj(power_at_meter=-2345.6, is_3phase=False, wants_3phase=False, is_on_last=False,
+         wants_on_last=True, on_state_change_delay=94000, power_available_filtered=1500,
+         overall_min_power=1380, switching_state=0, switching=False,
+         charge_manager_allocated_current=0, charging_blocked=0, on_state_change_blocked=False,
+         phase_state_change_delay=0, threshold_1to3=0, threshold_3to1=0, charging_w=0)
+app = Obj(pm=pm, charge_mode=Obj(mode=2), config_error_flags=lambda: 5, chargers=[],
+          charge_manager=Obj(ps=Obj(error=2)))
 app.configs = {'power_manager/config': Cfg(meter_slot_grid_power=0)}
 app.slots = [Slot()]
 st = fill(Status(), app, 0)
 print(st.grid_w, st.phases, st.mode, st.meter_stale)
 print(st.action, st.action_ms, st.reason)
 print(st.errors)
-low.update(is_on_last=True, wants_on_last=True, wants_3phase=True, phase_state_change_delay=30000,
-           threshold_1to3=4025, power_available_filtered=4500)
-app.registry.add('power_manager/contactor_state', Obj({'error': 0}))
-app.registry.add('power_manager/state', Obj({'config_error_flags': 0}))
+for k, v in dict(is_on_last=True, wants_on_last=True, wants_3phase=True,
+                 phase_state_change_delay=30000, threshold_1to3=4025,
+                 power_available_filtered=4500).items():
+    setattr(pm, k, v)
+app.charge_manager.ps.error = 0
+app.config_error_flags = lambda: 0
 app.slots = []
 st = fill(Status(), app, 0)
 print(st.action, st.action_ms, st.reason, st.errors)
-low.update(switching_state=2)
+pm.switching_state = 2
 print(fill(Status(), app, 0).reason)
 """)
     lines = out.splitlines()

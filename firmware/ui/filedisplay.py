@@ -22,12 +22,6 @@ class FileDisplay:
         self.fb.fill(0)
         self.show()
 
-    def power(self, on):
-        pass
-
-    def contrast(self, level):
-        pass
-
     def show(self):
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:

@@ -80,16 +80,6 @@ class SSD1306:
         self.fb.fill(0)
         self.show()
 
-    def power(self, on):
-        self.cmd(_DISPLAY_ON if on else _DISPLAY_OFF)
-
-    def contrast(self, level):
-        self.cmd(_SET_CONTRAST)
-        self.cmd(level & 0xFF)
-
-    def invert(self, on):
-        self.cmd(_NORM_DISPLAY | (1 if on else 0))
-
     def show(self):
         # Address the full RAM window, then stream all pages in one transfer.
         self.cmd(_COL_ADDR)

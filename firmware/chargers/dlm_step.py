@@ -1,0 +1,38 @@
+# Dynamic load management's part of the control step (manager.before_step), in its own module:
+# imported only once DLM is enabled. No I/O, no allocation.
+from micropython import const
+
+_STALE_AGE_MS = const(1 << 29)  # Dlm.step: "no usable sample"
+_CURRENT_IDS = (14, 18, 22)     # value ids of the L1..L3 currents (DOMAIN 5)
+
+
+def step(m, now_ms, dt_ms):
+    """The grid meter's phase currents and what the chargers draw -> m.dlm -> pm.dlm_limit_ma.
+    `m` is the ChargeManager (its dlm_* buffers are set up with the Dlm)."""
+    app = m.app
+    pm = app.pm
+    slot = app.slots[app.configs["power_manager/dynamic_load_config"]
+                     ["meter_slot_grid_currents"]]
+    g = m.dlm_grid_ma
+    ok = True
+    for p in range(3):
+        v = slot.get(_CURRENT_IDS[p])
+        if v is None:
+            ok = False
+        else:
+            g[p] = int(v * 1000)
+    age = slot.age_ms(now_ms) if ok and not slot.is_stale(now_ms) else _STALE_AGE_MS
+    fresh = slot.update_count != m.dlm_count
+    m.dlm_count = slot.update_count
+    d = m.dlm_draw_ma
+    d[0] = d[1] = d[2] = 0
+    for ch in m.chargers:
+        if ch.has_meter or ch.charging:
+            pc = ch.phase_currents_ma
+            for p in range(3):
+                d[p] += pc[p]
+    lim = app.charge_limits
+    is3 = pm.is_3phase
+    m.dlm.step(dt_ms, g, age, fresh, d,
+               lim["min_current_3p_ma"] if is3 else lim["min_current_1p_ma"])
+    pm.dlm_limit_ma = m.dlm.limit_for(is3)
