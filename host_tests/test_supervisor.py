@@ -85,20 +85,27 @@ from firmware.net.wifi import wifi_config, WifiManager
 from firmware.net.wifi import setup_routes as routes
 cfg = wifi_config(Store(%r))
 w = WifiManager(None, None, cfg, None, None)
-r = {m[0]: h for (u, m, h) in routes(w)}
+(url, methods, handler), = routes(w)
+print(url, methods)
 class Req:
-    def __init__(self, form):
+    def __init__(self, method, form):
+        self.method = method
         self.form = form
 async def main():
-    body, status, hdr = await r['GET'](Req(None))
+    body, status, hdr = await handler(Req('GET', None))
     print(status, hdr['Content-Type'], '<form method=post action=/setup>' in body)
-    body, status, _ = await r['POST'](Req({'ssid': ' my<net> ', 'password': 'pw'}))
+    body, status, _ = await handler(Req('POST', {'ssid': ' my<net> ', 'password': 'pw'}))
     print(status, "Connecting to 'my&lt;net&gt;'" in body, cfg['ssid'], cfg['password'])
-    body, status, _ = await r['POST'](Req({'ssid': 'x' * 40}))
+    body, status, _ = await handler(Req('POST', {'ssid': 'x' * 40}))
     print(status, 'above the maximum 32' in body, cfg['ssid'])
 asyncio.run(main())
+import sys
+print('firmware.net.setup_page' in sys.modules, hasattr(sys.modules['firmware.net'], 'setup_page'))
 """ % str(tmp_path))
     lines = out.splitlines()
-    assert lines[0] == "200 text/html; charset=UTF-8 True"
-    assert lines[1] == "200 True my<net> pw"
-    assert lines[2] == "400 True my<net>"
+    assert lines[0] == "/setup ['GET', 'POST']"
+    assert lines[1] == "200 text/html; charset=UTF-8 True"
+    assert lines[2] == "200 True my<net> pw"
+    assert lines[3] == "400 True my<net>"
+    # The page's module is dropped after each request: no RAM between requests.
+    assert lines[4] == "False False"

@@ -26,24 +26,20 @@ class Watchdog:
         self.feeds = 0
         self.starving = False       # True once feeding stopped: a reset is coming
 
-    def alive(self, now_ms):
-        beat = self.heartbeat()
-        if beat is None:
-            beat = self.started_ms
-        return time.ticks_diff(now_ms, beat) < self.stale_ms
-
     def tick(self, now_ms):
         """One feeding decision (the task calls this every FEED_PERIOD_MS)."""
         if self.started_ms is None:
             self.started_ms = now_ms
-        if self.alive(now_ms):
+        beat = self.heartbeat()
+        silent_ms = time.ticks_diff(now_ms, self.started_ms if beat is None else beat)
+        if silent_ms < self.stale_ms:
             self.board.wdt_feed()
             self.feeds += 1
             self.starving = False
         elif not self.starving:
             self.starving = True
             print("watchdog: control loop silent for %d ms, not feeding: reset follows"
-                  % time.ticks_diff(now_ms, self.heartbeat() or self.started_ms))
+                  % silent_ms)
 
     def to_dict(self):
         return {"timeout_ms": WDT_TIMEOUT_MS, "feeds": self.feeds, "starving": self.starving}
