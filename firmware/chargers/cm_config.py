@@ -6,8 +6,8 @@
 from micropython import const
 
 from firmware.api.config import ConfigObject, Field, BOOL, INT, STR
-from firmware.chargers.manager import ChargeManager, ChargersField, ContactorState, \
-    ContactorReset, check_cm
+from firmware.chargers.manager import ChargeManager, ChargersField, ContactorReset, check_cm, \
+    contactor_state
 
 _MAX_CHARGERS = const(16)     # == control.charge_alloc.MAX_CHARGERS
 _KEYS = ("name", "type", "host", "address", "max_current", "min_current")
@@ -47,7 +47,7 @@ def install(app):
     reg.add(cfg.name, cfg)
     reg.add("charge_manager/state", m)
     reg.add(ccfg.name, ccfg)
-    reg.add("power_manager/contactor_state", ContactorState(m))
+    reg.add("power_manager/contactor_state", (contactor_state, m))
     reg.add("power_manager/contactor_reset", ContactorReset(m))
     dlm_cfg = app.configs["power_manager/dynamic_load_config"]
     for c in (cfg, ccfg, dlm_cfg):

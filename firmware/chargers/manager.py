@@ -205,30 +205,28 @@ class ChargeManager:
         pm.charge_manager_allocated_current = a.allocated_ma
 
 
-class ContactorState:
-    """power_manager/contactor_state (read-only)."""
+def contactor_state(m):
+    """power_manager/contactor_state (read-only; a registry tuple with the ChargeManager)."""
+    ps = m.ps
+    if ps is None:
+        return {"installed": False, "relay_3p": False, "feedback": -1,
+                "is_3phase": m.app.pm.is_3phase, "switching_state": 0, "error": 0,
+                "last_result": 0, "next_switch_allowed_in_ms": 0}
+    fb = m.feedback
+    return {"installed": True, "relay_3p": ps.relay_3p,
+            "feedback": -1 if fb is None else (1 if fb.value() else 0),
+            "is_3phase": ps.is_3phase, "switching_state": ps.state, "error": ps.error,
+            "last_result": ps.last_result, "next_switch_allowed_in_ms": ps.interval_left_ms}
+
+
+class ContactorReset:
+    """power_manager/contactor_reset: write {"reset": true} (or bare true) to clear a latched
+    contactor monitoring error. The contact is checked again at once; a contactor that still
+    disagrees latches again. (An object, not a registry tuple: MQTT offers objects with write()
+    as commands.)"""
 
     def __init__(self, mgr):
         self.mgr = mgr
-
-    def to_dict(self):
-        m = self.mgr
-        ps = m.ps
-        if ps is None:
-            return {"installed": False, "relay_3p": False, "feedback": -1,
-                    "is_3phase": m.app.pm.is_3phase, "switching_state": 0, "error": 0,
-                    "last_result": 0, "next_switch_allowed_in_ms": 0}
-        fb = m.feedback
-        return {"installed": True, "relay_3p": ps.relay_3p,
-                "feedback": -1 if fb is None else (1 if fb.value() else 0),
-                "is_3phase": ps.is_3phase, "switching_state": ps.state, "error": ps.error,
-                "last_result": ps.last_result, "next_switch_allowed_in_ms": ps.interval_left_ms}
-
-
-class ContactorReset(ContactorState):
-    """power_manager/contactor_reset: write {"reset": true} (or bare true) to clear a latched
-    contactor monitoring error. The contact is checked again at once; a contactor that still
-    disagrees latches again."""
 
     def to_dict(self):
         ps = self.mgr.ps
