@@ -70,7 +70,6 @@ out = []
 async def body():
 %s
 async def main():
-    asyncio.create_task(bus.run())
     await body()
     print(json.dumps(out))
 asyncio.run(main())

@@ -12,13 +12,13 @@ from rtu_peer import Peer
 _PLAN = """
 import json
 from firmware.meters import models
-from firmware.meters.decode import Plan
+from firmware.meters.plan import plan
 from firmware.meters.rs485 import MODEL_NAMES
 out = {}
 for name in sorted(models.MODELS):
-    p = Plan(name, models.value_ids(name))
-    out[name] = {"ids": p.public_ids, "fast": [[r.addr, r.count] for r in p.reads if not r.slow],
-                 "slow": [[r.addr, r.count] for r in p.reads if r.slow],
+    ids, fc, reads, n_values, n_public, sign = plan(name)
+    out[name] = {"ids": ids, "fast": [[r[0], r[1]] for r in reads if not r[2]],
+                 "slow": [[r[0], r[1]] for r in reads if r[2]],
                  "max": models.MODELS[name][1]}
 print(json.dumps([out, list(MODEL_NAMES)]))
 """
@@ -54,7 +54,6 @@ bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
 class Cfg(dict):
     pass
 async def main():
-    asyncio.create_task(bus.run())
     res = {}
     for slave, model in %r:
         slot = MeterSlot(0)
@@ -131,7 +130,7 @@ def test_decoding_encodings_and_invalid_markers():
     out = run_mp("""
 import json
 from firmware.meters import models as m
-from firmware.meters.decode import decode_field
+from firmware.meters.rs485_poll import decode_field
 res = [
     decode_field([0x4366, 0x0000], 0, m.F32, 1.0),            # 230.0
     decode_field([0x7FC0, 0x0000], 0, m.F32, 1.0),            # NaN -> None

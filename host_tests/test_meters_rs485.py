@@ -62,6 +62,12 @@ def run_app(tmp_path, body, timeout=60):
 
 def test_bad_config_is_rejected_and_changes_nothing(tmp_path):
     out = run_app(tmp_path, """
+        import sys
+        # Heap: nothing but the model names and rs485/config before a slot is an RS485 meter.
+        lazy = ('firmware.modbus.bus', 'firmware.meters.rs485_poll', 'firmware.meters.models',
+                'firmware.meters.plan')
+        loaded = lambda: [m for m in lazy if m in sys.modules]
+        out.append(loaded())
         out.append(w('rs485/config', {'baud': 9601}))
         out.append(w('rs485/config', {'parity': 3}))
         out.append(w('rs485/config', {'gap_ms': -1}))
@@ -70,13 +76,18 @@ def test_bad_config_is_rejected_and_changes_nothing(tmp_path):
         out.append(w('meters/2/config', {'type': 2, 'model': 'sdm630', 'slave_id': 0}))
         out.append(w('meters/2/config', {'type': 2, 'model': 'sdm630', 'slave_id': 248}))
         out.append(r('meters/2/config')['type'])
+        out.append(loaded())
         out.append(w('meters/2/config', {'type': 2, 'model': 'em24', 'slave_id': 7}))
+        out.append(loaded())   # the tables and the planner are dropped after the plan is made
         out.append(app.slots[2].value_ids)
         out.append(r('meters/2/state'))
         out.append(w('rs485/config', {'baud': 2400, 'parity': 2, 'stop_bits': 1}))
         out.append(app.modbus_bus.baud)
         out.append(app.modbus_bus.bits_per_char)
     """)
+    assert out.pop(0) == []
+    assert out.pop(8) == []
+    assert out.pop(9) == ['firmware.modbus.bus', 'firmware.meters.rs485_poll']
     assert out[0][0] == 400 and "9601" in out[0][1]
     assert out[1][0] == 400 and out[2][0] == 400
     assert out[3] == 9600

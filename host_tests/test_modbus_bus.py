@@ -29,7 +29,6 @@ async def attempt(coro):
 async def body():
 %s
 async def main():
-    asyncio.create_task(bus.run())
     await body()
     print(json.dumps(out))
 asyncio.run(main())
@@ -205,3 +204,23 @@ def test_polling_does_not_grow_the_heap(peer):
         out.append(after - before)
     """)
     assert out[0] <= 64
+
+
+def test_a_cancelled_request_leaves_the_bus_quiet_then_usable(peer):
+    # A wallbox task cancelled on a config change, its answer still on the way: the bus lock is
+    # released and the next request waits a response timeout instead of talking into the answer.
+    peer.proxy.slow_ms = 150
+    peer.fault("slow", 1)
+    out = run_bus(peer, """
+        t = asyncio.create_task(bus.read_input(1, 0x34, 2))
+        await asyncio.sleep_ms(50)
+        t.cancel()
+        await asyncio.sleep_ms(0)
+        t0 = time.ticks_ms()
+        out.append(await attempt(bus.read_input(1, 0x34, 2)))
+        out.append(time.ticks_diff(time.ticks_ms(), t0))
+        out.append(bus.stats(1))
+    """)
+    assert len(out[0]) == 2
+    assert out[1] >= 250  # the 300 ms response timeout from the cancel, less the 50 ms waited
+    assert out[2]["requests"] == 2 and out[2]["ok"] == 1 and out[2]["crc_errors"] == 0

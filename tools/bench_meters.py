@@ -32,7 +32,7 @@ BAUD = 9600
 DELAY_MS = 30
 CHAR_MS = 10 * 1000.0 / BAUD          # 8N1: 10 bits a character
 GAP_MS = 3.5 * CHAR_MS                # the 3.5-character silence before a request
-# SDM630 plan (firmware/meters/decode.py; asserted in host_tests/test_meters_models.py):
+# SDM630 plan (firmware/meters/plan.py; asserted in host_tests/test_meters_models.py):
 FAST_READS = (12, 2)                  # registers: currents + phase powers, total power
 SLOW_READS = (6, 4)                   # voltages, energies: every 10th poll
 SLOW_EVERY = 10

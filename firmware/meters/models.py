@@ -1,6 +1,7 @@
-# Meter models as register tables: data, no code per model. decode.py turns a table into the
-# fewest Modbus requests for the value ids wanted and decodes the answers. Imported (with
-# decode.py and rs485_poll.py) only when a meter slot is configured as an RS485 meter.
+# Meter models as register tables: data, no code per model. plan.py turns a table into the
+# fewest Modbus requests for the value ids wanted. Imported (with plan.py) only while a meter
+# slot's read plan is made (rs485_poll.py), and dropped after. ("eastron", detection by meter
+# code: rs485_poll.py.)
 #
 # A table: (fc: 3 holding / 4 input, max_regs: longest read the meter accepts, fields). fields is
 # one flat tuple of ints, four per value: value id, 0-based address, encoding, scale (an index
@@ -138,12 +139,6 @@ MODELS = {
     )),
 }
 del _CARLO_GAVAZZI_3P  # only a part of the EM24/EM340 tables: not kept twice
-
-# "eastron": read the meter code (holding register 0xFC02) and pick the table.
-EASTRON_AUTO = "eastron"
-EASTRON_CODE_REG = const(0xFC02)
-EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
-
 
 def value_ids(model):
     """The public value ids a model gives, in the slot's order."""

@@ -1,6 +1,6 @@
 # RS485 meters (docs/meters.md), the part installed at start: the model names (meters/N/config
 # rejects unknown ones) and a listener on every slot's config. The poller (rs485_poll.py), the
-# register tables (models.py), the planner (decode.py) and the Modbus bus are imported when a
+# register tables (models.py), the planner (plan.py) and the Modbus bus are imported when a
 # slot becomes an RS485 meter, at start or on a config write: a board without one does not
 # carry their ~20 KB of heap.
 from firmware.meters.slots import TYPE_RS485

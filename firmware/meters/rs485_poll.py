@@ -1,18 +1,19 @@
 # RS485 meters: every slot whose meters/N/config has type 2 is read through the shared Modbus bus
-# with its model's read plan (models.py + decode.py), and the values go to slot.update(). A meter
-# that stops answering simply stops updating its slot, which goes stale after the slot's
-# stale_timeout_s (the power manager then suspends PV control / DLM goes safe, DOMAIN 1, 2); when
-# it answers again the next poll updates the slot: no restart needed.
+# with its model's read plan (plan.py from the tables in models.py), and the values go to
+# slot.update(). A meter that stops answering simply stops updating its slot, which goes stale
+# after the slot's stale_timeout_s (the power manager then suspends PV control / DLM goes safe,
+# DOMAIN 1, 2); when it answers again the next poll updates the slot: no restart needed.
 #
-# Imported by firmware/meters/rs485.py when the first slot becomes an RS485 meter (with the
-# tables, the planner and the bus), so a board without one does not carry this code.
+# Imported by firmware/meters/rs485.py when the first slot becomes an RS485 meter (with the bus),
+# so a board without one does not carry this code. The tables and the planner are imported only
+# while a plan is made (_plan) and dropped after: the plan is plain data.
 import asyncio
+import struct
+import sys
 from time import ticks_diff
 
 from micropython import const
 
-from firmware.meters import models
-from firmware.meters.decode import Plan, decode_field
 from firmware.meters.slots import TYPE_RS485
 from firmware.modbus.errors import ModbusError, ModbusException
 from firmware.modbus.install import get_bus
@@ -20,6 +21,34 @@ from firmware.modbus.install import get_bus
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
 _ILLEGAL_ADDRESS = const(2)
+# A read of the plan (plan.py): [addr, count, slow, then per value: output index, register
+# offset, encoding, scale].
+_FIELDS = const(3)
+# Encodings, as models.py numbers them (models.py is not kept loaded).
+_F32 = const(0)
+_S32L = const(1)
+_U32 = const(2)
+_S32 = const(3)
+_U64 = const(4)
+
+# "eastron": read the meter code (holding register 0xFC02) and pick the table.
+EASTRON_AUTO = "eastron"
+_EASTRON_CODE_REG = const(0xFC02)
+_EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
+
+
+def _plan(model, ids=None):
+    """plan.plan(): the tables and the planner are needed only on a config change or an Eastron
+    detection, so they are imported for it and dropped after (their heap comes back)."""
+    from firmware.meters import plan
+    try:
+        return plan.plan(model, ids)
+    finally:
+        pkg = sys.modules["firmware.meters"]
+        for name in ("plan", "models"):
+            sys.modules.pop("firmware.meters." + name, None)
+            if hasattr(pkg, name):
+                delattr(pkg, name)
 
 
 class Rs485Meter:
@@ -38,72 +67,76 @@ class Rs485Meter:
         self.wanted = c["model"]
         self.polls = 0
         self.last_error = None
-        # The table in use: after Eastron detection (first poll) for "eastron".
-        self.model = None if self.wanted == models.EASTRON_AUTO else self.wanted
-        ids = models.value_ids(self.model or "sdm630")
-        self.slot.set_value_ids(ids)
-        self.plan = Plan(self.model, ids) if self.model else None
         self.dropped = []  # addresses the meter rejected (values it does not have)
+        # The table in use: after Eastron detection (first poll) for "eastron".
+        self.model = None if self.wanted == EASTRON_AUTO else self.wanted
+        ids, self.fc, reads, n, self.n_public, self.sign = _plan(self.model or "sdm630")
+        self.slot.set_value_ids(ids)
+        self.values = [None] * n
+        self.reads = reads if self.model else None
 
     async def poll(self, now_ms_fn):
         """Read every request of the plan; update the slot only when all succeeded."""
         bus = self.bus
-        if self.plan is None:  # "eastron": the meter code picks the table
-            code = (await bus.read_holding(self.slave, models.EASTRON_CODE_REG, 1))[0]
-            model = models.EASTRON_CODES.get(code)
+        if self.reads is None:  # "eastron": the meter code picks the table
+            code = (await bus.read_holding(self.slave, _EASTRON_CODE_REG, 1))[0]
+            model = _EASTRON_CODES.get(code)
             if model is None:
                 raise ModbusError("unknown Eastron meter code 0x%X" % code)
+            _, self.fc, reads, n, self.n_public, self.sign = _plan(model, self.slot.value_ids)
             self.model = model
-            self.plan = Plan(model, self.slot.value_ids)
+            self.values = [None] * n
+            self.reads = reads
             self.dropped = []
-        plan = self.plan
-        vals = plan.values
+        reads = self.reads
+        vals = self.values
         slow_due = self.polls % _SLOW_EVERY == 0
         note = None
-        reads = plan.reads
         i = 0
         while i < len(reads):  # by index: splitting and dropping change the list
             rd = reads[i]
-            f = rd.fields  # output index, offset, encoding, scale index; four per value
-            if rd.slow and not slow_due:
+            addr = rd[0]
+            if rd[2] and not slow_due:
                 i += 1
                 continue
             try:
-                regs = await bus.read_input(self.slave, rd.addr, rd.count, plan.fc)
+                regs = await bus.read_input(self.slave, addr, rd[1], self.fc)
             except ModbusException as e:
-                if self.plan is not plan:
-                    return
-                if e.code == _ILLEGAL_ADDRESS and len(f) > 4:
+                if self.reads is not reads:
+                    return  # reconfigured while we waited
+                if e.code == _ILLEGAL_ADDRESS and len(rd) > _FIELDS + 4:
                     # Some register inside the merged range is missing on this meter (a variant,
                     # a minimal simulator): read its values one by one (now and from now on).
-                    plan.split(rd)
+                    reads[i:i + 1] = [[addr + rd[j + 1], 4 if rd[j + 2] == _U64 else 2, rd[2],
+                                       rd[j], 0, rd[j + 2], rd[j + 3]]
+                                      for j in range(_FIELDS, len(rd), 4)]
                     continue
-                if e.code == _ILLEGAL_ADDRESS and (rd.slow or all(
-                        f[j] >= plan.n_public for j in range(0, len(f), 4))):
+                if e.code == _ILLEGAL_ADDRESS and (rd[2] or all(
+                        rd[j] >= self.n_public for j in range(_FIELDS, len(rd), 4))):
                     # A value this meter does not have: voltages/energies, or the phase power
                     # that only gives a current its sign (not shown in the slot). It stays null;
                     # the reading counts.
-                    reads.remove(rd)
-                    for j in range(0, len(f), 4):
-                        vals[f[j]] = None
-                    self.dropped.append(rd.addr)
+                    del reads[i]
+                    for j in range(_FIELDS, len(rd), 4):
+                        vals[rd[j]] = None
+                    self.dropped.append(addr)
                     continue
-                if not rd.slow:
+                if not rd[2]:
                     raise
-                note = "slow read 0x%X: exception %d" % (rd.addr, e.code)
-                for j in range(0, len(f), 4):
-                    vals[f[j]] = None
+                note = "slow read 0x%X: exception %d" % (addr, e.code)
+                for j in range(_FIELDS, len(rd), 4):
+                    vals[rd[j]] = None
                 i += 1
                 continue
-            if self.plan is not plan:
+            if self.reads is not reads:
                 return  # reconfigured while we waited: this reading belongs to the old model
             # Decoded before the next await: regs is the bus's buffer.
-            for j in range(0, len(f), 4):
-                vals[f[j]] = decode_field(regs, f[j + 1], f[j + 2], models.SCALES[f[j + 3]])
+            for j in range(_FIELDS, len(rd), 4):
+                vals[rd[j]] = decode_field(regs, rd[j + 1], rd[j + 2], rd[j + 3])
             i += 1
         # Currents as signed values: magnitude from the current register, sign from the phase
         # power (negative = export), since most meters give magnitudes only.
-        for ci, pi in plan.sign:
+        for ci, pi in self.sign:
             c = vals[ci]
             p = vals[pi]
             if c is not None and p is not None:
@@ -127,6 +160,48 @@ class Rs485Meter:
         return st
 
 
+_buf4 = bytearray(4)
+
+
+def decode_field(regs, off, enc, scale):
+    """One value from the registers of an answer, or None for the meter's 'invalid' marker."""
+    hi = regs[off]
+    lo = regs[off + 1]
+    if enc == _F32:
+        b = _buf4
+        b[0] = hi >> 8
+        b[1] = hi & 0xFF
+        b[2] = lo >> 8
+        b[3] = lo & 0xFF
+        v = struct.unpack(">f", b)[0]
+        if v != v or v in (float("inf"), float("-inf")):
+            return None
+        return v * scale if scale != 1.0 else v
+    if enc == _S32L:
+        u = (lo << 16) | hi
+        if u & 0x80000000:
+            u -= 0x100000000
+        return u * scale
+    if enc == _U32:
+        u = (hi << 16) | lo
+        if u == 0xFFFFFFFF:
+            return None
+        return u * scale
+    if enc == _S32:
+        u = (hi << 16) | lo
+        if u == 0x7FFFFFFF or u == 0xFFFFFFFF:
+            # ABB marks invalid readings with all ones / the maximum (DOMAIN 5)
+            return None
+        if u & 0x80000000:
+            u -= 0x100000000
+        return u * scale
+    # U64
+    u = (hi << 48) | (lo << 32) | (regs[off + 2] << 16) | regs[off + 3]
+    if u == 0xFFFFFFFFFFFFFFFF:
+        return None
+    return u * scale
+
+
 class Rs485Poller:
     """The task reading all RS485 slots in turn, every poll_interval_ms. Created, and its task
     started, by firmware/meters/rs485.py when the first slot becomes an RS485 meter."""
@@ -136,20 +211,22 @@ class Rs485Poller:
         self.bus = get_bus(app)
         self.meters = {}   # slot index -> Rs485Meter
         self.cycles = 0
-        asyncio.create_task(self.run())  # before asyncio.run() too: see get_bus
+        # Also right when called before asyncio.run() (a meter in the saved config): on
+        # MicroPython a task created then waits in the queue and starts with the loop.
+        asyncio.create_task(self.run())
 
     def slot_changed(self, cfg, slot):
-        st = self.app.registry.get_object("meters/%d/state" % slot.index)
+        # The slot is its meters/N/state object: `extra` adds the meter's counters.
         if cfg["type"] == TYPE_RS485:
             m = self.meters.get(slot.index)
             if m is None:
                 m = self.meters[slot.index] = Rs485Meter(slot, cfg, self.bus)
             else:
                 m.configure()
-            st.extra = m.state
+            slot.extra = m.state
         elif slot.index in self.meters:
             del self.meters[slot.index]
-            st.extra = None
+            slot.extra = None
 
     async def run(self):
         clock = self.bus.clock  # real time: the poll rate is a bus property

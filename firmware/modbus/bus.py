@@ -1,6 +1,7 @@
-# The RS485 bus owner: one asyncio task (run()) does every transaction on the UART, one at a
-# time, for every user of the bus (meters, Modbus wallboxes). Users call the request methods,
-# which hand the request to that task and wait for its result.
+# The RS485 bus: every transaction on the UART, one at a time, for every user of the bus (meters,
+# Modbus wallboxes). A user's request runs its transaction in the user's task while holding the
+# bus lock (FIFO), so requests never overlap on the wire. (No owner task: a task, two events and
+# the handover cost heap and gained nothing, asyncio being cooperative.)
 #
 # UART interface (firmware/board/unix_uart.py, firmware/board/esp32.py):
 #   uart.write(buf, n)     send buf[0:n]; returns when the bytes are on their way (the ESP32
@@ -16,7 +17,7 @@
 # simulation clock.
 import asyncio
 from array import array
-from time import ticks_diff as _ticks_diff
+from time import ticks_add as _ticks_add, ticks_diff as _ticks_diff
 from micropython import const
 
 from firmware.modbus import rtu
@@ -76,14 +77,6 @@ class ModbusBus:
         self._scanner = rtu.Scanner()
         self._stats = {}
         self._lock = asyncio.Lock()
-        self._req_ev = asyncio.Event()
-        self._done_ev = asyncio.Event()
-        # The pending request, filled by the caller while it holds the lock.
-        self._slave = 0
-        self._fc = 0
-        self._count = 0
-        self._tx_len = 0
-        self._result = _OK
         self._exc_code = 0
         self._idle_at = clock.ticks_ms()
         self.transactions = 0
@@ -92,8 +85,8 @@ class ModbusBus:
     def configure(self, baud=None, bits_per_char=None, timeout_ms=None, retries=None, gap_ms=None,
                   open_uart=None):
         """Change settings; a new open_uart (new baud/pins) closes the port, the next request
-        reopens it. Safe between requests (asyncio is cooperative: no transaction is half done
-        while this runs, the owner task only yields inside a transaction on its own state)."""
+        reopens it. Safe at any time (asyncio is cooperative: a transaction only yields on its
+        own state)."""
         if baud is not None:
             self.baud = baud
         if bits_per_char is not None:
@@ -108,7 +101,7 @@ class ModbusBus:
         # Frame-end silence in whole ms, rounded up (the clock has ms resolution).
         self._silence_ms = (rtu.frame_gap_us(self.baud, self.bits_per_char) + 999) // 1000 + 1
         if open_uart is not None:
-            # Applied by the owner task before its next transaction, never in the middle of one.
+            # Applied before the next transaction, never in the middle of one.
             self._open_uart = open_uart
             self._reopen = True
 
@@ -166,14 +159,19 @@ class ModbusBus:
         await self._lock.acquire()
         try:
             # The request buffer is only touched under the lock.
-            self._tx_len = rtu.build_request(self._tx, slave, fc, addr, count, values)
-            self._slave = slave
-            self._fc = fc
-            self._count = count
-            self._done_ev.clear()
-            self._req_ev.set()
-            await self._done_ev.wait()
-            r = self._result
+            n = rtu.build_request(self._tx, slave, fc, addr, count, values)
+            try:
+                r = await self._transact(n, slave, fc, count)
+            except Exception as e:  # noqa: BLE001 - a failing port is an error on the request
+                self.port_error = "%s" % (e,)
+                self._close()
+                r = _PORT
+            except BaseException:
+                # The caller was cancelled mid-transaction (e.g. a wallbox task on a config
+                # change): its answer may still come. Keep the line quiet for a response timeout
+                # before the next request instead of talking into it.
+                self._idle_at = _ticks_add(self.clock.ticks_ms(), self.timeout_ms)
+                raise
             if r == _OK:
                 return
             if r == _EXC:
@@ -190,19 +188,6 @@ class ModbusBus:
         finally:
             self._lock.release()
 
-    async def run(self):
-        """The bus owner task: start it once (firmware/modbus/install.py get_bus does)."""
-        while True:
-            await self._req_ev.wait()
-            self._req_ev.clear()
-            try:
-                self._result = await self._transact()
-            except Exception as e:  # noqa: BLE001 - a port failure must not kill the bus task
-                self.port_error = "%s" % (e,)
-                self._close()
-                self._result = _PORT
-            self._done_ev.set()
-
     def _close(self):
         u = self._uart
         self._uart = None
@@ -212,7 +197,7 @@ class ModbusBus:
             except Exception:  # noqa: BLE001 - closing a dead port
                 pass
 
-    async def _transact(self):
+    async def _transact(self, tx_len, slave, fc, count):
         if self._reopen:
             self._reopen = False
             self._close()
@@ -232,9 +217,9 @@ class ModbusBus:
                 self.port_error = "cannot open serial port: %s" % (e,)
                 self._open_failed_ms = now
                 return _PORT
-        st = self._stats.get(self._slave)
+        st = self._stats.get(slave)
         if st is None:
-            st = self._stats[self._slave] = [0] * 8
+            st = self._stats[slave] = [0] * 8
         st[_S_REQUESTS] += 1
         self.transactions += 1
         result = _TIMEOUT
@@ -250,22 +235,22 @@ class ModbusBus:
             uart.discard()  # stray bytes between frames are not part of the answer
             finish = self._finish_tx
             if finish is None:
-                uart.write(self._tx, self._tx_len)
+                uart.write(self._tx, tx_len)
             else:
                 # Half-duplex port (ESP32): sleep through the frame's wire time, block only for
                 # its last ms or two, so the driver is released right after the last stop bit.
-                uart.start_tx(self._tx, self._tx_len)
+                uart.start_tx(self._tx, tx_len)
                 try:
-                    wire_ms = self._tx_len * self._char_us // 1000
+                    wire_ms = tx_len * self._char_us // 1000
                     if wire_ms > _TX_BLOCK_MS:
                         await clock.sleep_ms(wire_ms - _TX_BLOCK_MS)
                 finally:
                     finish()
-            if self._slave == 0:  # broadcast: nobody answers
+            if slave == 0:  # broadcast: nobody answers
                 self._idle_at = clock.ticks_ms()
                 st[_S_OK] += 1
                 return _OK
-            result = await self._receive()
+            result = await self._receive(slave, fc, count)
             self._idle_at = self.clock.ticks_ms()
             if result == _OK:
                 st[_S_OK] += 1
@@ -282,16 +267,13 @@ class ModbusBus:
                 st[_S_FRAME] += 1
         return result
 
-    async def _receive(self):
+    async def _receive(self, slave, fc, count):
         """Collect bytes until the answer is found, or the timeout; classify the failure."""
         clock = self.clock
         uart = self._uart
         rx = self._rx
         chunk = self._chunk
         sc = self._scanner
-        slave = self._slave
-        fc = self._fc
-        count = self._count
         want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
         start = clock.ticks_ms()
         limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000

@@ -1,8 +1,8 @@
-# The one RS485 bus of the app: its config object (rs485/config), its state (rs485/state) and
-# its owner task. install_config() runs at start and is all a board without RS485 users pays
-# for; the bus itself (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of
-# heap) is imported and started by get_bus(app) when the first user (a meter slot of type 2, a
-# Modbus wallbox) is configured. Every user gets the same bus.
+# The one RS485 bus of the app: its config object (rs485/config) and its state (rs485/state).
+# install_config() runs at start and is all a board without RS485 users pays for; the bus itself
+# (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of heap) is imported and
+# created by get_bus(app) when the first user (a meter slot of type 2, a Modbus wallbox) is
+# configured. Every user gets the same bus.
 from firmware.api.config import ConfigObject, Field, INT, STR
 
 BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
@@ -33,18 +33,13 @@ def config_object(store):
     ], store)
 
 
-class BusState:
+def _bus_state(app):
     """rs485/state: the bus's port status and per-slave counters; before the bus exists, a port
     that was never opened and no slaves (what a fresh bus reports)."""
-
-    def __init__(self, app):
-        self.app = app
-
-    def to_dict(self):
-        b = self.app.modbus_bus
-        if b is None:
-            return {"port_open": False, "port_error": None, "transactions": 0, "slaves": {}}
-        return b.to_dict()
+    b = app.modbus_bus
+    if b is None:
+        return {"port_open": False, "port_error": None, "transactions": 0, "slaves": {}}
+    return b.to_dict()
 
 
 def install_config(app):
@@ -54,22 +49,18 @@ def install_config(app):
         cfg.load()
         app.configs[cfg.name] = cfg
         app.registry.add(cfg.name, cfg)
-        app.registry.add("rs485/state", BusState(app))
+        app.registry.add("rs485/state", (_bus_state, app))  # a registry read tuple
         app.modbus_config = cfg
         app.modbus_bus = None
     return app.modbus_config
 
 
 def get_bus(app):
-    """The app's ModbusBus, created and its owner task started on first call.
-
-    The task is started with asyncio.create_task() whether or not the event loop runs yet: on
-    MicroPython a task created before asyncio.run() waits in the queue and starts with it."""
+    """The app's ModbusBus, created on first call."""
     cfg = install_config(app)
     bus = app.modbus_bus
     if bus is not None:
         return bus
-    import asyncio
     from firmware.clock import Clock
     from firmware.modbus.bus import ModbusBus
     board = app.board
@@ -84,5 +75,4 @@ def get_bus(app):
                       open_uart=lambda: board.uart(values))
     apply(cfg)
     cfg.subscribe(apply)
-    asyncio.create_task(bus.run())
     return bus
