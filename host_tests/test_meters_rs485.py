@@ -112,8 +112,7 @@ def test_poller_survives_faults_goes_stale_and_recovers(tmp_path):
                                           'gap_ms': 2}))
             out.append(w('meters/0/config', {'type': 2, 'model': 'sdm630', 'stale_timeout_s': 5}))
             slot = app.slots[0]
-            poller = app.rs485_meters
-            m = poller.meters[0]
+            m = app.rs485_meters[0]
             await until(lambda: slot.update_count >= 2)
             out.append(r('meters/0/values'))
             out.append(slot.is_stale(app.clock.ticks_ms()))

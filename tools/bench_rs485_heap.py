@@ -83,7 +83,8 @@ def measure(model="sdm630", polls=30):
             if os.path.exists(a) and os.path.exists(b):
                 break
             time.sleep(0.02)
-        sim = meter_sim.Simulator(b, {1: meter_sim.MeterState(model)}).start()
+        sim_model = "sdm630" if model == "eastron" else model  # detected by its meter code
+        sim = meter_sim.Simulator(b, {1: meter_sim.MeterState(sim_model)}).start()
         script = work / "probe.py"
         script.write_text(_PROBE)
         (work / "flash").mkdir()

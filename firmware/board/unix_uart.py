@@ -83,5 +83,4 @@ class UnixUart:
         self._f.close()
 
 
-def open_uart(path, baud=9600, parity=0, stop_bits=1):
-    return UnixUart(path, baud, parity, stop_bits)
+open_uart = UnixUart  # open_uart(path, baud, parity, stop_bits): no wrapper function (heap)

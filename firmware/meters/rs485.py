@@ -14,7 +14,7 @@ def install(app):
     """Subsystem hook (firmware/app.py): RS485 meters in every slot of type 2."""
     from firmware.modbus.install import install_config
     install_config(app)   # rs485/config and rs485/state exist without a bus
-    app.rs485_meters = None
+    app.rs485_meters = None  # {slot index: Rs485Meter} once a slot is an RS485 meter
     slot_check = app.configs["meters/0/config"].check  # the same for every slot (slots.py)
 
     def check(v):
@@ -27,13 +27,9 @@ def install(app):
         return None
 
     def changed(c):
-        poller = app.rs485_meters
-        if poller is None:
-            if c["type"] != TYPE_RS485:
-                return
-            from firmware.meters.rs485_poll import Rs485Poller
-            poller = app.rs485_meters = Rs485Poller(app)
-        poller.slot_changed(c, app.slots[int(c.name.split("/")[1])])
+        if c["type"] == TYPE_RS485 or app.rs485_meters:
+            from firmware.meters.rs485_poll import slot_changed
+            slot_changed(app, c, app.slots[int(c.name.split("/")[1])])
 
     for slot in app.slots:
         cfg = app.configs["meters/%d/config" % slot.index]

@@ -202,51 +202,47 @@ def decode_field(regs, off, enc, scale):
     return u * scale
 
 
-class Rs485Poller:
-    """The task reading all RS485 slots in turn, every poll_interval_ms. Created, and its task
-    started, by firmware/meters/rs485.py when the first slot becomes an RS485 meter."""
-
-    def __init__(self, app):
-        self.app = app
-        self.bus = get_bus(app)
-        self.meters = {}   # slot index -> Rs485Meter
-        self.cycles = 0
+def slot_changed(app, cfg, slot):
+    """Listener of every meters/N/config (via rs485.py). The first RS485 slot starts the task
+    reading all of them in turn (_run); app.rs485_meters: {slot index: Rs485Meter}."""
+    meters = app.rs485_meters
+    if meters is None:
+        meters = app.rs485_meters = {}
         # Also right when called before asyncio.run() (a meter in the saved config): on
         # MicroPython a task created then waits in the queue and starts with the loop.
-        asyncio.create_task(self.run())
+        asyncio.create_task(_run(app, get_bus(app), meters))
+    # The slot is its meters/N/state object: `extra` adds the meter's counters.
+    if cfg["type"] == TYPE_RS485:
+        m = meters.get(slot.index)
+        if m is None:
+            m = meters[slot.index] = Rs485Meter(slot, cfg, app.modbus_bus)
+        else:
+            m.configure()
+        slot.extra = m.state
+    elif slot.index in meters:
+        del meters[slot.index]
+        slot.extra = None
 
-    def slot_changed(self, cfg, slot):
-        # The slot is its meters/N/state object: `extra` adds the meter's counters.
-        if cfg["type"] == TYPE_RS485:
-            m = self.meters.get(slot.index)
-            if m is None:
-                m = self.meters[slot.index] = Rs485Meter(slot, cfg, self.bus)
-            else:
-                m.configure()
-            slot.extra = m.state
-        elif slot.index in self.meters:
-            del self.meters[slot.index]
-            slot.extra = None
 
-    async def run(self):
-        clock = self.bus.clock  # real time: the poll rate is a bus property
-        now_fn = self.app.clock.ticks_ms
-        bus_cfg = self.app.modbus_config
-        while True:
-            start = clock.ticks_ms()
-            if not self.meters:
-                await clock.sleep_ms(_IDLE_MS)
-                continue
-            for m in list(self.meters.values()):
-                try:
-                    await m.poll(now_fn)
-                except ModbusError as e:
-                    m.failures += 1
-                    m.last_error = "%s: %s" % (type(e).__name__, e)
-                except Exception as e:  # noqa: BLE001 - a bug must not stop every meter
-                    m.failures += 1
-                    m.last_error = "internal error: %r" % (e,)
-            self.cycles += 1
-            wait = bus_cfg["poll_interval_ms"] - ticks_diff(clock.ticks_ms(), start)
-            # Always yield a little: a silent bus must not starve other tasks.
-            await clock.sleep_ms(wait if wait > 1 else 1)
+async def _run(app, bus, meters):
+    """Read every RS485 slot in turn, every poll_interval_ms."""
+    clock = bus.clock  # real time: the poll rate is a bus property
+    now_fn = app.clock.ticks_ms
+    bus_cfg = app.modbus_config
+    while True:
+        start = clock.ticks_ms()
+        if not meters:
+            await clock.sleep_ms(_IDLE_MS)
+            continue
+        for m in list(meters.values()):
+            try:
+                await m.poll(now_fn)
+            except ModbusError as e:
+                m.failures += 1
+                m.last_error = "%s: %s" % (type(e).__name__, e)
+            except Exception as e:  # noqa: BLE001 - a bug must not stop every meter
+                m.failures += 1
+                m.last_error = "internal error: %r" % (e,)
+        wait = bus_cfg["poll_interval_ms"] - ticks_diff(clock.ticks_ms(), start)
+        # Always yield a little: a silent bus must not starve other tasks.
+        await clock.sleep_ms(wait if wait > 1 else 1)

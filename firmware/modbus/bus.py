@@ -313,3 +313,22 @@ class ModbusBus:
                 return _CRC if sc.saw_bad_crc else _FRAME
             await clock.sleep_ms(1)
 
+
+
+def app_bus(app):
+    """The app's bus (firmware/modbus/install.py get_bus): settings from rs485/config, kept in
+    step with it; the UART from the board."""
+    from firmware.clock import Clock
+    # Wire timing needs real time even when the simulation clock runs faster.
+    bus = ModbusBus(None, Clock())
+    board = app.board
+
+    def apply(c):
+        # bits per character: start + 8 data + parity + stop bits. A new opener on every change
+        # reopens the port: the next open reads the settings as they are then.
+        bus.configure(baud=c["baud"], bits_per_char=9 + (1 if c["parity"] else 0) + c["stop_bits"],
+                      timeout_ms=c["timeout_ms"], retries=c["retries"], gap_ms=c["gap_ms"],
+                      open_uart=lambda: board.uart(c))
+    apply(app.modbus_config)
+    app.modbus_config.subscribe(apply)
+    return bus

@@ -5,33 +5,6 @@
 # configured. Every user gets the same bus.
 from firmware.api.config import ConfigObject, Field, INT, STR
 
-BAUD_RATES = (1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)
-PARITY_NONE = 0
-PARITY_ODD = 1
-PARITY_EVEN = 2
-
-
-def config_object(store):
-    return ConfigObject("rs485/config", [
-        Field("baud", INT, 9600, choices=BAUD_RATES),
-        Field("parity", INT, PARITY_NONE, choices=(PARITY_NONE, PARITY_ODD, PARITY_EVEN)),
-        Field("stop_bits", INT, 1, choices=(1, 2)),
-        # Response timeout after the request (plus the answer's own wire time): meters answer
-        # in 20-60 ms (DOMAIN 5).
-        Field("timeout_ms", INT, 200, 20, 5000),
-        Field("retries", INT, 1, 0, 5),
-        # Silence between two requests; some meters misbehave when polled back to back.
-        Field("gap_ms", INT, 5, 0, 1000),
-        # How often each RS485 meter is read (the reference: 500 ms).
-        Field("poll_interval_ms", INT, 500, 50, 60000),
-        # Unix port: serial device or pty path. ESP32: unused (pins below / board.json).
-        Field("device", STR, "", hi=96),
-        # ESP32 pins; -1 = the board's default from its pin map.
-        Field("tx_pin", INT, -1, -1, 48),
-        Field("rx_pin", INT, -1, -1, 48),
-        Field("de_pin", INT, -1, -1, 48),
-    ], store)
-
 
 def _bus_state(app):
     """rs485/state: the bus's port status and per-slave counters; before the bus exists, a port
@@ -45,7 +18,26 @@ def _bus_state(app):
 def install_config(app):
     """rs485/config and rs485/state in the registry (once); no bus yet."""
     if getattr(app, "modbus_config", None) is None:
-        cfg = config_object(app.store)
+        cfg = ConfigObject("rs485/config", [
+            Field("baud", INT, 9600, choices=(1200, 2400, 4800, 9600, 19200, 38400, 57600, 115200)),
+            # 0 none, 1 odd, 2 even
+            Field("parity", INT, 0, choices=(0, 1, 2)),
+            Field("stop_bits", INT, 1, choices=(1, 2)),
+            # Response timeout after the request (plus the answer's own wire time): meters answer
+            # in 20-60 ms (DOMAIN 5).
+            Field("timeout_ms", INT, 200, 20, 5000),
+            Field("retries", INT, 1, 0, 5),
+            # Silence between two requests; some meters misbehave when polled back to back.
+            Field("gap_ms", INT, 5, 0, 1000),
+            # How often each RS485 meter is read (the reference: 500 ms).
+            Field("poll_interval_ms", INT, 500, 50, 60000),
+            # Unix port: serial device or pty path. ESP32: unused (pins below / board.json).
+            Field("device", STR, "", hi=96),
+            # ESP32 pins; -1 = the board's default from its pin map.
+            Field("tx_pin", INT, -1, -1, 48),
+            Field("rx_pin", INT, -1, -1, 48),
+            Field("de_pin", INT, -1, -1, 48),
+        ], app.store)
         cfg.load()
         app.configs[cfg.name] = cfg
         app.registry.add(cfg.name, cfg)
@@ -56,23 +48,9 @@ def install_config(app):
 
 
 def get_bus(app):
-    """The app's ModbusBus, created on first call."""
-    cfg = install_config(app)
-    bus = app.modbus_bus
-    if bus is not None:
-        return bus
-    from firmware.clock import Clock
-    from firmware.modbus.bus import ModbusBus
-    board = app.board
-    # Wire timing needs real time even when the simulation clock runs faster.
-    bus = app.modbus_bus = ModbusBus(None, Clock())
-
-    def apply(c):
-        values = dict(c.values)  # the settings this port is opened with
-        # bits per character: start + 8 data + parity + stop bits
-        bus.configure(baud=c["baud"], bits_per_char=9 + (1 if c["parity"] else 0) + c["stop_bits"],
-                      timeout_ms=c["timeout_ms"], retries=c["retries"], gap_ms=c["gap_ms"],
-                      open_uart=lambda: board.uart(values))
-    apply(cfg)
-    cfg.subscribe(apply)
-    return bus
+    """The app's ModbusBus, created (firmware/modbus/bus.py app_bus) on first call."""
+    install_config(app)
+    if app.modbus_bus is None:
+        from firmware.modbus.bus import app_bus
+        app.modbus_bus = app_bus(app)
+    return app.modbus_bus
