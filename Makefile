@@ -25,20 +25,11 @@ help:
 	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md)"
 	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour"
 
-setup: $(VENV)/.stamp lib/microdot/microdot.py
+setup: $(VENV)/.stamp
 
 $(VENV)/.stamp: requirements-dev.txt
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --disable-pip-version-check -r requirements-dev.txt
-	touch $@
-
-# Microdot is a pure-Python package: pip fetches the pinned release, only the files the
-# board needs are copied into lib/ (git-ignored).
-lib/microdot/microdot.py: requirements-lib.txt $(VENV)/.stamp
-	rm -rf build/lib-src
-	$(VENV)/bin/pip install -q --disable-pip-version-check --no-deps --target build/lib-src -r requirements-lib.txt
-	mkdir -p lib/microdot
-	cp build/lib-src/microdot/__init__.py build/lib-src/microdot/microdot.py build/lib-src/microdot/helpers.py lib/microdot/
 	touch $@
 
 sim: setup

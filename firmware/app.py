@@ -3,9 +3,9 @@
 # the same code runs on the ESP32, on the Unix port under `make sim`, and in tests.
 import asyncio
 
-# Imported first: compiling Microdot from source needs large blocks, which a heap already
-# filled by the app's objects may no longer have (the sim and tests run from source).
-from firmware.api.http import make_app
+# Imported first: compiling the HTTP server from source needs large blocks, which a heap
+# already filled by the app's objects may no longer have (the sim and tests run from source).
+from firmware.api.http import serve as serve_http
 from firmware.api.registry import Registry
 from firmware.api.store import Store
 from firmware.api import power_manager_api as pm_api
@@ -117,9 +117,8 @@ class App:
         pm.charge_manager_allocated_current = allocated_ma
 
     async def run(self, host="0.0.0.0", port=80):
-        http = make_app(self.registry, self.http_routes)
         tasks = [asyncio.create_task(self.control.run())]
         for coro in self.tasks:
             tasks.append(asyncio.create_task(coro))
         print("api: serving on http://%s:%d" % (host, port))
-        await http.start_server(host=host, port=port)
+        await serve_http(self.registry, self.http_routes, host, port)

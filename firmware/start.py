@@ -63,8 +63,7 @@ def _release():
             for key in ctx:
                 ctx[key] = None
     for name in list(sys.modules):
-        if (name.startswith("firmware.") and name != "firmware.start") or name.startswith(
-                "microdot"):
+        if name.startswith("firmware.") and name != "firmware.start":
             del sys.modules[name]
     # A package keeps its imported submodules as attributes: drop those references too.
     pkg = sys.modules.get("firmware")

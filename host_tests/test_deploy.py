@@ -77,8 +77,9 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
         assert status == 200 and "uptime_ms" in json.loads(body)
         # What is on the "flash": compiled code only, the old tree gone, the pin map kept.
         files = {str(p.relative_to(board_dir)) for p in board_dir.rglob("*") if p.is_file()}
-        assert "firmware/app.mpy" in files and "lib/microdot/microdot.mpy" in files
-        assert not [f for f in files if f.startswith(("firmware/", "lib/")) and f.endswith(".py")]
+        assert "firmware/app.mpy" in files and "firmware/api/http.mpy" in files
+        assert not [f for f in files if f.startswith("firmware/") and f.endswith(".py")]
+        assert not [f for f in files if f.startswith("lib/")]   # no third-party code any more
         assert {"boot.py", "main.py"} <= files
         assert json.loads((board_dir / "board.json").read_text())["pins"]["contactor"]["gpio"] == 25
         # Configure it over the API, then deploy again over the running application.

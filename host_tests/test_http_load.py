@@ -132,7 +132,8 @@ def burst(tmp_path_factory):
 def test_50_connections_no_crash_limit_holds_control_keeps_period(burst):
     assert burst["alive"], "the firmware died: " + burst["console"][-3000:]
     # No task died (control loop, display, watchdog, memory, Wi-Fi); a MemoryError inside one
-    # request's handler is caught by Microdot and costs that request (500), see the next test.
+    # request's handler is caught by the HTTP server and costs that request (500), see the next
+    # test.
     assert "Task exception wasn't retrieved" not in burst["console"], burst["console"][-3000:]
     odd = [r for r in burst["results"] if not (" 200 " in r or " 503 " in r or " 500 " in r
                                                or r == "refused")]

@@ -175,7 +175,7 @@ out = []
 a = live()
 import asyncio
 import firmware.api.http
-out.append(('asyncio + Microdot + firmware/api/http', live() - a))
+out.append(('asyncio + firmware/api/http (HTTP server)', live() - a))
 a = live()
 import firmware.app as A
 out.append(('firmware.app and its imports (control, api, meters)', live() - a))

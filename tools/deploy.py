@@ -1,12 +1,12 @@
 #!/usr/bin/env python3
-"""Compile the firmware and lib/ to .mpy and copy them to a board with mpremote.
+"""Compile the firmware to .mpy and copy it to a board with mpremote.
 
     make deploy PORT=/dev/ttyUSB0           (= .venv/bin/python tools/deploy.py --port ...)
 
-Steps: every .py under firmware/ and lib/ is cross-compiled with `mpy-cross -march=xtensawin`
-into build/deploy/ (boot.py and main.py stay source: the board runs them by name); on the board
-the old code trees (firmware/, lib/) are removed, so no stale .py can shadow a new .mpy; the new
-tree, boot.py and main.py are copied; the board is reset.
+Steps: every .py under firmware/ is cross-compiled with `mpy-cross -march=xtensawin` into
+build/deploy/ (boot.py and main.py stay source: the board runs them by name); on the board the
+old code trees (firmware/, and lib/ of older deploys) are removed, so no stale .py can shadow a
+new .mpy; the new tree, boot.py and main.py are copied; the board is reset.
 
 The board's own files are kept: the config folder (/config: Wi-Fi credentials, every setting)
 and /board.json (the pin map; copied only when the board has none). --reset-config deletes the
@@ -20,7 +20,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "deploy"
-CODE_TREES = ("firmware", "lib")
+CODE_TREES = ("firmware",)
+# Deleted on the board before the copy: the code trees, and lib/, where deploys put third-party
+# packages before the firmware had its own HTTP server (firmware/api/http.py).
+OLD_TREES = ("firmware", "lib")
 SOURCE_FILES = ("boot.py", "main.py")
 CONFIG_DIR = "config"          # relative to the board's root (= /config on the ESP32)
 PIN_MAP = "board.json"
@@ -112,7 +115,7 @@ def deploy(port, reset="auto", reset_config=False, pin_map=False):
     print("deploy: board runs MicroPython on %s" % platform)
     if reset == "auto":
         reset = "hard" if platform.startswith("esp") else "exit"
-    for tree in CODE_TREES:
+    for tree in OLD_TREES:
         b.remove_tree(tree)
     if reset_config:
         b.remove_tree(CONFIG_DIR)

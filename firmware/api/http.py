@@ -1,98 +1,181 @@
-# HTTP JSON API on Microdot: every registry path is served as GET /<path>, written by PUT/POST.
+# HTTP JSON API: a small HTTP/1.0 server on asyncio streams. Every registry path is served as
+# GET /<path> and written by PUT/POST; extra (url, methods, handler) routes (the Wi-Fi /setup
+# page) come first. One request per connection (Connection: close): no keep-alive, no chunked
+# bodies, no pipelining. Written for a ~100 KB heap: a handful of functions (each costs ~100 B of
+# heap once loaded), no per-request header dict, the request head read into one bounded buffer.
 import asyncio
 import gc
+import json
+import sys
+from micropython import const
 
-from microdot import Microdot, Request
+from firmware.api.registry import ApiError
 
-from firmware.api.registry import ApiError, MAX_BODY_BYTES
+_MAX_CONNECTIONS = const(2)     # open requests at once; each holds its head, body and answer
+_MIN_FREE_BYTES = const(16384)  # heap a request may need (the largest JSON answer is ~2 KB)
+_TIMEOUT_MS = const(10000)      # a whole request, from accept to the last byte written
+_MAX_HEAD = const(2048)         # request line + headers; a browser's are ~0.5-1 KB
+_MAX_BODY = const(4096)         # = registry.MAX_BODY_BYTES (const needs a literal)
+_CHUNK = const(512)             # read size for the head and for a body that is dropped
 
-_TEXT = {"Content-Type": "text/plain; charset=UTF-8"}
+_TEXT = b"text/plain; charset=UTF-8"
+_JSON = b"application/json; charset=UTF-8"
 _BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
          b"Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nBusy\n")
 
+_active = 0                     # requests being served (one server per firmware)
 
-class LimitedMicrodot(Microdot):
-    """Microdot with admission control for a ~100 KB heap, where each open request holds its
-    buffers (request line, headers, the JSON it answers): over `max_connections`, or with less
-    than `min_free_bytes` of heap even after a collection, a new connection gets a short 503 and
-    is closed; a request not answered within `request_timeout_ms` (a client that sends nothing)
-    is dropped. Measured with host_tests/test_http_load.py (50 connections at 100wK)."""
 
-    max_connections = 2
-    min_free_bytes = 16384
-    request_timeout_ms = 10000
+async def _request(stream, registry, routes):
+    # Runs under asyncio.wait_for_ms (accept): a timeout cancels it wherever it waits. It frees
+    # its connection slot itself, as soon as the answer is out: a client that reconnects at
+    # once must not find the slot still taken while the wait_for wrapper unwinds.
+    global _active
+    try:
+        # The head: read until the blank line into one bounded buffer (a line without end must
+        # not fill the heap). An oversize head is read to its end and dropped, so that the client
+        # gets the 431 instead of a reset connection.
+        head = b""
+        too_large = False
+        while True:
+            end = head.find(b"\r\n\r\n")
+            if end >= 0:
+                end += 4
+                break
+            end = head.find(b"\n\n")      # bare LF, e.g. typed into netcat
+            if end >= 0:
+                end += 2
+                break
+            if len(head) >= _MAX_HEAD:
+                too_large = True
+                head = head[-3:]          # enough to find the end across two reads
+            data = await stream.read(_CHUNK)  # small reads: no 2 KB buffer for a 100 B head
+            if not data:
+                return                    # closed before the request was complete
+            head += data
+        status = 200
+        ctype = _TEXT
+        method = path = ""
+        send_body = True
+        try:
+            if too_large:
+                raise ApiError(431, "Request header too large")
+            lines = head[:end].split(b"\n")
+            request_line = lines[0].decode().split()
+            if len(request_line) != 3:
+                raise ApiError(400, "Bad request")
+            method, path = request_line[0], request_line[1].split("?", 1)[0]
+            length = 0
+            chunked = False
+            form = False
+            for line in lines[1:]:
+                name_value = line.split(b":", 1)
+                name = name_value[0].strip().lower()
+                if name == b"content-length":
+                    length = int(name_value[1])   # ValueError: a 400 below
+                elif name == b"transfer-encoding":
+                    chunked = b"chunked" in name_value[1].lower()
+                elif name == b"content-type":
+                    form = b"x-www-form-urlencoded" in name_value[1]
+            if chunked:
+                raise ApiError(411, "Chunked request bodies are not supported: send a "
+                                    "Content-Length")
+            body = head[end:end + length]
+            head = None
+            if length > _MAX_BODY:
+                # Read (and drop) what the client sends before answering: closing a socket with
+                # unread data resets the connection, and the client might not see the 413.
+                length -= len(body)
+                while length > 0:
+                    data = await stream.read(min(length, _CHUNK))
+                    if not data:
+                        return
+                    length -= len(data)
+                raise ApiError(413, "Payload too large: at most %d bytes" % _MAX_BODY)
+            while len(body) < length:
+                data = await stream.read(length - len(body))
+                if not data:
+                    return
+                body += data
+            if method == "HEAD":
+                method = "GET"            # the same headers, no body
+                send_body = False
+            answer = None
+            for url, methods, handler in routes:
+                if url == path:
+                    if method in methods:
+                        from firmware.api.route_request import Request
+                        r = Request(method, path, body, form)
+                        # Rare (the setup page): drop the module again, its heap comes back.
+                        del sys.modules["firmware.api.route_request"]
+                        del sys.modules["firmware.api"].__dict__["route_request"]
+                        answer, status, headers = await handler(r)
+                        ctype = headers.get("Content-Type", _TEXT)
+                        if isinstance(ctype, str):
+                            ctype = ctype.encode()
+                        break
+            else:
+                path = path[1:].rstrip("/")
+                if method == "GET":
+                    answer = json.dumps(registry.read(path))
+                    ctype = _JSON
+                elif method == "PUT" or method == "POST":
+                    registry.write(path, body)
+                    answer = b""
+                else:
+                    raise ApiError(405, "Method not allowed: GET reads, PUT or POST writes")
+        except ApiError as e:
+            status = e.status
+            answer = e.message + "\n"
+        except ValueError:
+            status = 400
+            answer = "Bad request\n"
+        except Exception as e:            # a bug or a MemoryError costs this request only
+            status = 500
+            answer = "Internal server error\n"
+            print("http 500:", method, path, repr(e))
+        body = head = None
+        if isinstance(answer, str):
+            answer = answer.encode()
+        # The reason phrase is free text (RFC 9112): no table of them, the body says what is wrong.
+        stream.write(b"HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n" % (status, b"OK" if status == 200 else b"Error",
+                                                     ctype, len(answer)))
+        if send_body:
+            stream.write(answer)
+        await stream.drain()
+    finally:
+        _active -= 1
+        stream.s.close()            # (Stream.close() does not close the socket)
 
-    def __init__(self):
-        super().__init__()
-        self.active = 0
-        self.refused = 0
-        self.timed_out = 0
 
-    def _room(self):
-        if self.active >= self.max_connections:
-            return False
-        if gc.mem_free() >= self.min_free_bytes:
-            return True
-        gc.collect()              # a few ms; only when the heap looks short
-        return gc.mem_free() >= self.min_free_bytes
+async def serve(registry, routes, host="0.0.0.0", port=80, timeout_ms=_TIMEOUT_MS):
+    """Serve `registry` and the extra (url, methods, handler) `routes` forever. Admission control
+    for a ~100 KB heap: over _MAX_CONNECTIONS open requests, or with less than _MIN_FREE_BYTES of
+    heap even after a collection, a new connection gets a short 503 and is closed at once; a
+    request not answered within `timeout_ms` (a client that connects and sends nothing, or too
+    slowly) is dropped. Measured with host_tests/test_http_load.py."""
 
-    async def handle_request(self, reader, writer):
-        if not self._room():
-            self.refused += 1
+    async def accept(stream, _):
+        global _active
+        busy = _active >= _MAX_CONNECTIONS
+        if not busy and gc.mem_free() < _MIN_FREE_BYTES:
+            gc.collect()                # a few ms; only when the heap looks short
+            busy = gc.mem_free() < _MIN_FREE_BYTES
+        if busy:
             # Answer and close without awaiting: a refusal that waited for the event loop would
             # keep its task, stream and socket alive, and 50 of those fill the heap.
-            sock = getattr(writer, "s", None)    # MicroPython's asyncio.Stream socket
             try:
-                if sock is not None:
-                    sock.write(_BUSY)            # non-blocking; fits the socket's send buffer
-                    sock.close()
-                else:
-                    await writer.awrite(_BUSY)
-                    await writer.aclose()
+                stream.s.write(_BUSY)   # non-blocking; fits the fresh socket's send buffer
             except OSError:
                 pass
+            stream.s.close()
             return
-        self.active += 1
+        _active += 1                    # _request gives the slot back
         try:
-            await asyncio.wait_for_ms(super().handle_request(reader, writer),
-                                      self.request_timeout_ms)
-        except asyncio.TimeoutError:
-            self.timed_out += 1
-            try:
-                await writer.aclose()
-            except OSError:
-                pass
-        finally:
-            self.active -= 1
+            await asyncio.wait_for_ms(_request(stream, registry, routes), timeout_ms)
+        except Exception:   # timed out, the client went away (OSError), or no heap left for the
+            pass            # answer: this connection is lost, never the server
 
-
-def make_app(registry, routes=()):
-    """`routes`: extra (url, methods, handler) served before the registry (e.g. /setup)."""
-    Request.max_content_length = MAX_BODY_BYTES  # Microdot answers 413 above this
-    app = LimitedMicrodot()
-    for url, methods, handler in routes:
-        app.route(url, methods=methods)(handler)
-
-    @app.route("/<path:path>", methods=["GET", "PUT", "POST"])
-    async def handle(request, path):
-        path = path.rstrip("/")
-        if "chunked" in request.headers.get("Transfer-Encoding", ""):
-            return ("Chunked request bodies are not supported: send a Content-Length\n", 411,
-                    _TEXT)
-        try:
-            if request.method == "GET":
-                return registry.read(path)
-            registry.write(path, request.body)
-            return "", 200, _TEXT
-        except ApiError as e:
-            return e.message + "\n", e.status, _TEXT
-
-    @app.errorhandler(405)
-    async def bad_method(request):
-        return "Method not allowed: GET reads, PUT or POST writes\n", 405, _TEXT
-
-    @app.errorhandler(413)
-    async def too_large(request):
-        return "Payload too large: at most %d bytes\n" % MAX_BODY_BYTES, 413, _TEXT
-
-    return app
+    server = await asyncio.start_server(accept, host, port)
+    await server.wait_closed()
