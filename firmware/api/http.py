@@ -6,7 +6,6 @@
 import asyncio
 import gc
 import json
-import sys
 from micropython import const
 
 from firmware.api.registry import ApiError
@@ -104,15 +103,11 @@ async def _request(stream, registry, routes):
             for url, methods, handler in routes:
                 if url == path:
                     if method in methods:
-                        from firmware.api.route_request import Request
-                        r = Request(method, path, body, form)
-                        # Rare (the setup page): drop the module again, its heap comes back.
-                        del sys.modules["firmware.api.route_request"]
-                        del sys.modules["firmware.api"].__dict__["route_request"]
-                        answer, status, headers = await handler(r)
-                        ctype = headers.get("Content-Type", _TEXT)
-                        if isinstance(ctype, str):
-                            ctype = ctype.encode()
+                        # Imported for this request only (route_request.py drops itself).
+                        from firmware.api.route_request import request
+                        answer, status, headers = await handler(
+                            request(method, path, body, form))
+                        ctype = headers.get("Content-Type", _TEXT)  # str: b"%s" takes it
                         break
             else:
                 path = path[1:].rstrip("/")
@@ -167,7 +162,7 @@ async def serve(registry, routes, host="0.0.0.0", port=80, timeout_ms=_TIMEOUT_M
             # keep its task, stream and socket alive, and 50 of those fill the heap.
             try:
                 stream.s.write(_BUSY)   # non-blocking; fits the fresh socket's send buffer
-            except OSError:
+            except Exception:           # (OSError: the client is gone already)
                 pass
             stream.s.close()
             return

@@ -1,23 +1,27 @@
 # The request object handed to an extra route's handler (the Wi-Fi /setup page). Imported by
-# firmware/api/http.py only for such a request and dropped again afterwards: the registry's
+# firmware/api/http.py only for such a request, and forgets itself again: the registry's
 # GET/PUT/POST, which is nearly all traffic, never needs it, so it costs no heap in between.
+import sys
 
 
 class Request:
     """method and path (str), body (bytes), form (the fields of an
     application/x-www-form-urlencoded body as a dict of str, else None)."""
 
-    def __init__(self, method, path, body, is_form):
-        self.method = method
-        self.path = path
-        self.body = body
-        self.form = None
-        if is_form:
-            self.form = {}
-            for pair in body.split(b"&"):
-                if pair:
-                    kv = pair.split(b"=", 1)
-                    self.form[_unquote(kv[0])] = _unquote(kv[1]) if len(kv) > 1 else ""
+
+def request(method, path, body, is_form):
+    r = Request()
+    r.method, r.path, r.body, r.form = method, path, body, None
+    if is_form:
+        r.form = {}
+        for pair in body.split(b"&"):
+            if pair:
+                kv = pair.split(b"=", 1)
+                r.form[_unquote(kv[0])] = _unquote(kv[1]) if len(kv) > 1 else ""
+    # Rare (the setup page): drop this module, its heap comes back once the request is done.
+    del sys.modules[__name__]
+    del sys.modules[__name__.rsplit(".", 1)[0]].__dict__["route_request"]
+    return r
 
 
 def _unquote(raw):
