@@ -8,10 +8,10 @@ import asyncio
 from firmware.api.http import serve as serve_http
 from firmware.api.registry import Registry
 from firmware.api.store import Store
-from firmware.api import power_manager_api as pm_api
+from firmware.api.config import cold
 from firmware.control.power_manager import PowerManager
 from firmware.control_task import ControlTask
-from firmware.meters.slots import install_slots, TYPE_NONE, CURRENT_L1, CURRENT_L2, CURRENT_L3
+from firmware.meters.slots import install_slots
 
 # Subsystems every board gets, in order: modules whose install(app) returns coroutines to run.
 # (The display reads app.wifi, so the network comes first.)
@@ -25,17 +25,13 @@ BOARD_SUBSYSTEMS = (
     "firmware.mqtt.service",          # MQTT + Home Assistant discovery: last, it bridges every object
 )
 
-# config_error_flags bits the app derives from the meter configuration (DOMAIN 1).
-ERR_NO_METER = 8
-ERR_DLM_NO_CURRENTS = 16
-
-
 def _system_state(app):
     """system/state: uptime, loop period and config files that could not be loaded."""
-    out = {"uptime_ms": app.uptime_ms(),
-           "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error]}
-    out.update(app.control.stats())
-    return out
+    import time
+    ct = app.control
+    return {"uptime_ms": time.ticks_diff(app.clock.ticks_ms(), app.start_ms),
+            "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error],
+            "period_ms": ct.period_ms, "max_period_ms": ct.max_period_ms, "steps": ct.steps}
 
 
 class App:
@@ -57,7 +53,8 @@ class App:
                               "charger_count": 0}
         install_slots(self)
         self.pm = PowerManager()
-        self._install_power_manager()
+        # power_manager/* objects (one-off code and schemas: firmware/api/cold.py)
+        cold("install_power_manager", self)
         self.control = ControlTask(self)
         self.registry.add("system/state", (_system_state, self))
         for install in subsystems:
@@ -70,38 +67,11 @@ class App:
         self.configs[cfg.name] = cfg
         return cfg
 
-    def _install_power_manager(self):
-        pm_api.install(self)
-        for slot_cfg in range(len(self.slots)):
-            self.configs["meters/%d/config" % slot_cfg].subscribe(self.reconfigure)
-        self.reconfigure()
-        self.pm.set_charge_mode(self.charge_mode.mode)
-
     def reconfigure(self, _changed=None):
         """Hand the current configuration to the control step (allocates; config changes only)."""
         self.pm.configure(self.configs["power_manager/config"].values,
                           self.configs["power_manager/debug_config"].values,
                           self.charge_limits)
-
-    def uptime_ms(self):
-        import time
-        return time.ticks_diff(self.clock.ticks_ms(), self.start_ms)
-
-    def config_error_flags(self):
-        # The power manager knows bits 1, 2, 4 and 8 from its configuration; only the app sees
-        # the meter slots: a grid slot that holds no meter (8), DLM without phase currents (16).
-        flags = self.pm.config_error_flags
-        cfg = self.configs["power_manager/config"]
-        slot = cfg["meter_slot_grid_power"]
-        if cfg["excess_charging_enable"] and slot != pm_api.NO_METER \
-                and self.configs["meters/%d/config" % slot]["type"] == TYPE_NONE:
-            flags |= ERR_NO_METER
-        dlm = self.configs["power_manager/dynamic_load_config"]
-        if dlm["enabled"]:
-            ids = self.slots[dlm["meter_slot_grid_currents"]].value_ids
-            if not (CURRENT_L1 in ids and CURRENT_L2 in ids and CURRENT_L3 in ids):
-                flags |= ERR_DLM_NO_CURRENTS
-        return flags
 
     def distribute(self, now_ms, dt_ms):
         """Hand the power manager's available current to the chargers. Without a charge manager

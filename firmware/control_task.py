@@ -3,17 +3,15 @@
 # acting, no I/O: chargers and meters own their I/O in their own tasks.
 import time
 
+from micropython import const
+
 from firmware.api.power_manager_api import NO_METER
-from firmware.meters.slots import POWER, VOLTAGE_L1, CURRENT_L1, CURRENT_L2, CURRENT_L3
+from firmware.meters.slots import POWER, VOLTAGE_L1
 from firmware.control.charging_input import control_charging_w
 
 PERIOD_MS = 250  # the reference's loop period (DOMAIN 1)
-_STALE_AGE_MS = 1 << 29  # age handed to the control step for a slot past its stale timeout
-_NOMINAL_V = 230
-
-
-def _int(v):
-    return 0 if v is None else int(v)
+_STALE_AGE_MS = const(1 << 29)  # age handed to the control step for a slot past its stale timeout
+_NOMINAL_V = const(230)
 
 
 class ControlTask:
@@ -27,38 +25,41 @@ class ControlTask:
         self.heartbeat_ms = None  # the watchdog feeds the hardware WDT only while this moves
         self.steps = 0
 
-    def _slot(self, index):
-        if index == NO_METER:
-            return None
-        return self.app.slots[index]
-
-    def read_inputs(self, now_ms):
+    def step(self, now_ms, dt_ms):
+        """One control period: slots -> power manager inputs, the control step, chargers."""
+        app = self.app
         pm = self.pm
-        cfg = self.app.configs["power_manager/config"]
-        grid = self._slot(cfg["meter_slot_grid_power"])
+        slots = app.slots
+        cfg = app.configs["power_manager/config"]
+        index = cfg["meter_slot_grid_power"]
+        grid = None if index == NO_METER else slots[index]
         if grid is None or POWER not in grid.value_ids:
             pm.grid_w = 0
             pm.grid_fresh = False
             pm.grid_age_ms = _STALE_AGE_MS
             pm.voltage_v = 0
         else:
-            pm.grid_w = _int(grid.get(POWER))
+            v = grid.get(POWER)
+            pm.grid_w = 0 if v is None else int(v)
             pm.grid_fresh = grid.update_count != self._grid_count
             self._grid_count = grid.update_count
             pm.grid_age_ms = _STALE_AGE_MS if grid.is_stale(now_ms) else grid.age_ms(now_ms)
-            pm.voltage_v = _int(grid.get(VOLTAGE_L1))
-        battery = self._slot(cfg["meter_slot_battery_power"])
+            v = grid.get(VOLTAGE_L1)
+            pm.voltage_v = 0 if v is None else int(v)
+        index = cfg["meter_slot_battery_power"]
+        battery = None if index == NO_METER else slots[index]
         if battery is None or POWER not in battery.value_ids:
             pm.battery_w = 0
             pm.battery_age_ms = 0 if battery is None else _STALE_AGE_MS
         else:
-            pm.battery_w = _int(battery.get(POWER))
+            v = battery.get(POWER)
+            pm.battery_w = 0 if v is None else int(v)
             pm.battery_age_ms = _STALE_AGE_MS if battery.is_stale(now_ms) \
                 else battery.age_ms(now_ms)
         # What the chargers draw now, from their own measurements.
         volts = pm.voltage_v or _NOMINAL_V
         charging_ma = 0
-        for ch in self.app.chargers:
+        for ch in app.chargers:
             cur = ch.phase_currents_ma
             charging_ma += cur[0] + cur[1] + cur[2]
         # The P step works from the allocated power within 110 % of the measured one (a car
@@ -67,13 +68,9 @@ class ControlTask:
         pm.charging_w = control_charging_w(charging_ma * volts // 1000,
                                            pm.charge_manager_allocated_current,
                                            3 if pm.is_3phase else 1, volts)
-
-    def step(self, now_ms, dt_ms):
-        self.read_inputs(now_ms)
-        app = self.app
         if app.phase_control is not None:
             app.phase_control.before_step(now_ms, dt_ms)
-        self.pm.step(dt_ms)
+        pm.step(dt_ms)
         app.distribute(now_ms, dt_ms)
         self.steps += 1
 
@@ -92,7 +89,3 @@ class ControlTask:
             self.step(now, dt)
             self.heartbeat_ms = now
             await clock.sleep_ms(PERIOD_MS)
-
-    def stats(self):
-        return {"period_ms": self.period_ms, "max_period_ms": self.max_period_ms,
-                "steps": self.steps}

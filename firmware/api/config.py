@@ -1,8 +1,9 @@
 # Config objects: a schema of fields, validation shared by HTTP and MQTT, persistence through Store.
 #
 # Heap diet (docs/board.md): a plain field is a named tuple, not an instance, and the code that
-# only runs on a write or when a saved file is loaded (type/range checks, cross-field rules,
-# loading) lives in firmware/api/config_write.py, imported for that call and dropped afterwards.
+# only runs on a write, when a saved file is loaded or at boot (type/range checks, cross-field
+# rules, loading, the core's schemas) lives in firmware/api/cold.py, imported for one call by
+# cold() and dropped afterwards.
 import sys
 from collections import namedtuple
 
@@ -16,17 +17,13 @@ INT_LIST = 3
 FieldTuple = namedtuple("Field", ("key", "kind", "default", "lo", "hi", "choices", "secret"))
 
 
-def field(key, kind, default, lo=None, hi=None, choices=None, secret=False):
-    return FieldTuple(key, kind, default, lo, hi, choices, secret)
-
-
 class Field:
     """Field(...) gives a FieldTuple (80 B instead of ~200 B for an instance). Only a subclass
     with its own check(value) -> message|None is an instance (e.g. a list of objects)."""
 
-    def __new__(cls, *args, **kw):
+    def __new__(cls, key, kind=None, default=None, lo=None, hi=None, choices=None, secret=False):
         if cls is Field:
-            return field(*args, **kw)
+            return FieldTuple(key, kind, default, lo, hi, choices, secret)
         return object.__new__(cls)
 
     def __init__(self, key, kind, default, lo=None, hi=None, choices=None, secret=False):
@@ -39,26 +36,26 @@ class Field:
         self.secret = secret
 
 
-_WRITE_MODULE = "firmware.api.config_write"
+_COLD = "firmware.api.cold"
 
 
-def call_write(fn, *args):
-    """firmware.api.config_write.<fn>(*args), with the module imported for this call and
-    dropped afterwards (its heap comes back at the next collection). Nested calls share one
-    import."""
-    mod = __import__(_WRITE_MODULE, None, None, ("validate",))
+def cold(fn, *args):
+    """firmware.api.cold.<fn>(*args), with the module imported for this call and dropped
+    afterwards (its heap comes back at the next collection). Nested calls share one import."""
+    mod = __import__(_COLD, None, None, ("cold",))
     try:
         return getattr(mod, fn)(*args)
     finally:
-        sys.modules.pop(_WRITE_MODULE, None)
-        sys.modules["firmware.api"].__dict__.pop("config_write", None)
+        sys.modules.pop(_COLD, None)
+        sys.modules["firmware.api"].__dict__.pop("cold", None)
 
 
 class ConfigObject:
     """A persisted (store given) or volatile (store None) object of typed fields.
 
-    `check(merged_values)` returns an error message for cross-field rules, or None.
-    Listeners `fn(obj)` run after every accepted write."""
+    `fields`: a sequence of fields, or the name of a schema in firmware/api/cold.py.
+    `check(merged_values)` returns an error message for cross-field rules, or None (a callable,
+    or the name of a rule in cold.py). Listeners `fn(obj)` run after every accepted write."""
 
     load_error = None  # set by load() when the saved file could not be used
 
@@ -71,7 +68,7 @@ class ConfigObject:
         self._listeners = []
 
     def writable_keys(self):
-        return [f.key for f in self.fields]
+        return list(self.values)
 
     def subscribe(self, fn):
         self._listeners.append(fn)
@@ -81,14 +78,15 @@ class ConfigObject:
 
     def to_dict(self):
         out = dict(self.values)
-        for f in self.fields:
-            if f.secret:
-                out[f.key] = None
+        if type(self.fields) is not str:      # the core's schemas (by name) have no secrets
+            for f in self.fields:
+                if f.secret:
+                    out[f.key] = None
         return out
 
     def validate(self, payload):
         """Return the merged values for `payload`, or raise ApiError(400) naming the problem."""
-        return call_write("validate", self, payload)
+        return cold("validate", self, payload)
 
     def write(self, payload):
         merged = self.validate(payload)
@@ -102,4 +100,4 @@ class ConfigObject:
         """Load the persisted values at boot. A missing file keeps the defaults; a corrupt or
         invalid one is reported in load_error and replaced by the defaults (never a crash)."""
         if self.store is not None and self.store.exists(self.name):
-            call_write("load", self)
+            cold("load", self)

@@ -72,6 +72,7 @@ class Registry:
         elif hasattr(obj, "write_body"):  # the same for an object
             obj.write_body(parse_json(body))
         elif hasattr(obj, "write"):
-            obj.write(as_object(parse_json(body), obj.writable_keys()))
+            keys = obj.writable_keys      # a method, or a tuple (class attribute)
+            obj.write(as_object(parse_json(body), keys() if callable(keys) else keys))
         else:
             raise ApiError(405, "%s is read-only" % path)

@@ -16,11 +16,8 @@ def _exists(path):
 class Store:
     def __init__(self, directory):
         self.directory = directory.rstrip("/") or "."
-        self._makedirs(self.directory)
-
-    @staticmethod
-    def _makedirs(path):
-        parts = path.split("/")
+        # Create the directory and its parents (os.makedirs is not in MicroPython).
+        parts = self.directory.split("/")
         cur = "" if parts[0] else "/"
         for p in parts:
             if not p:
@@ -53,9 +50,3 @@ class Store:
         with open(tmp, "w") as f:
             json.dump(values, f)
         os.rename(tmp, path)
-
-    def remove(self, name):
-        try:
-            os.remove(self._path(name))
-        except OSError:
-            pass

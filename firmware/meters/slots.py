@@ -2,12 +2,12 @@
 # values, and where the power manager and DLM read them. Value ids follow the reference vendor's
 # meter model (DOMAIN 5).
 #
-# Heap diet (docs/board.md): the 7 slot configs share one schema of field tuples; a slot is its
-# own meters/N/state object, and meters/N/values and meters/N/update are registry tuples
-# (function, slot[, write function]) instead of one instance each.
+# Heap diet (docs/board.md): a slot is its own meters/N/state object, meters/N/values and
+# meters/N/update are registry tuples (function, slot[, write function]) instead of one instance
+# each, and the slot configs' schema, rule and construction live in firmware/api/cold.py.
 import time
 
-from firmware.api.config import ConfigObject, FieldTuple, INT, INT_LIST, STR, call_write
+from firmware.api.config import cold
 from firmware.api.registry import ApiError
 
 SLOT_COUNT = 7
@@ -33,19 +33,6 @@ TYPE_RS485 = 2
 TYPE_SIM = 3
 
 _NEVER_MS = 1 << 29  # age reported for a slot that never had a reading (fits a small int)
-
-# meters/N/config, one schema for all slots: (key, kind, default, lo, hi, choices, secret).
-# The value_ids default list is shared by the slots' values dicts; nothing mutates it in place.
-SLOT_FIELDS = (
-    FieldTuple("type", INT, TYPE_NONE, None, None, (TYPE_NONE, TYPE_API, TYPE_RS485, TYPE_SIM),
-               False),
-    FieldTuple("display_name", STR, "", None, 32, None, False),
-    FieldTuple("value_ids", INT_LIST, [POWER], None, 16, None, False),
-    FieldTuple("model", STR, "", None, 24, None, False),
-    FieldTuple("slave_id", INT, 1, 1, 247, None, False),
-    FieldTuple("stale_timeout_s", INT, 30, 2, 600, None, False),
-)
-
 
 class MeterSlot:
     """One slot; also the meters/N/state object (`extra`: a source's callable adding counters,
@@ -113,25 +100,26 @@ class MeterSlot:
         return out
 
 
-def _check_slot_config(v):
-    return call_write("slot_config_error", v)
+def check_slot_config(v):
+    """meters/N/config's cross-field rule (a callable: the RS485 subsystem wraps it)."""
+    return cold("slot_config_error", v)
 
 
-def _values(s):
+def values_dict(s):
     """meters/N/values: the latest reading by value id (null before the first one)."""
     # Rounded for people: a meter's float32 (or float arithmetic) gives 9.494999999999999.
     return {str(vid): (round(v, 4) if isinstance(v, float) else v)
             for vid, v in zip(s.value_ids, s.values)}
 
 
-def _update_shape(s):
+def update_shape(s):
     """meters/N/update read back: what an update must look like."""
     return {"value_ids": s.value_ids}
 
 
-def _update(s, payload):
+def api_update(s, payload):
     """meters/N/update: the API meter. Takes a JSON array in the order of the slot's value ids.
-    (Resident, not in config_write: an API meter writes several times a second.)"""
+    (Resident, not cold: an API meter writes several times a second.)"""
     if s.cfg["type"] != TYPE_API:
         raise ApiError(400, "Meter slot %d is not an API meter (set type 1 in meters/%d/config)"
                        % (s.index, s.index))
@@ -150,20 +138,5 @@ def _update(s, payload):
 
 
 def install_slots(app):
-    """Create the 7 slots with their config/values/state/update objects."""
-    app.slots = []
-    reg = app.registry
-    for i in range(SLOT_COUNT):
-        slot = MeterSlot(i)
-        cfg = slot.cfg = ConfigObject("meters/%d/config" % i, SLOT_FIELDS, app.store,
-                                      _check_slot_config)
-        slot.clock = app.clock
-        cfg.load()
-        slot.configured(cfg)
-        cfg.subscribe(slot.configured)
-        app.slots.append(slot)
-        app.configs[cfg.name] = cfg
-        reg.add(cfg.name, cfg)
-        reg.add("meters/%d/values" % i, (_values, slot))
-        reg.add("meters/%d/state" % i, slot)
-        reg.add("meters/%d/update" % i, (_update_shape, slot, _update))
+    """Create the 7 slots with their config/values/state/update objects (app.slots)."""
+    cold("install_slots", app)

@@ -1,9 +1,127 @@
-# What runs only when a config (or a command object) is written, or a saved config is loaded:
-# type/range checks, the cross-field rules, loading. firmware/api/config.py's call_write()
-# imports this module for one call and drops it again, so its code is not on the heap while the
-# firmware just runs (docs/board.md, heap). Never import it directly from resident code.
-from firmware.api.config import Field, BOOL, INT, STR, INT_LIST
+# The cold paths: code that runs only at boot (building the core's config and API objects), when
+# a config or command object is written, or when a saved config is loaded. config.py's cold()
+# imports this module for one call and drops it again, so its code and the core's schemas are
+# not on the heap while the firmware runs (docs/board.md, heap). Never import it from resident
+# code: go through cold("function", args...).
+from firmware.api.config import ConfigObject, Field, FieldTuple as F, BOOL, INT, STR, INT_LIST
 from firmware.api.registry import ApiError
+from firmware.api import power_manager_api as pm
+from firmware.meters import slots as ms
+
+# ---- schemas: (key, kind, default, lo, hi, choices, secret) ---------------------------------
+# A config object built here holds the schema's name; schema(obj) finds the tuples again.
+
+SLOT_CHOICES = (0, 1, 2, 3, 4, 5, 6, pm.NO_METER)
+
+PM_FIELDS = (
+    # Obsolete in the spec: accepted on write, always reported as derived (pm.PmConfig).
+    F("enabled", BOOL, True, None, None, None, False),
+    F("phase_switching_mode", INT, 1, None, None, (0, 1, 2, 3, 4), False),
+    F("excess_charging_enable", BOOL, True, None, None, None, False),
+    F("default_mode", INT, pm.MODE_FAST, 0, 3, None, False),
+    F("meter_slot_grid_power", INT, 0, None, None, SLOT_CHOICES, False),
+    F("meter_slot_battery_power", INT, pm.NO_METER, None, None, SLOT_CHOICES, False),
+    F("target_power_from_grid", INT, 0, -100000, 100000, None, False),
+    F("guaranteed_power", INT, 1380, 0, 100000, None, False),
+    F("cloud_filter_mode", INT, pm.CLOUD_FILTER_MODE_DEFAULT, 0, 3, None, False),
+    F("battery_mode", INT, 0, 0, 1, None, False),
+    F("battery_inverted", BOOL, False, None, None, None, False),
+    F("battery_deadzone", INT, 100, 0, 10000, None, False),
+)
+
+DLM_FIELDS = (
+    F("enabled", BOOL, False, None, None, None, False),
+    F("meter_slot_grid_currents", INT, 0, 0, 6, None, False),
+    F("current_limit", INT, 32000, 0, 1000000, None, False),
+    F("largest_consumer_current", INT, 16000, 0, 1000000, None, False),
+    F("safety_margin_pct", INT, 0, 0, 50, None, False),
+)
+
+# hysteresis_time in seconds: range 10 s .. 60 min (DOMAIN 1); reference default 5 min, ours
+# 4 min (pm.HYSTERESIS_TIME_DEFAULT_S, benchmarked).
+DEBUG_FIELDS = (
+    F("hysteresis_time", INT, pm.HYSTERESIS_TIME_DEFAULT_S, 10, 3600, None, False),
+)
+
+# meters/N/config, one schema for all 7 slots.
+SLOT_FIELDS = (
+    F("type", INT, ms.TYPE_NONE, None, None,
+      (ms.TYPE_NONE, ms.TYPE_API, ms.TYPE_RS485, ms.TYPE_SIM), False),
+    F("display_name", STR, "", None, 32, None, False),
+    F("value_ids", INT_LIST, [ms.POWER], None, 16, None, False),
+    F("model", STR, "", None, 24, None, False),
+    F("slave_id", INT, 1, 1, 247, None, False),
+    F("stale_timeout_s", INT, 30, 2, 600, None, False),
+)
+
+
+def schema(obj):
+    f = obj.fields
+    return globals()[f] if type(f) is str else f
+
+
+def _defaults(fields):
+    return {f.key: f.default for f in fields}
+
+
+def _config(name, fields_name, store, check=None, cls=ConfigObject):
+    """A config object whose schema stays here (its `fields` is the schema's name)."""
+    obj = cls(name, (), store, check)
+    obj.fields = fields_name
+    obj.values = _defaults(globals()[fields_name])
+    obj.load()
+    return obj
+
+
+# ---- building the core's objects at boot ----------------------------------------------------
+
+def install_slots(app):
+    """The 7 meter slots with their config/values/state/update objects."""
+    app.slots = []
+    reg = app.registry
+    for i in range(ms.SLOT_COUNT):
+        slot = ms.MeterSlot(i)
+        cfg = slot.cfg = _config("meters/%d/config" % i, "SLOT_FIELDS", app.store,
+                                 ms.check_slot_config)
+        slot.clock = app.clock
+        slot.configured(cfg)
+        cfg.subscribe(slot.configured)
+        app.slots.append(slot)
+        app.configs[cfg.name] = cfg
+        reg.add(cfg.name, cfg)
+        reg.add("meters/%d/values" % i, (ms.values_dict, slot))
+        reg.add("meters/%d/state" % i, slot)        # the slot is its own state object
+        reg.add("meters/%d/update" % i, (ms.update_shape, slot, ms.api_update))
+
+
+def install_power_manager(app):
+    """power_manager/*: the configs, the command and state objects, and their wiring to the
+    control step."""
+    reg, p, configs, store = app.registry, app.pm, app.configs, app.store
+    cfg = _config("power_manager/config", "PM_FIELDS", store, "pm_config_error", pm.PmConfig)
+    dlm = cfg.dlm = _config("power_manager/dynamic_load_config", "DLM_FIELDS", store,
+                            "dlm_config_error")
+    debug = _config("power_manager/debug_config", "DEBUG_FIELDS", store)
+    for c in (cfg, dlm, debug):
+        configs[c.name] = c
+        reg.add(c.name, c)
+        c.subscribe(app.reconfigure)
+    cm = app.charge_mode = pm.ChargeMode(cfg, p.set_charge_mode)
+    app.external_control = pm.ExternalControl(p)
+    reg.add("power_manager/charge_mode", cm)
+    reg.add("power_manager/external_control", app.external_control)
+    reg.add("power_manager/state", (pm.state_dict, app))
+    # The control step's internals, for debugging.
+    reg.add("power_manager/low_level_state", (type(p).low_level_state, p))
+    cfg.subscribe(cm.config_changed)
+    dlm.subscribe(cfg.dlm_changed)
+    for slot in app.slots:
+        slot.cfg.subscribe(app.reconfigure)
+    app.reconfigure()
+    p.set_charge_mode(cm.mode)
+
+
+# ---- writes and loading ---------------------------------------------------------------------
 
 _KIND_NAMES = ("bool", "int", "string", "array of int")
 
@@ -42,7 +160,7 @@ def validate(obj, payload):
     if not isinstance(payload, dict):
         raise ApiError(400, "JSON payload must be an object")
     by_key = {}
-    for f in obj.fields:
+    for f in schema(obj):
         by_key[f.key] = f
     for key in payload:
         if key not in by_key:
@@ -53,8 +171,9 @@ def validate(obj, payload):
         if err:
             raise ApiError(400, err)
         merged[key] = value
-    if obj.check:
-        err = obj.check(merged)
+    chk = obj.check
+    if chk:
+        err = (globals()[chk] if type(chk) is str else chk)(merged)
         if err:
             raise ApiError(400, err)
     return merged
@@ -72,22 +191,17 @@ def load(obj):
     except Exception as e:  # noqa: BLE001 - any failure means: defaults, and say so
         obj.load_error = "%s: %s" % (obj.name, e.args[0] if e.args else repr(e))
         print("config:", obj.load_error, "- using defaults")
-        obj.values = {f.key: f.default for f in obj.fields}
+        obj.values = _defaults(schema(obj))
 
 
 # ---- cross-field rules (DOMAIN 1-2, 5) ------------------------------------------------------
 
-# The rules import their constants when they run: a config of another module (MQTT, Wi-Fi)
-# must not pull the power manager's or the slots' modules in.
-
 def _pv_mode_error(key, mode):
-    from firmware.api.power_manager_api import MODE_NAMES
     return "Key '%s': charge mode %d (%s) is only available when excess_charging_enable is true" % (
-        key, mode, MODE_NAMES[mode])
+        key, mode, pm.MODE_NAMES[mode])
 
 
 def pm_config_error(v):
-    from firmware.api import power_manager_api as pm
     if not v["excess_charging_enable"] and v["default_mode"] in (pm.MODE_PV, pm.MODE_MIN_PV):
         return _pv_mode_error("default_mode", v["default_mode"]) + \
             " (write both keys together to change them)"
@@ -110,15 +224,14 @@ def dlm_config_error(v):
 
 
 def slot_config_error(v):
-    from firmware.meters.slots import KNOWN_VALUE_IDS, TYPE_API
     ids = v["value_ids"]
     for vid in ids:
-        if vid not in KNOWN_VALUE_IDS:
+        if vid not in ms.KNOWN_VALUE_IDS:
             return "Key 'value_ids' has unknown value id %d: known are %s" % (
-                vid, ", ".join(str(k) for k in KNOWN_VALUE_IDS))
+                vid, ", ".join(str(k) for k in ms.KNOWN_VALUE_IDS))
     if len(set(ids)) != len(ids):
         return "Key 'value_ids' lists a value id twice"
-    if v["type"] == TYPE_API and not ids:
+    if v["type"] == ms.TYPE_API and not ids:
         return "An API meter needs at least one value id in 'value_ids'"
     return None
 
@@ -138,7 +251,6 @@ def _one_int(payload, name):
 
 
 def charge_mode(cm, payload):
-    from firmware.api import power_manager_api as pm
     mode = _one_int(payload, "mode")
     if not 0 <= mode <= 3:
         raise ApiError(400, "Key 'mode' has invalid value %d: allowed are 0, 1, 2, 3" % mode)
