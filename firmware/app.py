@@ -11,7 +11,8 @@ from firmware.api.store import Store
 from firmware.api.config import cold
 from firmware.control.power_manager import PowerManager
 from firmware.control_task import ControlTask
-from firmware.meters.slots import install_slots
+from firmware.meters.slots import install_slots, TYPE_NONE, CURRENT_L1, CURRENT_L2, CURRENT_L3
+from firmware.api.power_manager_api import NO_METER
 
 # Subsystems every board gets, in order: modules whose install(app) returns coroutines to run.
 # (The display reads app.wifi, so the network comes first.)
@@ -72,6 +73,22 @@ class App:
         self.pm.configure(self.configs["power_manager/config"].values,
                           self.configs["power_manager/debug_config"].values,
                           self.charge_limits)
+
+    def config_error_flags(self):
+        # The power manager knows bits 1, 2, 4 and 8 from its configuration; only the app sees
+        # the meter slots: a grid slot that holds no meter (8), DLM without phase currents (16).
+        flags = self.pm.config_error_flags
+        cfg = self.configs["power_manager/config"]
+        slot = cfg["meter_slot_grid_power"]
+        if cfg["excess_charging_enable"] and slot != NO_METER \
+                and self.slots[slot].cfg["type"] == TYPE_NONE:
+            flags |= 8
+        dlm = self.configs["power_manager/dynamic_load_config"]
+        if dlm["enabled"]:
+            ids = self.slots[dlm["meter_slot_grid_currents"]].value_ids
+            if not (CURRENT_L1 in ids and CURRENT_L2 in ids and CURRENT_L3 in ids):
+                flags |= 16
+        return flags
 
     def distribute(self, now_ms, dt_ms):
         """Hand the power manager's available current to the chargers. Without a charge manager

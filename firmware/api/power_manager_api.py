@@ -3,7 +3,6 @@
 # firmware/api/cold.py (only needed at boot and on a write). Only the glue lives here; the
 # decisions are in firmware/control/.
 from firmware.api.config import ConfigObject, cold
-from firmware.meters import slots as _slots
 
 NO_METER = 255  # "no meter" for the meter slot keys
 
@@ -21,12 +20,6 @@ PHASE_SWITCHING_EXTERNAL = 3
 # filter 2 and 5 min. The spec's semantics of both keys are unchanged.
 CLOUD_FILTER_MODE_DEFAULT = 0
 HYSTERESIS_TIME_DEFAULT_S = 240
-
-# config_error_flags bits only the app sees (the meter slots; DOMAIN 1): a grid slot that holds
-# no meter (8), DLM without phase currents (16).
-_ERR_NO_METER = 8
-_ERR_DLM_NO_CURRENTS = 16
-
 
 class PmConfig(ConfigObject):
     """power_manager/config; served with `enabled` derived, as the spec says (`dlm`: the
@@ -87,19 +80,6 @@ class ExternalControl:
 
 
 def state_dict(app):
-    """power_manager/state. The power manager knows bits 1, 2, 4 and 8 of config_error_flags
-    from its configuration; only the app sees the meter slots (bits 8 and 16)."""
-    flags = app.pm.config_error_flags
-    configs = app.configs
-    cfg = configs["power_manager/config"]
-    slot = cfg["meter_slot_grid_power"]
-    if cfg["excess_charging_enable"] and slot != NO_METER \
-            and app.slots[slot].cfg["type"] == _slots.TYPE_NONE:
-        flags |= _ERR_NO_METER
-    dlm = configs["power_manager/dynamic_load_config"]
-    if dlm["enabled"]:
-        ids = app.slots[dlm["meter_slot_grid_currents"]].value_ids
-        if not (_slots.CURRENT_L1 in ids and _slots.CURRENT_L2 in ids
-                and _slots.CURRENT_L3 in ids):
-            flags |= _ERR_DLM_NO_CURRENTS
-    return {"config_error_flags": flags, "external_control": app.pm.external_control_state()}
+    """power_manager/state."""
+    return {"config_error_flags": app.config_error_flags(),
+            "external_control": app.pm.external_control_state()}

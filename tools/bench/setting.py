@@ -60,9 +60,9 @@ def firmware_defaults():
     pm = dict(_PM_DEFAULTS)
     dbg = dict(_DEBUG_DEFAULTS)
     try:
-        from firmware.api import power_manager_api as api
-        pm.update(api.config_object(None).values)
-        dbg.update(api.debug_config_object(None).values)
+        from firmware.api import cold   # the firmware's schemas (firmware/api/cold.py)
+        pm.update({f.key: f.default for f in cold.PM_FIELDS})
+        dbg.update({f.key: f.default for f in cold.DEBUG_FIELDS})
     except Exception:  # noqa: BLE001 - not landed yet / different shape: keep the fallbacks
         pass
     return pm, dbg
