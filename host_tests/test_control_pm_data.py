@@ -70,6 +70,7 @@ pm.grid_age_ms = 125001
 pm.step(500)
 out("stale", pm.wants_on, pm.charge_manager_available_current, pm.charging_blocked,
     pm.power_available)
+site.pv_w = 1800    # 120 W above the minimum: a plain hysteresis, no early switch-on
 site.run(500)       # fresh data again: on only after the hysteresis, from new numbers only
 out("back", pm.wants_on, pm.wants_on_last, pm.charging_blocked, pm._filter._filled <= 1)
 t = site.until(lambda p: p.wants_on, 70000)

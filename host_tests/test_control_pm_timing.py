@@ -14,8 +14,9 @@ site.pv_w = 3000
 out("sun", site.until(lambda p: p.wants_on_last, 5000) > 0, pm.wants_on,
     pm.on_state_change_delay, pm.charge_manager_available_current > 6000)
 site.run(5000)
-site.pv_w = 0
-# clouds: decision off, blocked: hold the minimum current
+# clouds (a shallow deficit: 380 W below the minimum, so the wait is not ended early by its
+# depth, test_control_early_decisions.py): decision off, blocked: hold the minimum current
+site.pv_w = 1300
 out("cloud", site.until(lambda p: not p.wants_on_last, 5000) > 0, pm.wants_on,
     pm.on_state_change_blocked, pm.on_state_change_delay, pm.charge_manager_available_current)
 site.run(20000)
@@ -24,15 +25,15 @@ site.pv_w = 3000
 # decision back on before the block ends: stays on, the block restarts
 out("sun2", site.until(lambda p: p.wants_on_last, 5000) > 0, pm.wants_on, pm.on_state_change_delay)
 site.run(5000)
-site.pv_w = 0
+site.pv_w = 1300
 out("cloud2", site.until(lambda p: not p.wants_on_last, 5000) > 0)
 site.run(59500)                       # a new off decision must hold a full hysteresis
 out("cloud2+59.5", pm.wants_on, pm.on_state_change_delay, pm.charge_manager_available_current,
     pm.uptime_past_hysteresis)
 site.run(500)
 out("cloud2+60", pm.wants_on, pm.on_state_change_delay, pm.charge_manager_available_current)
-site.pv_w = 3000
-# past boot: switching on waits the hysteresis too
+site.pv_w = 1800
+# past boot: switching on waits the hysteresis too (120 W above the minimum: not early)
 out("sun3", site.until(lambda p: p.wants_on_last, 5000) > 0, pm.wants_on, pm.on_state_change_delay)
 site.run(59500)
 out("sun3+59.5", pm.wants_on)
@@ -273,7 +274,7 @@ def test_on_off_may_act_after_half_the_block_right_after_a_phase_switch():
 pm = mk(mode=2, hyst=60, cfg={"phase_switching_mode": 1})
 site = Site(pm, pv_w=3000, follow=False)
 site.run(120000)
-site.pv_w = 0
+site.pv_w = 1300                 # shallow deficit: no early stop by depth
 site.until(lambda p: not p.wants_on_last, 10000)
 site.run(30000)
 out(pm.wants_on, pm.on_state_change_delay <= 30000)

@@ -57,6 +57,20 @@ _HYST_MIN_S = const(10)            # debug_config hysteresis_time range (DOMAIN 
 _HYST_MAX_S = const(3600)
 _HYST_DEFAULT_S = const(240)   # == api HYSTERESIS_TIME_DEFAULT_S (benchmarked)
 _MIN_CURRENT_DEFAULT_MA = const(6000)
+# Early on/off decisions in PV mode (docs/control.md step 9, measured in docs/benchmark.md): the
+# wait for a switch-off ends early once the deficit below the minimum power, integrated over the
+# wait, equals _STOP_DEPTH_16/16 of the hysteresis at full depth (surplus 0: 75 s of 240 s); a
+# switch-on once the excess above it (counted up to the minimum power again) equals
+# _START_DEPTH_16/16 of it (surplus >= 2 x minimum: 120 s of 240 s). A shallow deficit or excess
+# waits the whole hysteresis as before. Every early decision spends a token of a small bucket
+# (_EARLY_TOKENS, one back every _EARLY_REFILL_MS), so a day of passing clouds cannot turn them
+# into a start every few minutes: without a token the plain hysteresis applies.
+_STOP_DEPTH_16 = const(5)
+_START_DEPTH_16 = const(8)
+_EARLY_TOKENS = const(2)
+_EARLY_REFILL_MS = const(7200000)
+_EARLY_CAP_MS = const(14400000)    # _EARLY_TOKENS x _EARLY_REFILL_MS
+_DEPTH_ONE = const(256)            # full depth (a deficit or excess of the minimum power)
 
 # Hard blocks: current 0 immediately, whatever the hysteresis says.
 _HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
@@ -136,6 +150,10 @@ class PowerManager:
         self._first = True
         self._was_3phase = False
         self._data_ok = False
+        self._surplus_w = 0            # latest fast surplus (PV mode, fresh samples)
+        self._deficit_ms = 0           # running switch-off wait, in ms at full depth
+        self._excess_ms = 0            # running switch-on wait, in ms at full depth
+        self._early_ms = _EARLY_CAP_MS  # token bucket of early decisions (ms of refill time)
         self.configure({}, {}, {})
 
     # ---- configuration (may allocate; on config change only) ----
@@ -353,6 +371,7 @@ class PowerManager:
             # gain x error winds up (measured: docs/control.md). The error is the (filtered)
             # surplus minus what the chargers draw now: target - grid while the power is steady.
             pa = charging_w + self._p_adjust(target + flt.fast_w - charging_w, charging_w)
+            self._surplus_w = target + flt.fast_w
             paf = charging_w + self._p_adjust(target + flt.filtered_w - charging_w, charging_w)
             if mode == MODE_MIN_PV:
                 if pa < g:
@@ -388,10 +407,12 @@ class PowerManager:
                 self.wants_on = False
                 self.on_state_change_delay = hyst
                 self.phase_state_change_delay = hyst
+            self._deficit_ms = 0
+            self._excess_ms = 0
         else:
             if not switching:
                 self._decide_phase(mode, pmode, paf, mode_free)
-            self._decide_on(paf, pa, omin, mode_free, pmode)
+            self._decide_on(paf, pa, omin, mode_free, pmode, dt_ms, mode == MODE_PV)
         self._mode_free = False
         self.phase_state_change_blocked = self.phase_state_change_delay > 0
         self.on_state_change_blocked = self.on_state_change_delay > 0
@@ -496,7 +517,16 @@ class PowerManager:
         elif mode_free:
             self.wants_3phase = d3
 
-    def _decide_on(self, paf, pa, omin, mode_free, pmode):
+    def _depth_ms(self, dt_ms, d, omin):
+        # dt_ms weighted by d / omin (d clamped to 0..omin), in 1/256 steps: at most
+        # 3.6e6 x 256 < 2**30 (dt_ms <= _MAX_DT_MS; omin <= 3 x 230 x 1000 A, x 256 < 2**28).
+        if d <= 0:
+            return 0
+        if d > omin:
+            d = omin
+        return dt_ms * (d * _DEPTH_ONE // omin) // _DEPTH_ONE
+
+    def _decide_on(self, paf, pa, omin, mode_free, pmode, dt_ms, pv):
         # The decision (and its block) follows the filtered power; the fast value must agree at
         # the moment of acting: on needs both >= minimum, off needs both below it.
         want = paf >= omin
@@ -504,6 +534,33 @@ class PowerManager:
             self.wants_on_last = want
             self.on_state_change_delay = self.hysteresis_ms
         on = self.is_on_last
+        e = self._early_ms + dt_ms
+        self._early_ms = e if e < _EARLY_CAP_MS else _EARLY_CAP_MS
+        # Early decision (PV mode only): how deep below / above the minimum the wait has been.
+        hyst = self.hysteresis_ms
+        early = False
+        s = self._surplus_w
+        if not pv:
+            self._deficit_ms = 0
+            self._excess_ms = 0
+        elif on:
+            self._excess_ms = 0
+            if want or s >= omin:
+                self._deficit_ms = 0
+            else:
+                d = self._deficit_ms + self._depth_ms(dt_ms, omin - s, omin)
+                self._deficit_ms = d if d < hyst else hyst
+                early = d >= hyst * _STOP_DEPTH_16 // 16
+        else:
+            self._deficit_ms = 0
+            if not want:
+                self._excess_ms = 0
+            else:
+                d = self._excess_ms + self._depth_ms(dt_ms, s - omin, omin)
+                self._excess_ms = d if d < hyst else hyst
+                early = d >= hyst * _START_DEPTH_16 // 16
+        if early and self._early_ms < _EARLY_REFILL_MS:
+            early = False
         if on:
             if pa >= omin:
                 want = True
@@ -512,6 +569,13 @@ class PowerManager:
         if want != on:
             if pmode == PHASES_EXTERNAL or self.on_state_change_delay == 0 or mode_free:
                 on = want
+            elif early:
+                # Deep enough for long enough: act now (the block has done its job), spend a token.
+                on = want
+                self._early_ms -= _EARLY_REFILL_MS
+                self.on_state_change_delay = 0
+                self._deficit_ms = 0
+                self._excess_ms = 0
             elif not self.uptime_past_hysteresis:
                 # The one free switch after boot (shared with phase switching).
                 self.uptime_past_hysteresis = True
