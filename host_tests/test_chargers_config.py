@@ -103,3 +103,29 @@ w('power_manager/contactor_config', {'contactor_installed': True})
 print(flags())
 """)
     assert out == [6, 2, 0, 1, 0]
+
+
+def test_config_code_is_not_kept_after_use(tmp_path):
+    # cm_config.py (setup, checks, config changes) is imported per call and dropped. Nothing may
+    # keep it alive: a function of it held by a config object or the registry would keep its
+    # whole module (~7 KB) on the heap.
+    out = _run(tmp_path, """
+import sys
+w('charge_manager/config', {'chargers': [{'name': 'a', 'type': 'warp_http', 'host': 'x'}]})
+w('power_manager/contactor_config', {'contactor_installed': True})
+w('power_manager/dynamic_load_config', {'enabled': True})
+w('power_manager/contactor_reset', 'true')
+held = []
+for c in app.configs.values():
+    held.append(c.check)
+    held.extend(getattr(c, '_listeners', ()))
+for p in app.registry.paths():
+    o = app.registry.get_object(p)
+    held.extend(o if type(o) is tuple else [o])
+m = app.charge_manager
+held.extend([m.dlm_step, app.distribute])
+print(json.dumps(['firmware.chargers.cm_config' in sys.modules,
+                  hasattr(sys.modules['firmware.chargers'], 'cm_config'),
+                  [p for p in held if 'check_chargers' in getattr(p, '__globals__', ())]]))
+""")
+    assert out[-1] == [False, False, []]

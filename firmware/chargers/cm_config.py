@@ -3,6 +3,8 @@
 # manager's charger limits). manager.py imports this module for one call and drops it again
 # (manager._config_call), so none of it stays in RAM between config changes. Nothing defined
 # here may outlive the call (a function kept alive would keep this whole module alive).
+import asyncio
+
 from micropython import const
 
 from firmware.api.config import ConfigObject, Field, BOOL, INT, STR
@@ -57,7 +59,7 @@ def install(app):
     _contactor(m, ccfg.values)
     _dlm(m, dlm_cfg.values)
     _build(m, cfg["chargers"])
-    return (m.supervise(),)
+    return ()          # the chargers' tasks are started by _build
 
 
 def changed(m, name):
@@ -115,7 +117,7 @@ def _dlm(m, v):
 
 
 def _build(m, entries):
-    """(Re)create the charger objects from the config; their tasks restart (supervise)."""
+    """(Re)create the charger objects from the config and start their tasks."""
     app = m.app
     new = []
     conf = []
@@ -129,16 +131,17 @@ def _build(m, entries):
             print("chargers:", m.build_error)
     for t in m.tasks:
         t.cancel()
-    m.tasks = []
     m.chargers[:] = new
     m.conf = conf
+    # Also right before asyncio.run() (chargers in the saved config): on MicroPython a task
+    # created then waits in the queue and starts with the loop.
+    m.tasks = [asyncio.create_task(ch.run(app.clock)) for ch in new]
     if new:
         from firmware.control.charge_alloc import ChargeAlloc
         m.alloc = ChargeAlloc()
         m.alloc.n = len(new)
     else:
         m.alloc = None
-    m._rebuild = True
     _push_limits(m)
 
 
@@ -173,6 +176,24 @@ def _push_limits(m):
     lim["contactor_installed"] = m.ps is not None
     lim["charger_count"] = len(v["chargers"])
     app.reconfigure()
+
+
+def fallback_error(v):
+    if 0 < v["fallback_current"] < 6000:
+        return "Key 'fallback_current' must be 0 (stop) or at least 6000 mA"
+    return None
+
+
+def contactor_reset(m, payload):
+    from firmware.api.registry import ApiError
+    for k in payload:
+        if k != "reset":
+            raise ApiError(400, "JSON object has unknown key '%s'" % k)
+    if payload.get("reset") is not True:
+        raise ApiError(400, "Key 'reset' must be true")
+    if m.ps is None:
+        raise ApiError(400, "No contactor installed (power_manager/contactor_config)")
+    m.ps.clear_error()
 
 
 def check_chargers(value, types):

@@ -8,18 +8,16 @@
 # API objects: charge_manager/config, charge_manager/state, power_manager/contactor_config,
 # power_manager/contactor_state, power_manager/contactor_reset (clears a latched error).
 #
-# Heap: only what runs all the time lives here (the control glue, the state objects, the task).
+# Heap: only what runs all the time lives here (the control glue and the state objects).
 # Setup, config validation and the reaction to config changes live in cm_config.py, which is
 # imported for one call and dropped again (_config_call): config changes are rare, RAM is not.
 # The DLM (with its glue, dlm_step.py), allocation and driver modules are imported only when
 # configured.
-import asyncio
 import sys
 
 from micropython import const
 
 from firmware.api.config import Field
-from firmware.api.registry import ApiError
 
 _MONITORING = const(0)          # == control.phase_switch.MONITORING
 # power_manager.py bits (kept here as plain numbers to avoid a dependency on its layout)
@@ -40,16 +38,12 @@ def _config_call(fn, *args):
         return getattr(mod, fn)(*args)
     finally:
         sys.modules.pop(_CONFIG_MODULE, None)
-        pkg = sys.modules.get("firmware.chargers")
-        if pkg is not None and hasattr(pkg, "cm_config"):
-            delattr(pkg, "cm_config")
+        sys.modules["firmware.chargers"].__dict__.pop("cm_config", None)
 
 
 def check_cm(v):
-    """charge_manager/config's cross-field rule (kept here: the config object holds it)."""
-    if 0 < v["fallback_current"] < 6000:
-        return "Key 'fallback_current' must be 0 (stop) or at least 6000 mA"
-    return None
+    """charge_manager/config's cross-field rule (the config object holds this function)."""
+    return _config_call("fallback_error", v)
 
 
 class ChargersField(Field):
@@ -70,13 +64,12 @@ class ChargeManager:
     relay = None              # its relay output pin (energised = 3 phases)
     feedback = None           # its auxiliary contact input, None when not wired
     build_error = ""
-    _rebuild = True           # the charger tasks must be (re)started
     _pm_stepped = False
 
     def __init__(self, app):
         self.app = app
         self.chargers = app.chargers          # the app's list, kept in place
-        self.tasks = []
+        self.tasks = []                       # the chargers' run() tasks
         self.conf = []                        # config entry of each built charger
 
     def changed(self, cfg):
@@ -106,16 +99,6 @@ class ChargeManager:
                 "waiting_chargers": a.waiting if a else 0,
                 "dlm": dlm,
                 "config_error": self.build_error}
-
-    async def supervise(self):
-        """Runs every charger's own task; restarts them after a config change."""
-        clock = self.app.clock
-        while True:
-            if self._rebuild:
-                self._rebuild = False
-                for ch in self.chargers:
-                    self.tasks.append(asyncio.create_task(ch.run(clock)))
-            await clock.sleep_ms(500)
 
     # ---- control glue (runs in the control task, no I/O, no awaits, no allocation) ----
     def before_step(self, now_ms, dt_ms):
@@ -236,14 +219,7 @@ class ContactorReset:
         return ("reset",)
 
     def write(self, payload):
-        for k in payload:
-            if k != "reset":
-                raise ApiError(400, "JSON object has unknown key '%s'" % k)
-        if payload.get("reset") is not True:
-            raise ApiError(400, "Key 'reset' must be true")
-        if self.mgr.ps is None:
-            raise ApiError(400, "No contactor installed (power_manager/contactor_config)")
-        self.mgr.ps.clear_error()
+        _config_call("contactor_reset", self.mgr, payload)
 
 
 def install(app):
