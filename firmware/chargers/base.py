@@ -1,6 +1,6 @@
 # The charger interface (docs/architecture.md). The control task calls set_current() and
-# set_cp_disconnect() and reads the state attributes; it never waits on I/O. Each backend's
-# `async run(clock)` owns its I/O: it pushes the set-point and polls the state.
+# set_cp_disconnect() and reads the state attributes; it never waits on I/O. Each backend
+# defines `async run(clock)`, which owns its I/O: it pushes the set-point and polls the state.
 import time
 
 from micropython import const
@@ -46,10 +46,6 @@ class Charger:
         pc = self.phase_currents_ma
         return self.charging or pc[0] > CHARGING_MA or pc[1] > CHARGING_MA or pc[2] > CHARGING_MA
 
-    def max_phase_ma(self):
-        pc = self.phase_currents_ma
-        return max(pc[0], pc[1], pc[2])
-
     # ---- used by the backends ----
     def seen(self, now_ms):
         self.last_seen_ms = now_ms
@@ -79,18 +75,13 @@ class Charger:
                 "supports_cp_disconnect": self.supports_cp_disconnect,
                 "last_seen_age_ms": age, "errors": self.errors, "last_error": self.last_error}
 
-    def pending(self):
-        """A set-point or CP change that the charger has not been sent yet."""
-        return self.limit_ma != self.pushed_ma or self.cp_disconnect != self.pushed_cp
-
     async def wait_poll(self, clock, poll_ms):
-        """Sleep until the next poll, or less when a new set-point waits: a lower current must
-        reach the wallbox at once (DLM reaction time), not a poll period later."""
+        """Sleep until the next poll, or less when a set-point or CP change has not been sent
+        yet: a lower current must reach the wallbox at once (DLM reaction time), not a poll
+        period later."""
         left = poll_ms
-        while left > 0 and not self.pending():
+        while left > 0 and self.limit_ma == self.pushed_ma and \
+                self.cp_disconnect == self.pushed_cp:
             step = _WAKE_SLICE_MS if left > _WAKE_SLICE_MS else left
             await clock.sleep_ms(step)
             left -= step
-
-    async def run(self, clock):
-        raise NotImplementedError

@@ -30,13 +30,6 @@ class HttpError(Exception):
     pass
 
 
-def parse_host(host, default_port=80):
-    if ":" in host:
-        h, p = host.rsplit(":", 1)
-        return h, int(p)
-    return host, default_port
-
-
 async def _exchange(host, port, method, path, body):
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -70,27 +63,16 @@ async def _exchange(host, port, method, path, body):
     return int(parts[1]), data[sep + 4:]
 
 
-async def request(host, port, method, path, payload=None, timeout_ms=_TIMEOUT_MS):
-    """One HTTP exchange under a timeout; returns (status, parsed JSON or None)."""
-    body = None if payload is None else json.dumps(payload).encode()
-    status, raw = await asyncio.wait_for_ms(_exchange(host, port, method, path, body),
-                                            timeout_ms)
-    doc = None
-    if raw.strip():
-        try:
-            doc = json.loads(raw)
-        except ValueError:
-            doc = None
-    return status, doc
-
-
 class HttpEvseCharger(Charger):
     kind = "warp_http"
 
     def __init__(self, name, host, max_ma=32000, cp_disconnect=True, poll_ms=_POLL_MS,
                  timeout_ms=_TIMEOUT_MS):
         super().__init__(name, max_ma)
-        self.host, self.port = parse_host(host)
+        self.host, self.port = host, 80           # "host" or "host:port"
+        if ":" in host:
+            h, p = host.rsplit(":", 1)
+            self.host, self.port = h, int(p)
         self.supports_cp_disconnect = cp_disconnect
         self.poll_ms = poll_ms
         self.timeout_ms = timeout_ms
@@ -101,10 +83,17 @@ class HttpEvseCharger(Charger):
         self._current_idx = None   # positions of 14/18/22 in meters/0/values, [] = no meter
 
     async def _req(self, method, path, payload=None):
-        status, doc = await request(self.host, self.port, method, path, payload, self.timeout_ms)
+        """One HTTP exchange under the timeout; the parsed JSON answer (None when empty or not
+        JSON). Raises HttpError unless the status is 200."""
+        body = None if payload is None else json.dumps(payload).encode()
+        status, raw = await asyncio.wait_for_ms(
+            _exchange(self.host, self.port, method, path, body), self.timeout_ms)
         if status != 200:
             raise HttpError("%s %s: HTTP %d" % (method, path, status))
-        return doc
+        try:
+            return json.loads(raw) if raw.strip() else None
+        except ValueError:
+            return None
 
     async def poll_once(self, now_ms):
         """One exchange round: push the set-point and CP state, read the state. Raises on any

@@ -178,7 +178,8 @@ class ChargeManager:
             ch = chargers[i]
             a.active[i] = ch.reachable and ch.vehicle_connected
             a.charging[i] = ch.charging
-            a.measured_ma[i] = ch.max_phase_ma() if ch.has_meter else a.alloc_ma[i]
+            pc = ch.phase_currents_ma
+            a.measured_ma[i] = max(pc[0], pc[1], pc[2]) if ch.has_meter else a.alloc_ma[i]
             m = conf[i].get("min_current", 0)
             a.min_ma[i] = m if m > gmin else gmin
             a.max_ma[i] = ch.max_ma

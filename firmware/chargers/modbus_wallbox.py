@@ -34,6 +34,9 @@ _WATCHDOG_MS = const(30000)  # DOMAIN 4: chargers fall back when the manager is 
 
 
 class _ModbusCharger(Charger):
+    """The polling loop; a subclass defines `async setup()` (once per (re)connect) and
+    `async poll_once(now_ms)`."""
+
     def __init__(self, name, bus, slave, max_ma, fallback_ma, poll_ms):
         super().__init__(name, max_ma)
         self.bus = bus
@@ -41,12 +44,6 @@ class _ModbusCharger(Charger):
         self.fallback_ma = fallback_ma
         self.poll_ms = poll_ms
         self._ready = False
-
-    async def setup(self):
-        pass
-
-    async def poll_once(self, now_ms):
-        raise NotImplementedError
 
     async def run(self, clock):
         while True:
