@@ -53,10 +53,9 @@ from firmware.ui.display import render, Status
 from firmware.ui.filedisplay import FileDisplay
 import framebuf
 d = FileDisplay(%r)
-glyph = framebuf.FrameBuffer(bytearray(8), 8, 8, framebuf.MONO_VLSB)
 class Renderer:
     def render(self, st, page):
-        render(d.fb, glyph, st, page)
+        render(d.fb, st, page)
 r = Renderer()
 st = Status()
 st.mode = 2; st.grid_w = -2350; st.charge_w = 4140; st.charge_ma = 6000; st.phases = 3

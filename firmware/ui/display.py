@@ -12,7 +12,6 @@
 import time
 
 from micropython import const
-import framebuf
 
 REFRESH_MS = const(1000)
 ROTATE_MS = const(5000)
@@ -106,20 +105,31 @@ def wrap(text, cols=_COLS):
     return lines
 
 
-def big_text(fb, glyph, s, x, y):
-    """`s` in the 2x font: each 8x8 glyph is drawn into `glyph` (an 8x8 MONO_VLSB framebuf),
-    then scaled."""
+_ROWS = bytearray(8)             # big_text: one glyph's rows, read back (no allocation per frame)
+
+
+def big_text(fb, s, x, y):
+    """`s` in the 2x font at (x, y): each glyph is drawn 1x in place, read back, cleared and
+    drawn again with 2x2 blocks (the 16x16 cell is empty before: nothing else is drawn there)."""
+    rows = _ROWS
     for ch in s:
-        glyph.fill(0)
-        glyph.text(ch, 0, 0, 1)
+        fb.text(ch, x, y, 1)
         for gy in range(8):
+            r = 0
             for gx in range(8):
-                if glyph.pixel(gx, gy):
+                if fb.pixel(x + gx, y + gy):
+                    r |= 1 << gx
+            rows[gy] = r
+        fb.fill_rect(x, y, 8, 8, 0)
+        for gy in range(8):
+            r = rows[gy]
+            for gx in range(8):
+                if r >> gx & 1:
                     fb.fill_rect(x + gx * 2, y + gy * 2, 2, 2, 1)
         x += 16
 
 
-def render(fb, glyph, st, page, n_pages=N_PAGES):
+def render(fb, st, page, n_pages=N_PAGES):
     """Draw page `page` of Status `st` into `fb` (a 128x64 framebuf)."""
     fb.fill(0)
     if page == PAGE_POWER:
@@ -140,7 +150,7 @@ def render(fb, glyph, st, page, n_pages=N_PAGES):
             num, unit = fmt_power(st.grid_w)
         fb.text("Grid", 0, 12, 1)
         fb.text(unit, 0, 21, 1)
-        big_text(fb, glyph, num, _W - 16 * len(num), 12)
+        big_text(fb, num, _W - 16 * len(num), 12)
         fb.text("Car %s%s" % fmt_power(st.charge_w), 0, 33, 1)
         fb.text(fmt_current(st.charge_ma) + (" x%d" % st.phases if st.phases else ""), 0, 43, 1)
         if st.charging:
@@ -161,7 +171,7 @@ def render(fb, glyph, st, page, n_pages=N_PAGES):
         else:
             fb.text(st.action[:_COLS], 0, 14, 1)
             d = fmt_duration(st.action_ms)
-            big_text(fb, glyph, d, (_W - 16 * len(d)) // 2, 24)
+            big_text(fb, d, (_W - 16 * len(d)) // 2, 24)
             y = 44
         for line in wrap(st.reason)[: (_H - y) // 10]:
             fb.text(line, 0, y, 1)
@@ -200,7 +210,10 @@ def fill(st, app, now_ms):
     st.charge_w = pm.charging_w
     st.charge_ma = pm.charge_manager_allocated_current
     st.phases = 3 if pm.is_3phase else 1
-    st.charging = any(c.charging for c in app.chargers) or bool(st.charge_w)
+    st.charging = bool(st.charge_w)
+    for c in app.chargers:
+        if c.charging:
+            st.charging = True
 
     # Meter freshness: the grid meter's slot says when it last got a value.
     slots = app.slots
@@ -211,8 +224,8 @@ def fill(st, app, now_ms):
     st.action = None
     st.action_ms = 0
     st.reason = ""
-    avail = int(pm.power_available_filtered or 0)
-    min_w = int(pm.overall_min_power or 0)
+    avail = pm.power_available_filtered
+    min_w = pm.overall_min_power
     sw = pm.switching_state or (1 if pm.switching else 0)
     is_on = pm.is_on_last
     wants_on = pm.wants_on_last
@@ -222,21 +235,21 @@ def fill(st, app, now_ms):
         st.reason = "Phase switch: " + (_SWITCHING.split("|")[sw] if 0 < sw < 6 else "")
     elif wants_on != is_on:
         st.action = "Start in" if wants_on else "Stop in"
-        st.action_ms = int(pm.on_state_change_delay or 0)
+        st.action_ms = pm.on_state_change_delay
         if st.mode == 0:
             st.reason = "Fast mode"
         else:
             st.reason = _SURPLUS % (avail, ">= min" if wants_on else "< min", min_w)
     elif is_on and wants_3p is not None and wants_3p != pm.is_3phase:
         st.action = ("To 3p in" if wants_3p else "To 1p in")
-        st.action_ms = int(pm.phase_state_change_delay or 0)
+        st.action_ms = pm.phase_state_change_delay
         st.reason = _SURPLUS % (avail, ">" if wants_3p else "<",
-                                int(pm.threshold_1to3 if wants_3p else pm.threshold_3to1))
+                                pm.threshold_1to3 if wants_3p else pm.threshold_3to1)
     elif pm.charging_blocked:
         st.reason = "Charging blocked (0x%x)" % pm.charging_blocked
     elif is_on and pm.on_state_change_blocked:
         st.action = "Min. on time"
-        st.action_ms = int(pm.on_state_change_delay or 0)
+        st.action_ms = pm.on_state_change_delay
         st.reason = "Hysteresis holds charging on"
     elif is_on:
         st.reason = "Charging, %dW available" % avail
@@ -286,8 +299,6 @@ class DisplayTask:
         self.display = display
         self.button = button
         self.status = Status()
-        # One 8x8 glyph is drawn here, then scaled: the 2x font for the headline numbers.
-        self.glyph = framebuf.FrameBuffer(bytearray(8), 8, 8, framebuf.MONO_VLSB)
         self.page = PAGE_POWER
         self.shown_ms = None          # when the current page was first shown
         self.held_until = None        # rotation paused after a button press
@@ -307,7 +318,7 @@ class DisplayTask:
         if not held and time.ticks_diff(now_ms, self.shown_ms) >= ROTATE_MS:
             self.page = self.next_page()
             self.shown_ms = now_ms
-        render(self.display.fb, self.glyph, self.status, self.page)
+        render(self.display.fb, self.status, self.page)
         self.display.show()
 
     def poll_button(self, now_ms):

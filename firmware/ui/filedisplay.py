@@ -9,14 +9,13 @@ import os
 
 
 class FileDisplay:
-    def __init__(self, path, width=128, height=64):
+    """A 128x64 display; `frames` counts the frames shown."""
+    frames = 0
+
+    def __init__(self, path):
         self.path = path
-        self.width = width
-        self.height = height
-        self.buf = bytearray((width + 7) // 8 * height)
-        self.fb = framebuf.FrameBuffer(self.buf, width, height, framebuf.MONO_HLSB)
-        self._header = b"P4\n%d %d\n" % (width, height)
-        self.frames = 0
+        self.buf = bytearray(128 // 8 * 64)
+        self.fb = framebuf.FrameBuffer(self.buf, 128, 64, framebuf.MONO_HLSB)
 
     def init(self):
         self.fb.fill(0)
@@ -25,7 +24,7 @@ class FileDisplay:
     def show(self):
         tmp = self.path + ".tmp"
         with open(tmp, "wb") as f:
-            f.write(self._header)
+            f.write(b"P4\n128 64\n")
             f.write(self.buf)
         os.rename(tmp, self.path)
         self.frames += 1
