@@ -1,4 +1,7 @@
-"""Watchdog feeding policy, safe mode and the Wi-Fi setup page, on the Unix port."""
+"""Watchdog feeding policy, heap housekeeping, safe mode and the Wi-Fi setup page, on the Unix
+port."""
+import json
+
 from mp import run_mp
 
 
@@ -109,3 +112,32 @@ print('firmware.net.setup_page' in sys.modules, hasattr(sys.modules['firmware.ne
     assert lines[3] == "400 True my<net>"
     # The page's module is dropped after each request: no RAM between requests.
     assert lines[4] == "False False"
+
+
+def test_memory_collects_and_reports():
+    out = run_mp("""
+import asyncio, json
+from firmware.clock import ManualClock
+from firmware.api.registry import Registry
+from firmware.supervisor import memory
+class App:
+    pass
+app = App()
+app.registry = Registry()
+app.clock = ManualClock(0)
+task, = memory.install(app)
+async def main():
+    t = asyncio.create_task(task)
+    await asyncio.sleep_ms(0)
+    app.clock.advance(1000)
+    await asyncio.sleep_ms(0)
+    t.cancel()
+asyncio.run(main())
+d = app.registry.read('system/memory')
+print(json.dumps(d))
+""")
+    d = json.loads(out.splitlines()[0])
+    # One collection at the start, one a (simulated) second later.
+    assert d["collections"] == 2
+    assert 0 < d["live_bytes"] <= d["peak_live_bytes"] < d["heap_total"]
+    assert 0 < d["min_free_bytes"] < d["heap_total"]

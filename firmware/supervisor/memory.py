@@ -21,19 +21,6 @@ class Memory:
         self.collect_us = 0          # duration of the last collection
         self.collections = 0
 
-    def collect(self):
-        t = time.ticks_us()
-        gc.collect()
-        self.collect_us = time.ticks_diff(time.ticks_us(), t)
-        self.collections += 1
-        used = gc.mem_alloc()
-        free = gc.mem_free()
-        self.live_bytes = used
-        if used > self.peak_live_bytes:
-            self.peak_live_bytes = used
-        if self.min_free_bytes is None or free < self.min_free_bytes:
-            self.min_free_bytes = free
-
     def to_dict(self):
         free = gc.mem_free()
         used = gc.mem_alloc()
@@ -43,7 +30,17 @@ class Memory:
 
     async def run(self, clock):
         while True:
-            self.collect()
+            t = time.ticks_us()
+            gc.collect()
+            self.collect_us = time.ticks_diff(time.ticks_us(), t)
+            self.collections += 1
+            used = gc.mem_alloc()
+            free = gc.mem_free()
+            self.live_bytes = used
+            if used > self.peak_live_bytes:
+                self.peak_live_bytes = used
+            if self.min_free_bytes is None or free < self.min_free_bytes:
+                self.min_free_bytes = free
             await clock.sleep_ms(COLLECT_MS)
 
 
