@@ -54,8 +54,8 @@ class App:
                               "charger_count": 0}
         install_slots(self)
         self.pm = PowerManager()
-        # power_manager/* objects (one-off code and schemas: firmware/api/cold.py)
-        cold("install_power_manager", self)
+        # power_manager/* objects (one-off code: firmware/api/cold_boot.py)
+        cold("boot", "install_power_manager", self)
         self.control = ControlTask(self)
         self.registry.add("system/state", (_system_state, self))
         for install in subsystems:

@@ -1,9 +1,11 @@
-# The cold paths: code that runs only at boot (building the core's config and API objects), when
-# a config or command object is written, or when a saved config is loaded. config.py's cold()
-# imports this module for one call and drops it again, so its code and the core's schemas are
-# not on the heap while the firmware runs (docs/board.md, heap). Never import it from resident
-# code: go through cold("function", args...).
-from firmware.api.config import ConfigObject, Field, FieldTuple as F, BOOL, INT, STR, INT_LIST
+# The cold paths: code that runs only when a config or command object is written, when a saved
+# config is loaded, or at boot (building the core's objects: cold_boot.py, through boot()).
+# config.py's cold() imports this module for one call and drops it again, so its code and the
+# core's schemas are not on the heap while the firmware runs (docs/board.md, heap). Never import
+# it from resident code: go through cold("function", args...).
+import sys
+
+from firmware.api.config import Field, FieldTuple as F, BOOL, INT, STR, INT_LIST
 from firmware.api.registry import ApiError
 from firmware.api import power_manager_api as pm
 from firmware.meters import slots as ms
@@ -64,62 +66,15 @@ def _defaults(fields):
     return {f.key: f.default for f in fields}
 
 
-def _config(name, fields_name, store, check=None, cls=ConfigObject):
-    """A config object whose schema stays here (its `fields` is the schema's name)."""
-    obj = cls(name, (), store, check)
-    obj.fields = fields_name
-    obj.values = _defaults(globals()[fields_name])
-    obj.load()
-    return obj
-
-
-# ---- building the core's objects at boot ----------------------------------------------------
-
-def install_slots(app):
-    """The 7 meter slots with their config/values/state/update objects."""
-    app.slots = []
-    reg = app.registry
-    for i in range(ms.SLOT_COUNT):
-        slot = ms.MeterSlot(i)
-        cfg = slot.cfg = _config("meters/%d/config" % i, "SLOT_FIELDS", app.store,
-                                 ms.check_slot_config)
-        slot.clock = app.clock
-        slot.configured(cfg)
-        cfg.subscribe(slot.configured)
-        app.slots.append(slot)
-        app.configs[cfg.name] = cfg
-        reg.add(cfg.name, cfg)
-        reg.add("meters/%d/values" % i, (ms.values_dict, slot))
-        reg.add("meters/%d/state" % i, slot)        # the slot is its own state object
-        reg.add("meters/%d/update" % i, (ms.update_shape, slot, ms.api_update))
-
-
-def install_power_manager(app):
-    """power_manager/*: the configs, the command and state objects, and their wiring to the
-    control step."""
-    reg, p, configs, store = app.registry, app.pm, app.configs, app.store
-    reconfigure = app.reconfigure      # one bound method (32 B) for all ten listeners
-    cfg = _config("power_manager/config", "PM_FIELDS", store, "pm_config_error", pm.PmConfig)
-    dlm = cfg.dlm = _config("power_manager/dynamic_load_config", "DLM_FIELDS", store,
-                            "dlm_config_error")
-    debug = _config("power_manager/debug_config", "DEBUG_FIELDS", store)
-    for c in (cfg, dlm, debug):
-        configs[c.name] = c
-        reg.add(c.name, c)
-        c.subscribe(reconfigure)
-    cm = app.charge_mode = pm.ChargeMode(cfg, p.set_charge_mode)
-    app.external_control = pm.ExternalControl(p)
-    reg.add("power_manager/charge_mode", cm)
-    reg.add("power_manager/external_control", app.external_control)
-    reg.add("power_manager/state", (pm.state_dict, app))
-    # The control step's internals, for debugging.
-    reg.add("power_manager/low_level_state", (type(p).low_level_state, p))
-    cfg.subscribe(cm.config_changed)
-    dlm.subscribe(cfg.dlm_changed)
-    for slot in app.slots:
-        slot.cfg.subscribe(reconfigure)
-    reconfigure()
-    p.set_charge_mode(cm.mode)
+def boot(fn, app):
+    """Build the core's objects at boot: firmware/api/cold_boot.py.<fn>(app), that module
+    imported for this call and dropped afterwards like this one (a write needs less heap)."""
+    from firmware.api import cold_boot
+    try:
+        getattr(cold_boot, fn)(app)
+    finally:
+        sys.modules.pop("firmware.api.cold_boot", None)
+        sys.modules["firmware.api"].__dict__.pop("cold_boot", None)
 
 
 # ---- writes and loading ---------------------------------------------------------------------

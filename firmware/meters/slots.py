@@ -4,7 +4,8 @@
 #
 # Heap diet (docs/board.md): a slot is its own meters/N/state object, meters/N/values and
 # meters/N/update are registry tuples (function, slot[, write function]) instead of one instance
-# each, and the slot configs' schema, rule and construction live in firmware/api/cold.py.
+# each, and the slot configs' schema and rule (cold.py) and construction (cold_boot.py) live in
+# firmware/api/, imported only when needed.
 import time
 
 from firmware.api.config import cold
@@ -139,4 +140,4 @@ def api_update(s, payload):
 
 def install_slots(app):
     """Create the 7 slots with their config/values/state/update objects (app.slots)."""
-    cold("install_slots", app)
+    cold("boot", "install_slots", app)
