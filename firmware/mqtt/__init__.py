@@ -1,0 +1,11 @@
+import sys
+
+
+def unload(*names):
+    """Forget submodules that are needed only for a while (Home Assistant discovery for one
+    publication; client and bridge while MQTT is off), so that their code's heap comes back at
+    the next collection. Their names stay interned (qstrs are never freed)."""
+    g = globals()
+    for name in names:
+        sys.modules.pop(__name__ + "." + name, None)
+        g.pop(name, None)

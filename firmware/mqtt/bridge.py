@@ -5,23 +5,41 @@
 #   <prefix>/availability    "online" / "offline" (the client's last will)
 # Retained or empty messages to _update topics are ignored: a retained command would be replayed
 # by the broker on every reconnect.
+#
+# Imported (with the client) only while MQTT is enabled: firmware/mqtt/service.py.
 import asyncio
+import binascii
 import json
 import time
 
 from micropython import const
 
-from firmware.api.registry import ApiError
-from firmware.mqtt.client import STATE, COMMAND
+from firmware.api.registry import MAX_BODY_BYTES, ApiError
+from firmware.mqtt import unload
+from firmware.mqtt.client import COMMAND, STATE, MQTTClient
 
-_UPDATE = "_update"
 _MIN_SCAN_MS = const(50)
 _CONFIG_POLL_MS = const(10000)  # configs are published on change notice; this is the safety net
+_HASH_MASK = const(0x3FFFFFFF)  # 30 bits: a small int on the ESP32 too, never a heap object
+_BACKLOG = const(4)             # run() waits while more messages are queued: few payloads held
+_KEEPALIVE_S = const(20)        # ping after 20 s without traffic either way ...
+_ACK_TIMEOUT_MS = const(8000)   # ... so a dead broker is noticed within ~30 s
+_FLUSH_MS = const(2000)         # what is queued at a restart/disable may take this long to go out
+_QUEUE_SPARE = const(16)        # queue = one state per registry object + room for commands
+
+# Bridge.entries: three numbers per object, at 3 * (its index in paths) + one of
+_POLLED = const(0)  # when it was last read (ms)
+_SENT = const(1)    # when it was last published on this connection (ms), or None
+_HASH = const(2)    # CRC-32 of the JSON text last published on this connection, or None
 
 
 class Bridge:
-    """`dirty` is a set of paths whose objects announced a change (config listeners); it is
-    shared with the owner so listeners outlive a bridge."""
+    """`dirty` is a set of the objects (configs) that announced a write; their listeners add
+    them (firmware/mqtt/service.py), so it outlives a bridge.
+
+    Per object the bridge keeps numbers only (`entries`), not the last published text:
+    unchanged JSON is recognised by its hash (two different texts with the same 30-bit hash,
+    chance 1e-9 per change, would delay that object to its next change)."""
 
     def __init__(self, clock, registry, client, prefix, interval_ms, read_only, dirty=None,
                  log=None):
@@ -33,88 +51,71 @@ class Bridge:
         self.read_only = read_only
         self.dirty = dirty if dirty is not None else set()
         self.log = log or print
-        self.scan_ms = max(_MIN_SCAN_MS, interval_ms // 4)
-        self.availability_topic = prefix + "/availability"
-        self.error_topic = prefix + "/mqtt/error"
-        self.on_connect_extra = None  # e.g. discovery: called after our own on_connect
-        self._paths = []
-        self._config_paths = set()
-        self._last = {}     # path -> last published JSON text (this connection)
-        self._sent_ms = {}  # path -> when it was last published
-        self._polled_ms = {}
+        self.values = None     # the mqtt/config values of start()
+        self.discovery = None  # (device_id, discovery_prefix) when Home Assistant discovery is on
+        self._announce = False  # discovery configs due (after a connect)
+        self.paths = []
+        self.entries = []
         self.rejected = 0
-        self.published = 0
-
-    def will(self):
-        return (self.availability_topic, "offline", 1, True)
 
     def setup(self):
         """Learn the registry's paths (after every subsystem registered) and subscribe to the
         _update topics of the writable ones."""
         reg = self.registry
-        self._paths = reg.paths()
-        for path in self._paths:
-            obj = reg.get_object(path)
-            if hasattr(obj, "subscribe"):
-                self._config_paths.add(path)
-            if not self.read_only and hasattr(obj, "write"):
-                self.client.subscribe(self.topic(path) + _UPDATE, 1)
-
-    def topic(self, path):
-        return self.prefix + "/" + path
+        self.paths = reg.paths()
+        self.entries = [None] * (3 * len(self.paths))
+        if not self.read_only:
+            for path in self.paths:
+                if hasattr(reg.get_object(path), "write"):
+                    self.client.subscribe(self.prefix + "/" + path + "_update", 1)
 
     # ---- client callbacks (run in the client's receive task) ----
 
     def on_connect(self):
-        self._last = {}
-        self._sent_ms = {}
-        self.client.publish(self.availability_topic, "online", True, 1, COMMAND)
-        if self.on_connect_extra is not None:
-            self.on_connect_extra()
+        e = self.entries
+        for i in range(0, len(e), 3):
+            e[i + _SENT] = e[i + _HASH] = None
+        self._announce = self.discovery is not None
+        self.client.publish(self.prefix + "/availability", "online", True, 1, COMMAND)
 
-    def on_message(self, topic, payload, retained):
-        path = self._update_path(topic)
-        if path is None:
+    def on_message(self, topic, payload, retain):
+        """A message on <prefix>/<path>_update: a write. payload None: it was too large."""
+        p = self.prefix
+        if not (len(topic) > len(p) + 8 and topic.startswith(p) and topic[len(p)] == "/"
+                and topic.endswith("_update")):
             return
-        if retained or not payload:
-            what = "retained" if retained else "empty"
-            self.log("mqtt: ignored %s message on %s" % (what, topic))
-            return
-        if self.read_only:
-            self._reject(topic, 405, "MQTT is read-only")
-            return
-        try:
-            self.registry.write(path, payload)
-        except ApiError as e:
-            self._reject(topic, e.status, e.message)
-            return
-        except Exception as e:  # noqa: BLE001 - an object's bug must not break MQTT
-            self._reject(topic, 500, "write failed: %r" % (e,))
-            return
-        self.dirty.add(path)
+        path = topic[len(p) + 1:-7]
+        if payload is None:
+            self.error(topic, 413, "Payload too large")
+        elif retain or not payload:
+            self.log(("mqtt: ignored retained message on %s" if retain
+                      else "mqtt: ignored empty message on %s") % topic)
+        elif self.read_only:
+            self.error(topic, 405, "MQTT is read-only")
+        else:
+            try:
+                self.registry.write(path, payload)
+                self.dirty.add(self.registry.get_object(path))
+            except ApiError as e:
+                self.error(topic, e.status, e.message)
+            except Exception as e:  # noqa: BLE001 - an object's bug must not break MQTT
+                self.error(topic, 500, "write failed: %r" % (e,))
 
     def on_oversize(self, topic):
-        if self._update_path(topic) is not None:
-            self._reject(topic, 413, "Payload too large")
+        self.on_message(topic, None, False)
 
     def on_drop(self, topic):
         """The client dropped a queued state: forget it was sent, so the next scan sends it."""
         p = self.prefix
-        if topic.startswith(p) and len(topic) > len(p) + 1:
-            self._last.pop(topic[len(p) + 1:], None)
+        if topic.startswith(p + "/") and topic[len(p) + 1:] in self.paths:
+            self.entries[3 * self.paths.index(topic[len(p) + 1:]) + _HASH] = None
 
-    def _update_path(self, topic):
-        p = self.prefix
-        if (len(topic) > len(p) + 1 + len(_UPDATE) and topic.startswith(p)
-                and topic[len(p)] == "/" and topic.endswith(_UPDATE)):
-            return topic[len(p) + 1:-len(_UPDATE)]
-        return None
-
-    def _reject(self, topic, status, message):
+    def error(self, topic, status, message):
+        """Report a rejected write on <prefix>/mqtt/error."""
         self.rejected += 1
         self.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
         body = json.dumps({"topic": topic, "status": status, "error": message})
-        self.client.publish(self.error_topic, body, False, 1, COMMAND)
+        self.client.publish(self.prefix + "/mqtt/error", body, False, 1, COMMAND)
 
     # ---- publishing ----
 
@@ -123,41 +124,106 @@ class Bridge:
         if not self.client.connected:
             return  # on_connect re-publishes everything anyway
         now = self.clock.ticks_ms()
-        for path in self._paths:
-            self._scan_one(path, now)
+        for i in range(len(self.paths)):
+            self.poll(i, now)
 
-    def _scan_one(self, path, now):
+    def poll(self, i, ms):
+        """Object i at time ms: read it when due, publish it when its JSON changed."""
         d = time.ticks_diff
-        sent = self._sent_ms.get(path)
-        if sent is not None and d(now, sent) < self.interval_ms:
+        e = self.entries
+        i *= 3
+        sent = e[i + _SENT]
+        if sent is not None and d(ms, sent) < self.interval_ms:
             return
-        if path in self._config_paths and sent is not None and path not in self.dirty:
-            polled = self._polled_ms.get(path, sent)
-            if d(now, polled) < _CONFIG_POLL_MS:
-                return
-        self._polled_ms[path] = now
-        self.dirty.discard(path)
+        path = self.paths[i // 3]
+        obj = self.registry.get_object(path)
+        if (sent is not None and hasattr(obj, "subscribe") and obj not in self.dirty
+                and d(ms, e[i + _POLLED]) < _CONFIG_POLL_MS):
+            return  # a config that announced no write: polled now and then only
+        e[i + _POLLED] = ms
+        self.dirty.discard(obj)
         try:
-            text = json.dumps(self.registry.read(path))
-        except Exception as e:  # noqa: BLE001 - one broken object must not stop the rest
+            text = json.dumps(obj.to_dict())
+        except Exception as x:  # noqa: BLE001 - one broken object must not stop the rest
             if sent is None:
-                self.log("mqtt: cannot read %s: %r" % (path, e))
-                self._sent_ms[path] = now
+                self.log("mqtt: cannot read %s: %r" % (path, x))
+                e[i + _SENT] = ms
             return
-        if text == self._last.get(path):
-            return
-        if self.client.publish(self.topic(path), text, True, 0, STATE):
-            self._last[path] = text
-            self._sent_ms[path] = now
-            self.published += 1
+        h = binascii.crc32(text) & _HASH_MASK
+        if h != e[i + _HASH] and self.client.publish(self.prefix + "/" + path, text, True, 0,
+                                                     STATE):
+            e[i + _HASH] = h
+            e[i + _SENT] = ms
 
     async def run(self):
         # One object per asyncio turn: serialising all of them at once (~15 ms on the ESP32 for
-        # the 48 objects of make sim) would delay the control loop's wake-up by that much.
+        # the 48 objects of make sim) would delay the control loop's wake-up by that much. And
+        # nothing is read while more than _BACKLOG messages wait to be sent (a slow or paused
+        # broker): the queue never holds more than a few payloads; they are read again, fresh,
+        # once it drains.
+        c = self.client
+        scan_ms = max(_MIN_SCAN_MS, self.interval_ms // 4)
         while True:
-            if self.client.connected:
-                now = self.clock.ticks_ms()
-                for path in self._paths:
-                    self._scan_one(path, now)
-                    await asyncio.sleep_ms(0)
-            await self.clock.sleep_ms(self.scan_ms)
+            if self._announce and c.connected:
+                self._announce = False
+                await self.announce()
+            for i in range(len(self.paths)):
+                while c.connected and c.queued() > _BACKLOG:
+                    await self.clock.sleep_ms(_MIN_SCAN_MS)
+                if not c.connected:
+                    break  # on_connect re-publishes everything anyway
+                self.poll(i, self.clock.ticks_ms())
+                await asyncio.sleep_ms(0)
+            await self.clock.sleep_ms(scan_ms)
+
+    async def announce(self, remove=False):
+        """Publish (or remove) the Home Assistant discovery configs, as fast as the client
+        sends them. A coroutine of its own: nothing of the discovery module stays referenced
+        from the long-lived frame of run() (unload() must free it)."""
+        from firmware.mqtt import discovery
+        c = self.client
+        for topic, payload in discovery.entries(self.discovery[0], self.prefix,
+                                                self.discovery[1], self.read_only, remove):
+            while c.connected and c.queued() > _BACKLOG:
+                await self.clock.sleep_ms(_MIN_SCAN_MS)
+            c.publish(topic, payload, True, 1, COMMAND)
+        unload("discovery")
+
+    async def stop(self, config):
+        """Stop the client. What the new config no longer publishes is removed first:
+        discovery entities when discovery goes off (or moves), then 'offline'. `config`: the
+        mqtt/config values from now on."""
+        new, old, c = config, self.values, self.client
+        if c.connected:
+            if self.discovery is not None and not (
+                    new["enable"] and new["broker_host"] == old["broker_host"]
+                    and new["broker_port"] == old["broker_port"] and new["discovery"]
+                    and new["discovery_prefix"] == old["discovery_prefix"]):
+                await self.announce(True)
+            # A clean DISCONNECT suppresses the last will: say offline ourselves.
+            c.publish(self.prefix + "/availability", "offline", True, 1, COMMAND)
+        await c.stop(_FLUSH_MS)
+
+
+def start(service, v):
+    """Client and bridge for the mqtt/config values `v` of the MqttService `service`: returns
+    the bridge (its client in .client) and the tasks running them."""
+    svc = service
+    reg = svc.registry
+    prefix = v["prefix"]
+    c = MQTTClient(svc.clock, v["broker_host"], v["broker_port"], v["client_id"], v["user"],
+                   v["password"], keepalive_s=_KEEPALIVE_S,
+                   will=(prefix + "/availability", "offline", 1, True),
+                   queue_len=len(reg.paths()) + _QUEUE_SPARE, rx_bytes=MAX_BODY_BYTES + 256,
+                   ack_timeout_ms=_ACK_TIMEOUT_MS, log=svc.log)
+    b = Bridge(svc.clock, reg, c, prefix, v["interval"] * 1000, v["read_only"], svc.dirty,
+               svc.log)
+    c.on_connect = b.on_connect
+    c.on_message = b.on_message
+    c.on_oversize = b.on_oversize
+    c.on_drop = b.on_drop
+    b.values = v
+    if v["discovery"]:
+        b.discovery = (svc.device_id, v["discovery_prefix"])
+    b.setup()
+    return b, [asyncio.create_task(c.run()), asyncio.create_task(b.run())]

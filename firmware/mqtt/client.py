@@ -6,20 +6,34 @@
 # CONNACK within connect_timeout, no PINGRESP/PUBACK/SUBACK within ack timeout, a write that does
 # not drain within write timeout. Then the connection is dropped and retried with exponential
 # backoff. A clean session is used: subscriptions are renewed on every connect.
+#
+# Heap: this module is loaded only while MQTT is enabled (firmware/mqtt/service.py). Each
+# function, and each distinct name (interned for good), costs heap, so the client has few
+# methods, and its times and flags live in one list and one int indexed by constants. The
+# receive buffer holds fixed headers and topics; an accepted message's payload gets its own
+# buffer for as long as its handler runs.
 import asyncio
 import socket
 import time
 
 from micropython import const
 
-from firmware.mqtt import packet
-
 _TICK_MS = const(200)          # supervisor period: deadline resolution
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
 _MAX_INFLIGHT = const(4)       # unacknowledged QoS 1 publishes at once
 _DEFAULT_RX_BYTES = const(4096 + 256)  # largest accepted write body (registry) plus its topic
+_HEAD_BYTES = const(256)       # fixed headers, control packets, a received PUBLISH's topic
 _RESOLVE_AFTER_FAILS = const(3)  # re-resolve a host name after this many failed connects
+
+# packet types (MQTT 3.1.1, 2.2.1)
+_CONNECT = const(0x10)
+_CONNACK = const(0x20)
+_PUBLISH = const(0x30)
+_PUBACK = const(0x40)
+_SUBSCRIBE = const(0x82)  # low nibble 0b0010 is mandatory for SUBSCRIBE (3.8.1)
+_SUBACK = const(0x90)
+_PINGRESP = const(0xD0)
 
 STATE = const(0)    # a retained state: only its newest value matters, may be dropped
 COMMAND = const(1)  # everything else (errors, discovery, availability): never dropped for states
@@ -31,16 +45,27 @@ _QOS = const(2)
 _RETAIN = const(3)
 _KIND = const(4)
 
+# MQTTClient.flags bits
+_RUNNING = const(1)
+_PING_DUE = const(2)
+_SUB_DUE = const(4)       # subscriptions to (re)send
+_SUB_WAIT = const(8)      # a SUBSCRIBE awaits its SUBACK
+_DISCONNECT_DUE = const(16)
 
-class MQTTError(Exception):
-    pass
+# MQTTClient.ticks indexes: when (ms), or None
+_DEADLINE = const(0)      # CONNACK due by
+_WRITE = const(1)         # a write started and has not drained yet
+_PING = const(2)          # PINGREQ sent, no PINGRESP yet
+_TX = const(3)            # last packet sent
+_RX = const(4)            # last packet received
 
 
 class MQTTClient:
-    """`on_message(topic_str, payload_bytes, retained)` runs in the receive task; an exception it
-    raises is logged, never breaks the connection. `on_oversize(topic_str)` is told about a
-    message that was skipped because it exceeds the receive buffer. `on_connect()` runs after
-    every successful CONNACK (re-publish retained state there)."""
+    """`on_message(topic_str, payload_bytearray, retained)` runs in the receive task; an
+    exception it raises is logged, never breaks the connection. `on_oversize(topic_str)` is told
+    about a message that was skipped because it exceeds rx_bytes (or the heap had no room for
+    it). `on_connect()` runs in the receive task after every successful CONNACK (re-publish
+    retained state there)."""
 
     def __init__(self, clock, host, port=1883, client_id="", user="", password="",
                  keepalive_s=30, will=None, queue_len=32, rx_bytes=_DEFAULT_RX_BYTES,
@@ -52,10 +77,10 @@ class MQTTClient:
         self.client_id = client_id
         self.user = user
         self.password = password
-        self.keepalive_ms = keepalive_s * 1000
-        self._keepalive_s = keepalive_s
+        self.keepalive_s = keepalive_s
         self.will = will  # (topic, payload, qos, retain)
         self.queue_len = queue_len
+        self.rx_bytes = rx_bytes  # largest accepted message: topic + payload
         self.connect_timeout_ms = connect_timeout_ms
         self.ack_timeout_ms = ack_timeout_ms
         self.write_timeout_ms = write_timeout_ms
@@ -63,53 +88,46 @@ class MQTTClient:
         self.on_connect = on_connect
         self.on_oversize = on_oversize
         self.on_drop = None  # on_drop(topic): a queued STATE was dropped (publish it again later)
-        self.log = log or _print_log
+        self.log = log or print
         self._ip = None         # the broker's address, resolved once (see _address)
         self._ip_fails = 0
-        self._rx = bytearray(rx_bytes)
-        self._rxmv = memoryview(self._rx)
+        self._rx = bytearray(_HEAD_BYTES)
         self._queue = []        # entries [topic, payload, qos, retain, kind], oldest first
-        self._inflight = {}     # pid -> (entry, sent_ms)
+        self._inflight = {}     # pid -> (queue entry, or None for the SUBSCRIBE; sent_ms)
         self._acks = []         # pids of received QoS 1 messages to acknowledge
-        self._subs = []         # [(topic, qos)]
-        self._sub_pending = False
-        self._sub_pid = 0
-        self._sub_sent_ms = None
-        self._pid = 0
-        self._ping_due = False
-        self._ping_sent_ms = None
-        self._disconnect_due = False
-        self._tx_event = asyncio.Event()
-        self._reader = None
-        self._writer = None
-        self._io_task = None
-        self._rx_task = None
-        self._write_started_ms = None
-        self._last_tx_ms = 0
-        self._last_rx_ms = 0
-        self._deadline_ms = None
-        self._fail = None
-        self._running = False
+        self._subs = b""        # the SUBSCRIBE payload (see subscribe)
+        self._pid = 0           # the last packet id used
+        self.flags = 0          # _RUNNING, _PING_DUE, ...
+        self.ticks = [None] * 5  # _DEADLINE, _WRITE, ...
+        self.event = asyncio.Event()  # set when there may be something to send
+        self._tasks = [None, None]  # the connection's transmit and receive tasks
+        self._stream = None     # asyncio's reader and writer (one object in MicroPython)
+        self._fail = None       # why the current connection ends
         self.connected = False
-        # counters, readable by tests, the benchmark and a status object
+        # counters, readable by tests, the benchmark and mqtt/state
         self.connects = 0
         self.dropped = 0
-        self.rx_oversize = 0
         self.last_error = None
 
     # ---- API used by the rest of the firmware: never blocks ----
 
     def subscribe(self, topic, qos=1):
-        """Remember a subscription; (re)sent on every connect."""
-        for i, (t, _) in enumerate(self._subs):
-            if t == topic:
-                self._subs[i] = (topic, qos)
+        """Remember a subscription; (re)sent on every connect. They are kept as the SUBSCRIBE
+        payload itself (3.8.3: each topic with its 2-byte length, then the QoS byte): one bytes
+        object, not objects per topic."""
+        t = topic.encode()
+        subs = self._subs
+        i = 0
+        while i < len(subs):  # an earlier subscription to the same topic goes
+            end = i + 3 + ((subs[i] << 8) | subs[i + 1])
+            if subs[i + 2:end - 1] == t:
+                subs = subs[:i] + subs[end:]
                 break
-        else:
-            self._subs.append((topic, qos))
+            i = end
+        self._subs = subs + bytes((len(t) >> 8, len(t) & 0xFF)) + t + bytes((qos,))
         if self.connected:
-            self._sub_pending = True
-            self._tx_event.set()
+            self.flags |= _SUB_DUE
+            self.event.set()
 
     def publish(self, topic, payload, retain=False, qos=0, kind=COMMAND):
         """Enqueue a message. A STATE replaces a queued STATE of the same topic; on overflow the
@@ -121,143 +139,135 @@ class MQTTClient:
                     e[_PAYLOAD] = payload
                     e[_RETAIN] = retain
                     e[_QOS] = qos
-                    self._tx_event.set()
+                    self.event.set()
                     return True
-        if len(q) >= self.queue_len and not self._drop_oldest_state():
-            # Only commands queued: a new state waits for the next publish round; commands get
-            # a second queue_len of room before we have to refuse (bounded memory).
-            if kind == STATE or len(q) >= 2 * self.queue_len:
-                self.dropped += 1
-                return False
+        if len(q) >= self.queue_len:
+            for i in range(len(q)):
+                if q[i][_KIND] == STATE:  # the oldest state makes room
+                    e = q.pop(i)
+                    self.dropped += 1
+                    if self.on_drop is not None:
+                        try:
+                            self.on_drop(e[_TOPIC])
+                        except Exception as x:  # noqa: BLE001 - a handler bug is logged only
+                            self.log("mqtt: handler failed: %r" % (x,))
+                    break
+            else:
+                # Only commands queued: a new state waits for the next publish round; commands
+                # get a second queue_len of room before we have to refuse (bounded memory).
+                if kind == STATE or len(q) >= 2 * self.queue_len:
+                    self.dropped += 1
+                    return False
         q.append([topic, payload, qos, retain, kind])
-        self._tx_event.set()
+        self.event.set()
         return True
 
     def queued(self):
         return len(self._queue) + len(self._inflight)
 
     async def run(self):
-        """Connect, serve and reconnect until stop()."""
-        self._running = True
+        """Connect, serve and reconnect until stop(). Each round supervises one connection
+        (the _connection task and its receive task) and drops it when a deadline passed."""
+        self.flags |= _RUNNING
+        clock = self.clock
+        ticks = self.ticks
+        d = time.ticks_diff
         backoff_ms = _BACKOFF_MIN_MS
-        while self._running:
-            if await self._session():
+        while self.flags & _RUNNING:
+            self._fail = None
+            ticks[_DEADLINE] = time.ticks_add(clock.ticks_ms(), self.connect_timeout_ms)
+            self._tasks[0] = asyncio.create_task(self._connection())
+            accepted = False
+            while True:
+                await clock.sleep_ms(_TICK_MS)
+                accepted = accepted or self.connected
+                if not self.flags & _RUNNING or self._fail is not None:
+                    break
+                if self._tasks[0] is None or self._tasks[0].done():
+                    self._fail = "connection ended"
+                    break
+                now = clock.ticks_ms()
+                ack_ms = self.ack_timeout_ms
+                if ticks[_DEADLINE] is not None and d(now, ticks[_DEADLINE]) > 0:
+                    self._fail = "timeout waiting for CONNACK"
+                elif ticks[_WRITE] is not None and d(now, ticks[_WRITE]) > self.write_timeout_ms:
+                    self._fail = "write timeout"
+                elif ticks[_PING] is not None and d(now, ticks[_PING]) > ack_ms:
+                    self._fail = "no PINGRESP"
+                else:
+                    for e, sent_ms in self._inflight.values():
+                        if d(now, sent_ms) > ack_ms:
+                            self._fail = "no SUBACK" if e is None else "no PUBACK"
+                            break
+                if self._fail is not None:
+                    break
+                # Ping when we sent nothing (the protocol's keepalive) and also when we heard
+                # nothing for a keepalive period: a stream of QoS 0 states alone would never
+                # reveal a dead broker.
+                ka = self.keepalive_s * 1000
+                if (self.connected and ka and not self.flags & _PING_DUE and ticks[_PING] is None
+                        and (d(now, ticks[_TX]) >= ka or d(now, ticks[_RX]) >= ka)):
+                    self.flags |= _PING_DUE
+                    self.event.set()
+            self.close(self._fail or "stopped")
+            if accepted:
                 backoff_ms = _BACKOFF_MIN_MS
-            if not self._running:
+            if not self.flags & _RUNNING:
                 break
             self.log("mqtt: disconnected (%s), retry in %d ms" % (self.last_error, backoff_ms))
             waited = 0
-            while self._running and waited < backoff_ms:
-                await self.clock.sleep_ms(_TICK_MS)
+            while self.flags & _RUNNING and waited < backoff_ms:
+                await clock.sleep_ms(_TICK_MS)
                 waited += _TICK_MS
             backoff_ms = min(backoff_ms * 2, _BACKOFF_MAX_MS)
 
-    async def stop(self, flush_ms=2000):
-        """Send what is queued (up to flush_ms), then DISCONNECT (no last will) and close."""
+    async def stop(self, ms=2000):
+        """Send what is queued (for up to `ms`), then DISCONNECT (no last will) and close."""
         waited = 0
-        while (self.connected and (self._queue or self._inflight or self._acks)
-               and waited < flush_ms):
+        while self.connected and (self._queue or self._inflight or self._acks) and waited < ms:
             await self.clock.sleep_ms(50)
             waited += 50
         if self.connected:
             # The transmit task sends it (one writer per socket), then we hang up.
-            self._disconnect_due = True
-            self._tx_event.set()
+            self.flags |= _DISCONNECT_DUE
+            self.event.set()
             waited = 0
-            while self.connected and self._disconnect_due and waited < 1000:
+            while self.connected and self.flags & _DISCONNECT_DUE and waited < 1000:
                 await self.clock.sleep_ms(20)
                 waited += 20
-        self._running = False
-        self._teardown("stopped")
+        self.flags &= ~_RUNNING
+        self.close("stopped")
 
     # ---- connection handling ----
 
-    async def _session(self):
-        """One connection: returns True when the broker accepted the CONNECT."""
-        self._fail = None
-        self._deadline_ms = time.ticks_add(self.clock.ticks_ms(), self.connect_timeout_ms)
-        self._io_task = asyncio.create_task(self._connection())
-        accepted = False
-        while True:
-            await self.clock.sleep_ms(_TICK_MS)
-            accepted = accepted or self.connected
-            if not self._running:
-                break
-            if self._fail is not None:
-                break
-            if self._io_task is None or self._io_task.done():
-                self._fail = "connection ended"
-                break
-            reason = self._check(self.clock.ticks_ms())
-            if reason:
-                self._fail = reason
-                break
-        self._teardown(self._fail or "stopped")
-        return accepted
-
-    def _check(self, now):
-        """Keepalive and outage detection; returns a reason when the connection is dead."""
-        d = time.ticks_diff
-        if self._deadline_ms is not None and d(now, self._deadline_ms) > 0:
-            return "timeout waiting for CONNACK"
-        w = self._write_started_ms
-        if w is not None and d(now, w) > self.write_timeout_ms:
-            return "write timeout"
-        if self._ping_sent_ms is not None and d(now, self._ping_sent_ms) > self.ack_timeout_ms:
-            return "no PINGRESP"
-        if self._sub_sent_ms is not None and d(now, self._sub_sent_ms) > self.ack_timeout_ms:
-            return "no SUBACK"
-        for _, sent_ms in self._inflight.values():
-            if sent_ms is not None and d(now, sent_ms) > self.ack_timeout_ms:
-                return "no PUBACK"
-        # Ping when we sent nothing (the protocol's keepalive) and also when we heard nothing
-        # for a keepalive period: a stream of QoS 0 states alone would never reveal a dead broker.
-        ka = self.keepalive_ms
-        if (self.connected and ka and not self._ping_due and self._ping_sent_ms is None
-                and (d(now, self._last_tx_ms) >= ka or d(now, self._last_rx_ms) >= ka)):
-            self._ping_due = True
-            self._tx_event.set()
-        return None
-
-    def _teardown(self, reason):
+    def close(self, reason):
+        """End the connection (if any): its tasks, its socket; unacknowledged QoS 1 messages
+        go out again, first, on the next connection."""
         self.last_error = reason
         was = self.connected
         self.connected = False
         cur = asyncio.current_task()
-        for t in (self._io_task, self._rx_task):
+        for t in self._tasks:
             if t is not None and t is not cur and not t.done():
                 t.cancel()
-        self._io_task = self._rx_task = None
-        if self._writer is not None:
+        self._tasks[0] = self._tasks[1] = None
+        if self._stream is not None:
             # MicroPython's Stream.close() does nothing (wait_closed() closes): close the
             # socket itself, now, so the broker sees the hang-up at once.
             try:
-                getattr(self._writer, "s", self._writer).close()
+                getattr(self._stream, "s", self._stream).close()
             except Exception:  # noqa: BLE001 - already closed
                 pass
-        self._reader = self._writer = None
-        # Unacknowledged QoS 1 messages go out again, first, on the next connection.
+        self._stream = None
         if self._inflight:
-            self._queue = [e for e, _ in self._inflight.values()] + self._queue
+            self._queue = [e for e, _ in self._inflight.values() if e is not None] + self._queue
             self._inflight = {}
         self._acks = []
-        self._ping_due = self._disconnect_due = False
-        self._ping_sent_ms = self._sub_sent_ms = self._write_started_ms = self._deadline_ms = None
+        self.flags &= _RUNNING
+        ticks = self.ticks
+        ticks[_DEADLINE] = ticks[_WRITE] = ticks[_PING] = None
         if was:
             self.log("mqtt: connection closed: %s" % reason)
-
-    async def _connection(self):
-        try:
-            await self._handshake()
-            self._rx_task = asyncio.create_task(self._rx_loop())
-            if self.on_connect is not None:
-                self.on_connect()
-            await self._tx_loop()
-        except asyncio.CancelledError:
-            raise
-        except Exception as e:  # noqa: BLE001 - any failure ends this connection only
-            if self._fail is None:
-                self._fail = _describe(e)
 
     def _address(self):
         """The broker's IPv4 address as a string. Resolving a host name blocks (DNS; on the ESP32
@@ -265,226 +275,280 @@ class MQTTClient:
         connects, not at every reconnect attempt of an outage."""
         if self._ip is None or self._ip_fails >= _RESOLVE_AFTER_FAILS:
             self._ip_fails = 0
-            ai = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0]
-            self._ip = _ipv4_of(ai[-1]) or self.host
+            a = socket.getaddrinfo(self.host, self.port, 0, socket.SOCK_STREAM)[0][-1]
+            # A tuple on the ESP32, a struct sockaddr_in (bytes) on the Unix port; for anything
+            # else (IPv6) the host name is used.
+            ip = None
+            if isinstance(a, tuple):
+                ip = a[0] if isinstance(a[0], str) else None
+            elif len(a) >= 8 and a[0] | (a[1] << 8) == socket.AF_INET:
+                ip = "%d.%d.%d.%d" % (a[4], a[5], a[6], a[7])
+            self._ip = ip or self.host
         return self._ip
 
-    async def _handshake(self):
-        self._ip_fails += 1  # until CONNACK
-        self._reader, self._writer = await asyncio.open_connection(self._address(), self.port)
-        pkt = packet.connect(self.client_id, self._keepalive_s, self.user, self.password,
-                             self.will)
-        await self._send(pkt)
-        first, n = await self._read_header()
-        if first != packet.CONNACK or n != 2:
-            raise MQTTError("expected CONNACK, got 0x%02x" % first)
-        await self._read_exactly(2)
-        rc = self._rx[1]
-        if rc:
-            reason = packet.CONNACK_REASONS[rc] if rc < len(packet.CONNACK_REASONS) else str(rc)
-            raise MQTTError("connection refused: " + reason)
-        self._deadline_ms = None
-        self._ip_fails = 0
-        self._last_rx_ms = self.clock.ticks_ms()
-        self.connected = True
-        self.connects += 1
-        self._sub_pending = bool(self._subs)
-        self.log("mqtt: connected to %s:%d" % (self.host, self.port))
+    async def _connection(self):
+        """One connection: CONNECT, then the transmit loop; the receive task handles CONNACK.
+        Any failure ends this connection only (run() notices)."""
+        try:
+            self._ip_fails += 1  # until CONNACK
+            _, self._stream = await asyncio.open_connection(self._address(), self.port)
+            self._tasks[1] = asyncio.create_task(self._rx_loop())
+            await self.send(connect(self.client_id, self.keepalive_s, self.user, self.password,
+                                    self.will))
+            ev = self.event
+            inflight = self._inflight
+            while True:
+                ev.clear()  # before looking: a publish() from now on sets it again
+                flags = self.flags
+                if flags & _DISCONNECT_DUE:
+                    await self.send(b"\xe0\x00")  # DISCONNECT (3.14)
+                    self.flags &= ~_DISCONNECT_DUE
+                    while True:  # nothing more may be sent; stop() closes the socket
+                        await ev.wait()
+                        ev.clear()
+                pkt = None
+                if not self.connected:
+                    pass  # nothing before CONNACK
+                elif self._acks:
+                    pid = self._acks.pop(0)
+                    pkt = bytes((_PUBACK, 2, pid >> 8, pid & 0xFF))  # PUBACK (3.4)
+                elif flags & _PING_DUE:
+                    self.flags &= ~_PING_DUE
+                    self.ticks[_PING] = self.clock.ticks_ms()
+                    pkt = b"\xc0\x00"  # PINGREQ (3.12)
+                elif flags & _SUB_DUE and not flags & _SUB_WAIT:
+                    self.flags = (flags & ~_SUB_DUE) | _SUB_WAIT
+                    pid = self._next()
+                    inflight[pid] = (None, self.clock.ticks_ms())
+                    pkt = _build(_SUBSCRIBE, (bytes((pid >> 8, pid & 0xFF)), self._subs))
+                elif self._queue:
+                    e = self._queue[0]
+                    if not e[_QOS]:
+                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 0, e[_RETAIN])
+                    elif len(inflight) - (1 if flags & _SUB_WAIT else 0) < _MAX_INFLIGHT:
+                        # (else a PUBACK wakes us; the SUBSCRIBE does not count)
+                        pid = self._next()
+                        inflight[pid] = (e, self.clock.ticks_ms())
+                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 1, e[_RETAIN], pid)
+                    if pkt is not None:
+                        self._queue.pop(0)
+                if pkt is None:
+                    await ev.wait()
+                else:
+                    await self.send(pkt)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # noqa: BLE001 - any failure ends this connection only
+            if self._fail is None:
+                self._fail = "%s: %s" % (type(e).__name__, e)
 
-    async def _send(self, pkt):
-        self._write_started_ms = self.clock.ticks_ms()
-        self._writer.write(pkt)
-        await self._writer.drain()
-        self._write_started_ms = None
-        self._last_tx_ms = self.clock.ticks_ms()
+    async def send(self, data):
+        """Write one packet (the transmit task only: one writer per socket)."""
+        ticks = self.ticks
+        ticks[_WRITE] = self.clock.ticks_ms()
+        self._stream.write(data)
+        await self._stream.drain()
+        ticks[_WRITE] = None
+        ticks[_TX] = self.clock.ticks_ms()
 
-    def _next_pid(self):
+    def _next(self):
+        """The next free packet id."""
         while True:
             self._pid = self._pid % 0xFFFF + 1
-            if self._pid not in self._inflight and self._pid != self._sub_pid:
+            if self._pid not in self._inflight:
                 return self._pid
-
-    def _next_packet(self):
-        if self._disconnect_due:
-            return packet.DISCONNECT_PKT
-        if self._acks:
-            return packet.puback(self._acks.pop(0))
-        if self._ping_due:
-            self._ping_due = False
-            self._ping_sent_ms = self.clock.ticks_ms()
-            return packet.PINGREQ_PKT
-        if self._sub_pending and self._sub_sent_ms is None:
-            self._sub_pending = False
-            self._sub_pid = self._next_pid()
-            self._sub_sent_ms = self.clock.ticks_ms()
-            return packet.subscribe(self._sub_pid, self._subs)
-        if self._queue:
-            e = self._queue[0]
-            if e[_QOS] and len(self._inflight) >= _MAX_INFLIGHT:
-                return None  # a PUBACK wakes us
-            self._queue.pop(0)
-            if e[_QOS]:
-                pid = self._next_pid()
-                self._inflight[pid] = (e, self.clock.ticks_ms())
-                return packet.publish(e[_TOPIC], e[_PAYLOAD], 1, e[_RETAIN], pid)
-            return packet.publish(e[_TOPIC], e[_PAYLOAD], 0, e[_RETAIN])
-        return None
-
-    async def _tx_loop(self):
-        ev = self._tx_event
-        while True:
-            ev.clear()  # before looking: a publish() from now on sets it again
-            pkt = self._next_packet()
-            if pkt is None:
-                await ev.wait()
-                continue
-            await self._send(pkt)
-            if pkt is packet.DISCONNECT_PKT:
-                self._disconnect_due = False
-                while True:  # nothing more may be sent; stop() closes the socket
-                    await ev.wait()
-                    ev.clear()
 
     # ---- receiving ----
 
-    async def _read_exactly(self, n, off=0):
-        """Read n bytes into the receive buffer at `off` (n + off <= buffer size)."""
-        mv = self._rxmv
-        end = off + n
-        while off < end:
-            got = await self._reader.readinto(mv[off:end])
+    async def _read(self, buf, n):
+        """Read exactly n bytes into buf[:n]."""
+        mv = memoryview(buf)
+        off = 0
+        while off < n:
+            got = await self._stream.readinto(mv[off:n])
             if got is None:
                 continue  # spurious wake-up, nothing readable yet
             if got == 0:
-                raise MQTTError("connection closed by broker")
+                raise OSError("connection closed by broker")
             off += got
 
-    async def _skip(self, n):
-        """Discard n bytes through the receive buffer: a huge payload is never held whole."""
-        size = len(self._rx)
-        while n > 0:
-            k = n if n < size else size
-            await self._read_exactly(k)
-            n -= k
-
-    async def _read_header(self):
-        await self._read_exactly(1)
-        first = self._rx[0]
-        n = 0
-        shift = 0
-        while True:
-            await self._read_exactly(1)
-            b = self._rx[0]
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return first, n
-            shift += 7
-            if shift > 21:
-                raise MQTTError("malformed remaining length")
-
     async def _rx_loop(self):
+        rx = self._rx
         try:
             while True:
-                first, n = await self._read_header()
-                self._last_rx_ms = self.clock.ticks_ms()
+                # fixed header (2.2): type and flags, remaining length (up to 4 bytes, 2.2.3)
+                await self._read(rx, 1)
+                first = rx[0]
                 kind = first & 0xF0
-                if kind == packet.PUBLISH:
-                    await self._rx_publish(first, n)
-                elif n > len(self._rx):
-                    raise MQTTError("oversized packet 0x%02x" % first)
+                n = 0
+                shift = 0
+                while True:
+                    await self._read(rx, 1)
+                    n |= (rx[0] & 0x7F) << shift
+                    if not rx[0] & 0x80:
+                        break
+                    shift += 7
+                    if shift > 21:
+                        raise OSError("malformed remaining length")
+                self.ticks[_RX] = self.clock.ticks_ms()
+                if not self.connected and kind != _CONNACK or kind != _PUBLISH and n > len(rx):
+                    kind = 0  # CONNACK must come first; a control packet fits the buffer
+                if kind != _PUBLISH:
+                    if kind:
+                        await self._read(rx, n)
+                    pid = (rx[0] << 8) | rx[1] if n >= 2 else -1
+                    if kind == _PINGRESP:
+                        self.ticks[_PING] = None
+                    elif kind == _PUBACK and n >= 2:
+                        if self._inflight.get(pid, (None,))[0] is not None:
+                            del self._inflight[pid]
+                            self.event.set()
+                    elif kind == _SUBACK and n >= 3:
+                        if self.flags & _SUB_WAIT and self._inflight.get(pid, (0,))[0] is None:
+                            del self._inflight[pid]
+                            self.flags &= ~_SUB_WAIT
+                            for i in range(2, n):
+                                if rx[i] & 0x80:
+                                    self.log("mqtt: broker refused subscription %d" % (i - 2))
+                            self.event.set()  # subscriptions added meanwhile go out now
+                    elif kind == _CONNACK and n == 2 and not self.connected:
+                        if rx[1]:  # return codes (3.2.2.3)
+                            why = ("unacceptable protocol version", "identifier rejected",
+                                   "server unavailable", "bad user name or password",
+                                   "not authorized")
+                            raise OSError("connection refused: " + (
+                                why[rx[1] - 1] if rx[1] <= len(why) else str(rx[1])))
+                        self.ticks[_DEADLINE] = None
+                        self._ip_fails = 0
+                        self.connected = True
+                        self.connects += 1
+                        if self._subs:
+                            self.flags |= _SUB_DUE
+                        self.log("mqtt: connected to %s:%d" % (self.host, self.port))
+                        if self.on_connect is not None:
+                            self.on_connect()
+                        self.event.set()
+                    else:
+                        raise OSError("unexpected packet 0x%02x (%d bytes)" % (first, n))
+                    continue
+
+                # PUBLISH: topic (and packet id) through the head buffer, then the payload.
+                # Our subscriptions are our own short topics: a longer one is a broken broker.
+                qos = (first >> 1) & 3
+                if n < 2:
+                    raise OSError("malformed PUBLISH")
+                await self._read(rx, 2)
+                tlen = (rx[0] << 8) | rx[1]
+                head = tlen + (2 if qos else 0)
+                if head > n - 2 or head > len(rx):
+                    raise OSError("malformed PUBLISH")
+                await self._read(rx, head)
+                try:
+                    topic = str(rx[:tlen], "utf-8")
+                except UnicodeError:
+                    topic = None
+                pid = (rx[tlen] << 8) | rx[tlen + 1] if qos else 0
+                plen = n - 2 - head
+                buf = None
+                if plen <= self.rx_bytes:
+                    try:
+                        buf = bytearray(plen)
+                    except MemoryError:
+                        pass
+                fn = None
+                if buf is None:
+                    # Too large (or no room): skipped through the head buffer, never held whole.
+                    left = plen
+                    while left > 0:
+                        k = min(left, len(rx))
+                        await self._read(rx, k)
+                        left -= k
+                    self.log("mqtt: skipped %d byte message on %s" % (plen, topic))
+                    if topic is not None:
+                        fn, args = self.on_oversize, (topic,)
                 else:
-                    await self._read_exactly(n)
-                    self._rx_control(kind, n)
+                    await self._read(buf, plen)
+                    if qos == 2:
+                        # We subscribe with QoS <= 1, so the broker must not send QoS 2: drop it.
+                        self.log("mqtt: dropped QoS 2 message on %s" % topic)
+                    elif topic is not None:
+                        fn, args = self.on_message, (topic, buf, bool(first & 1))
+                if fn is not None:
+                    try:
+                        fn(*args)
+                    except Exception as e:  # noqa: BLE001 - a handler bug must not break us
+                        self.log("mqtt: handler failed: %s: %s" % (type(e).__name__, e))
+                buf = args = None
+                if qos == 1:
+                    self._acks.append(pid)
+                    self.event.set()
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - ends this connection only
             if self._fail is None:
-                self._fail = _describe(e)
-
-    def _rx_control(self, kind, n):
-        rx = self._rx
-        if kind == packet.PINGRESP:
-            self._ping_sent_ms = None
-        elif kind == packet.PUBACK and n >= 2:
-            if self._inflight.pop((rx[0] << 8) | rx[1], None) is not None:
-                self._tx_event.set()
-        elif kind == packet.SUBACK and n >= 3:
-            if (rx[0] << 8) | rx[1] == self._sub_pid:
-                self._sub_sent_ms = None
-                self._sub_pid = 0
-                for i in range(2, n):
-                    if rx[i] & 0x80:
-                        self.log("mqtt: broker refused subscription %d" % (i - 2))
-                self._tx_event.set()  # subscriptions added meanwhile go out now
-        else:
-            raise MQTTError("unexpected packet 0x%02x" % kind)
-
-    async def _rx_publish(self, first, n):
-        qos = (first >> 1) & 3
-        retained = bool(first & 1)
-        if n < 2:
-            raise MQTTError("malformed PUBLISH")
-        await self._read_exactly(2)
-        tlen = (self._rx[0] << 8) | self._rx[1]
-        head = tlen + (2 if qos else 0)
-        if head > n - 2 or head > len(self._rx):
-            raise MQTTError("malformed PUBLISH topic")
-        await self._read_exactly(head)
-        try:
-            topic = str(self._rx[:tlen], "utf-8")
-        except UnicodeError:
-            topic = None
-        pid = (self._rx[tlen] << 8) | self._rx[tlen + 1] if qos else 0
-        plen = n - 2 - head
-        if plen > len(self._rx):
-            await self._skip(plen)
-            self.rx_oversize += 1
-            self.log("mqtt: skipped %d byte message on %s" % (plen, topic))
-            if self.on_oversize is not None and topic is not None:
-                self._call(self.on_oversize, topic)
-        else:
-            await self._read_exactly(plen)
-            if qos == 2:
-                # We subscribe with QoS <= 1, so the broker must not send QoS 2: drop it.
-                self.log("mqtt: dropped QoS 2 message on %s" % topic)
-            elif topic is not None and self.on_message is not None:
-                self._call(self.on_message, topic, bytes(self._rxmv[:plen]), retained)
-        if qos == 1:
-            self._acks.append(pid)
-            self._tx_event.set()
-
-    def _call(self, fn, *args):
-        try:
-            fn(*args)
-        except Exception as e:  # noqa: BLE001 - a handler bug must not break the client
-            self.log("mqtt: handler failed: %s" % _describe(e))
-
-    def _drop_oldest_state(self):
-        q = self._queue
-        for i in range(len(q)):
-            if q[i][_KIND] == STATE:
-                e = q.pop(i)
-                self.dropped += 1
-                if self.on_drop is not None:
-                    self._call(self.on_drop, e[_TOPIC])
-                return True
-        return False
+                self._fail = "%s: %s" % (type(e).__name__, e)
 
 
-def _ipv4_of(sockaddr):
-    """'a.b.c.d' from a getaddrinfo() address: a tuple on the ESP32, a struct sockaddr_in
-    (bytes) on the Unix port. None for anything else (IPv6: the host name is used)."""
-    if isinstance(sockaddr, tuple):
-        return sockaddr[0] if isinstance(sockaddr[0], str) else None
-    b = sockaddr
-    if len(b) >= 8 and b[0] | (b[1] << 8) == socket.AF_INET:
-        return "%d.%d.%d.%d" % (b[4], b[5], b[6], b[7])
-    return None
+# ---- packet encoding (MQTT 3.1.1, OASIS standard, sections 2 and 3) ----
+# Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests); the method
+# publish() above only enqueues. Every packet is built in one bytearray of its exact
+# size: a payload (str or bytes) is copied once, through a memoryview (a str's memoryview is its
+# UTF-8 bytes), never concatenated.
+
+def _build(header, body, length=()):
+    """The packet: fixed header (`header`: type and flags; the remaining length as a variable
+    length integer, 2.2.3), then the `body` parts (bytes-like or str) back to back. The parts
+    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length."""
+    n = 0
+    for j, p in enumerate(body):
+        k = len(memoryview(p))
+        if j in length:
+            n += 2 if k <= 0xFFFF else 268435456  # a longer string cannot be encoded
+        n += k
+    if n > 268435455:
+        raise ValueError("packet too large")
+    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4) + n)
+    buf[0] = header
+    i = 1
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        buf[i] = d | 0x80 if n else d
+        i += 1
+        if not n:
+            break
+    for j, p in enumerate(body):
+        p = memoryview(p)
+        if j in length:
+            buf[i] = len(p) >> 8
+            buf[i + 1] = len(p) & 0xFF
+            i += 2
+        buf[i:i + len(p)] = p
+        i += len(p)
+    return buf
 
 
-def _describe(e):
-    return "%s: %s" % (type(e).__name__, e.args[0] if e.args else "")
+def connect(client_id, keepalive_s, user=None, password=None, will=None):
+    """CONNECT (3.1), clean session. `will` is (topic, payload, qos, retain) or None."""
+    flags = 0x02
+    parts = [b"\x00\x04MQTT\x04", None, client_id]
+    if will is not None:
+        topic, msg, qos, retain = will
+        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
+        parts += (topic, msg)
+    if user:
+        flags |= 0x80
+        parts.append(user)
+        if password:
+            flags |= 0x40
+            parts.append(password)
+    parts[1] = bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF))
+    return _build(_CONNECT, parts, range(2, len(parts)))
 
 
-def _print_log(msg):
-    print(msg)
+def publish(topic, payload, qos=0, retain=False, pid=0):
+    first = _PUBLISH | (qos << 1) | (1 if retain else 0)
+    if qos:
+        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF)), payload), (0,))
+    return _build(first, (topic, payload), (0,))
+

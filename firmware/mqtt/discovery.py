@@ -4,100 +4,69 @@
 # all carrying the same `device` block, so Home Assistant groups them under one device, and a
 # unique_id "<device_id>_<object_id>". An empty retained message on the same topic removes the
 # entity (and the device with its last entity).
+#
+# Imported only while the bridge publishes or removes the configs, then unloaded
+# (firmware.mqtt.unload): its code and table cost heap for those moments only. The table is one
+# string and the payloads are formatted from long strings: short string constants (and names)
+# would be interned, and interned strings are never freed.
 import json
 
-from firmware.mqtt.client import COMMAND
 
-_LLS = "power_manager/low_level_state"
-_ORIGIN = {"name": "pvcc firmware"}  # who published the discovery message (shown in HA's logs)
-_MODES = ("Fast", "Off", "PV", "Min + PV")  # power_manager/charge_mode "mode" 0..3 (spec)
-
-# (component, object_id, name, path, value_template, extra keys)
-_ENTITIES = (
-    ("sensor", "grid_power", "Grid power", _LLS, "{{ value_json.power_at_meter | round(0) }}",
-     {"device_class": "power", "state_class": "measurement", "unit_of_measurement": "W"}),
-    ("sensor", "available_current", "Available current", _LLS,
-     "{{ value_json.charge_manager_available_current }}",
-     {"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"}),
-    ("sensor", "allocated_current", "Allocated current", _LLS,
-     "{{ value_json.charge_manager_allocated_current }}",
-     {"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"}),
-    ("sensor", "active_phases", "Active phases", _LLS,
-     "{{ 3 if value_json.is_3phase else 1 }}", {"state_class": "measurement"}),
-    ("sensor", "switching_state", "Phase switching state", _LLS,
-     "{{ value_json.switching_state }}", {"entity_category": "diagnostic"}),
-    ("sensor", "external_phase_request", "External phase request",
-     "power_manager/external_control", "{{ value_json.phases_wanted }}", {}),
-    ("sensor", "config_errors", "Config error flags", "power_manager/state",
-     "{{ value_json.config_error_flags }}", {"entity_category": "diagnostic"}),
-    ("binary_sensor", "config_error", "Config error", "power_manager/state",
-     "{{ 'ON' if value_json.config_error_flags else 'OFF' }}",
-     {"device_class": "problem", "entity_category": "diagnostic"}),
-    # charging_blocked bits 1 and 2: grid / battery meter data missing or stale (docs/control.md)
-    ("binary_sensor", "meter_stale", "Meter data stale", _LLS,
-     "{{ 'ON' if (value_json.charging_blocked | int) | bitwise_and(3) else 'OFF' }}",
-     {"device_class": "problem", "entity_category": "diagnostic"}),
-)
-
-_MODE_PATH = "power_manager/charge_mode"
-# mode number -> option name and back, as Jinja (the select's state and command)
-_MODE_STATE_TPL = "{{ %s[value_json.mode] if value_json.mode in range(%d) else None }}" % (
-    json.dumps(list(_MODES)), len(_MODES))
-_MODE_CMD_TPL = '{"mode": {{ %s[value] }}}' % json.dumps({m: i for i, m in enumerate(_MODES)})
-
-
-class Discovery:
-    def __init__(self, client, device_id, prefix, discovery_prefix, read_only, sw_version=""):
-        self.client = client
-        self.device_id = device_id
-        self.prefix = prefix
-        self.discovery_prefix = discovery_prefix
-        self.read_only = read_only
-        self.device = {"identifiers": [device_id], "name": "PV charge controller " + device_id[-6:],
-                       "manufacturer": "pvcc", "model": "PV excess charging controller"}
-        if sw_version:
-            self.device["sw_version"] = sw_version
-
-    def _topic(self, component, object_id):
-        return "%s/%s/%s/%s/config" % (self.discovery_prefix, component, self.device_id, object_id)
-
-    def _base(self, object_id, name, path):
-        return {"name": name, "unique_id": "%s_%s" % (self.device_id, object_id),
-                "state_topic": "%s/%s" % (self.prefix, path),
-                "availability_topic": self.prefix + "/availability",
-                "payload_available": "online", "payload_not_available": "offline",
-                "device": self.device, "origin": _ORIGIN}
-
-    def entities(self):
-        """[(topic, payload_dict)] of every entity."""
-        out = []
-        mode = self._base("charge_mode", "Charge mode", _MODE_PATH)
-        mode["value_template"] = _MODE_STATE_TPL
-        if self.read_only:
-            out.append((self._topic("sensor", "charge_mode"), mode))
-        else:
-            mode["command_topic"] = "%s/%s_update" % (self.prefix, _MODE_PATH)
-            mode["command_template"] = _MODE_CMD_TPL
-            mode["options"] = list(_MODES)
-            out.append((self._topic("select", "charge_mode"), mode))
-        for component, object_id, name, path, tpl, extra in _ENTITIES:
-            cfg = self._base(object_id, name, path)
-            cfg["value_template"] = tpl
-            cfg.update(extra)
-            out.append((self._topic(component, object_id), cfg))
-        return out
-
-    def topics(self):
-        """Every config topic this device may have published (either charge mode component)."""
-        return [t for t, _ in self.entities()] + [
-            self._topic("sensor" if not self.read_only else "select", "charge_mode")]
-
-    def publish(self):
-        for topic, cfg in self.entities():
-            self.client.publish(topic, json.dumps(cfg), True, 1, COMMAND)
-        # A charge mode published earlier as the other component (read-only switched) goes.
-        self.client.publish(self.topics()[-1], "", True, 1, COMMAND)
-
-    def remove(self):
-        for topic in self.topics():
-            self.client.publish(topic, "", True, 1, COMMAND)
+def entries(device_id, prefix, discovery_prefix, read_only, remove=False):
+    """Yield (topic, payload) for every entity config, then an empty payload for the charge
+    mode published earlier as the other component (read_only switched). With `remove`, every
+    one of those topics with an empty payload: Home Assistant removes the entities."""
+    # power_manager/charge_mode "mode" 0..3 (spec) as Home Assistant select options
+    modes = '["Fast", "Off", "PV", "Min + PV"]'
+    # One entity per line: component;object_id;name;state path (under the prefix);value template;
+    # the entity's further members (JSON).
+    table = (
+        "sensor;grid_power;Grid power;power_manager/low_level_state;"
+        "{{ value_json.power_at_meter | round(0) }};"
+        '"device_class": "power", "state_class": "measurement", "unit_of_measurement": "W"\n'
+        "sensor;available_current;Available current;power_manager/low_level_state;"
+        "{{ value_json.charge_manager_available_current }};"
+        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"\n'
+        "sensor;allocated_current;Allocated current;power_manager/low_level_state;"
+        "{{ value_json.charge_manager_allocated_current }};"
+        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"\n'
+        "sensor;active_phases;Active phases;power_manager/low_level_state;"
+        '{{ 3 if value_json.is_3phase else 1 }};"state_class": "measurement"\n'
+        "sensor;switching_state;Phase switching state;power_manager/low_level_state;"
+        '{{ value_json.switching_state }};"entity_category": "diagnostic"\n'
+        "sensor;external_phase_request;External phase request;power_manager/external_control;"
+        "{{ value_json.phases_wanted }};\n"
+        "sensor;config_errors;Config error flags;power_manager/state;"
+        '{{ value_json.config_error_flags }};"entity_category": "diagnostic"\n'
+        "binary_sensor;config_error;Config error;power_manager/state;"
+        "{{ 'ON' if value_json.config_error_flags else 'OFF' }};"
+        '"device_class": "problem", "entity_category": "diagnostic"\n'
+        # charging_blocked bits 1 and 2: grid / battery meter data missing or stale
+        # (docs/control.md)
+        "binary_sensor;meter_stale;Meter data stale;power_manager/low_level_state;"
+        "{{ 'ON' if (value_json.charging_blocked | int) | bitwise_and(3) else 'OFF' }};"
+        '"device_class": "problem", "entity_category": "diagnostic"'
+    )
+    q = json.dumps
+    # The charge mode: a select, or a sensor when MQTT is read-only (the other one goes); mode
+    # number -> option name and back, as Jinja (the select's state and command).
+    component, other = ("sensor;select" if read_only else "select;sensor").split(";")
+    extra = "" if read_only else '"command_topic": %s, "command_template": %s, "options": %s' % (
+        q(prefix + "/power_manager/charge_mode_update"),
+        q('{"mode": {{ {"Min + PV": 3, "Fast": 0, "Off": 1, "PV": 2}[value] }}}'), modes)
+    mode = "%s;charge_mode;Charge mode;power_manager/charge_mode;%s;%s" % (
+        component, "{{ %s[value_json.mode] if value_json.mode in range(4) else None }}" % modes,
+        extra)
+    device = ('{"identifiers": [%s], "name": %s, "manufacturer": "pvcc", '
+              '"model": "PV excess charging controller"}'
+              % (q(device_id), q("PV charge controller " + device_id[-6:])))
+    for line in (mode + "\n" + table).split("\n"):
+        component, object_id, name, path, tpl, extra = line.split(";", 5)
+        topic = "%s/%s/%s/%s/config" % (discovery_prefix, component, device_id, object_id)
+        yield topic, "" if remove else (
+            '{"name": %s, "unique_id": %s, "state_topic": %s, "availability_topic": %s, '
+            '"payload_available": "online", "payload_not_available": "offline", "device": %s, '
+            '"origin": {"name": "pvcc firmware"}, "value_template": %s%s}'
+            % (q(name), q(device_id + "_" + object_id), q(prefix + "/" + path),
+               q(prefix + "/availability"), device, q(tpl), ", " + extra if extra else ""))
+    yield "%s/%s/%s/charge_mode/config" % (discovery_prefix, other, device_id), ""
