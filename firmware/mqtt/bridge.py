@@ -143,7 +143,7 @@ class Bridge:
         e[i + _POLLED] = ms
         self.dirty.discard(obj)
         try:
-            text = json.dumps(obj.to_dict())
+            text = json.dumps(self.registry.read(path))  # an object or a registry tuple
         except Exception as x:  # noqa: BLE001 - one broken object must not stop the rest
             if sent is None:
                 self.log("mqtt: cannot read %s: %r" % (path, x))
