@@ -23,7 +23,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
 	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md)"
-	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour"
+	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour (full RS485 site; HEAP_ARGS=--no-rs485 without)"
 
 setup: $(VENV)/.stamp
 

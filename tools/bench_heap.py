@@ -1,10 +1,15 @@
 #!/usr/bin/env python3
-"""Heap benchmark: the firmware as deployed (.mpy) under `micropython -X heapsize=100wK`, with
-HTTP, control, meter slots fed over HTTP, MQTT to a local mosquitto, display, Wi-Fi manager and
-watchdog, for a simulated hour. Prints heap use after start and after the hour, the peak, the
-largest free block, and the .mpy size of every module.
+"""Heap benchmark: the firmware as deployed (.mpy) under `micropython -X heapsize=100wK` running a
+full site for a simulated hour: an SDM630 grid meter and a Heidelberg wallbox on one simulated
+RS485 bus (socat pty pair, one pymodbus server), the phase contactor, PV charging that starts and
+stops as the sun comes and goes, a meter slot fed over HTTP plus state reads, MQTT with Home
+Assistant discovery to a local mosquitto, display, Wi-Fi manager and watchdog. Prints heap use
+after start and after the hour, the peak, the largest free block, what the site did (RS485
+polls, charger commands) and the .mpy size of every module.
 
-    .venv/bin/python tools/bench_heap.py [--speed 60] [--sim-s 3600] [--heap 100wK]
+    .venv/bin/python tools/bench_heap.py [--speed 60] [--sim-s 3600] [--heap 100wK] [--no-rs485]
+
+--no-rs485: the earlier, smaller site (an API meter fed over HTTP, no charger) for comparison.
 
 "100wK" = 100 K words: 200 KiB on this 64-bit host, whose objects are about twice the size of
 the ESP32's 32-bit ones, so percentages of the heap are comparable. Target: peak <= 75 %.
@@ -59,6 +64,32 @@ def start_mosquitto(workdir):
     return None, 0
 
 
+class MqttCounter:
+    """Counts what the firmware publishes: Home Assistant discovery configs and state messages
+    (a paho-mqtt subscriber in its own thread)."""
+
+    def __init__(self, port):
+        import paho.mqtt.client as paho
+        self.discovery = set()
+        self.states = 0
+        self.c = paho.Client(paho.CallbackAPIVersion.VERSION2)
+        self.c.on_connect = lambda c, *a: c.subscribe([("homeassistant/#", 0), ("pvcc/#", 0)])
+        self.c.on_message = self._on_message
+        self.c.connect("127.0.0.1", port, keepalive=30)
+        self.c.loop_start()
+
+    def _on_message(self, client, userdata, msg):
+        if msg.topic.startswith("homeassistant/"):
+            if msg.payload:
+                self.discovery.add(msg.topic)
+        else:
+            self.states += 1
+
+    def close(self):
+        self.c.loop_stop()
+        self.c.disconnect()
+
+
 def http_call(port, method, path, body=None, timeout=5):
     c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -77,25 +108,131 @@ def build_tree(dest):
     shutil.copy(ROOT / "tools" / "heap_probe.py", dest / "tools" / "heap_probe.py")
 
 
-def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, workdir=None):
-    """Run the probe; returns (stats dict, micropython output). Raises on a crash."""
+# The flash of a configured full site (files as firmware/api/store.py writes them: one JSON
+# object per config, missing keys keep their defaults): the firmware boots with all of it, as a
+# real site does after its first setup. RS485: the grid meter (SDM630, slave 1) and a Heidelberg
+# wallbox (slave 2) on one bus; the phase contactor (relay only, no auxiliary contact: the Unix
+# board's memory pin); automatic phase switching; PV mode; a second meter slot (API meter, the
+# PV inverter) fed over HTTP.
+def site_config(device):
+    return {
+        # The fastest poll allowed: the bus paces polls in real time, the probe's clock runs
+        # 60-240x faster, and the meter's values must stay fresher than stale_timeout_s
+        # (30 s simulated).
+        "rs485/config": {"device": device, "poll_interval_ms": 50},
+        "meters/0/config": {"type": 2, "model": "sdm630", "slave_id": 1, "display_name": "grid"},
+        "meters/1/config": {"type": 1, "value_ids": [74, 14, 18, 22, 1, 2, 3],
+                            "display_name": "pv"},
+        "charge_manager/config": {
+            "chargers": [{"name": "garage", "type": "heidelberg", "address": 2,
+                          "max_current": 16000}],
+            "maximum_available_current": 32000, "fallback_current": 6000},
+        "power_manager/contactor_config": {"contactor_installed": True},
+        "power_manager/config": {"meter_slot_grid_power": 0, "excess_charging_enable": True,
+                                 "phase_switching_mode": 0, "default_mode": 2},
+    }
+
+
+def house_grid_w(sim_t):
+    """The site's grid power without the car (W, +import/-export): 10-minute spells of strong
+    sun (3p charging), weak sun (1p or pause) and clouds (no surplus: charging stops), so the
+    control loop starts, switches and stops the car within the hour (hysteresis 4 min)."""
+    return (-7500, -2800, 600)[int(sim_t // 600) % 3]
+
+
+class RtuSite:
+    """The simulated RS485 line: a socat pty pair, one pymodbus server (tools/meter_sim.py)
+    answering the SDM630 (slave 1) and the Heidelberg wallbox (slave 2, tools/wallbox_sim.py),
+    silent for other ids. The meter measures the house plus what the car draws."""
+
+    def __init__(self, workdir):
+        import meter_sim
+        import wallbox_sim
+        self.fw = str(Path(workdir) / "rs485_fw")      # the firmware's end
+        sim_end = str(Path(workdir) / "rs485_sim")
+        self.socat = subprocess.Popen(
+            ["socat", "pty,raw,echo=0,link=" + self.fw, "pty,raw,echo=0,link=" + sim_end],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.sim = None
+        for _ in range(100):
+            if os.path.exists(self.fw) and os.path.exists(sim_end):
+                break
+            time.sleep(0.02)
+        self.meter = meter_sim.MeterState("sdm630", power_w=house_grid_w(0))
+
+        class Box(wallbox_sim.Heidelberg):
+            phases = 3           # what the contactor feeds the box (from contactor_state reads)
+
+            def currents(self):
+                c = super().currents()
+                return c if self.phases == 3 else [c[0], 0, 0]
+
+        self.box = Box()
+        self.relay_seen = set()  # relay_3p values read from power_manager/contactor_state
+        self.box.max_cmd = 0           # no current until the firmware commands one
+        self.sim = meter_sim.Simulator(sim_end, {1: self.meter}, boxes={2: self.box}).start()
+
+    def contactor(self, state):
+        self.relay_seen.add(bool(state.get("relay_3p")))
+        self.box.phases = 3 if state.get("relay_3p") else 1
+
+    def step(self, sim_t):
+        car_w = 23 * sum(self.box.currents())          # 0.1 A per phase at 230 V
+        self.meter.power_w = float(house_grid_w(sim_t) + car_w)
+
+    def stats(self):
+        cmds = [v for a, v in list(self.box.writes) if a == 261]   # current commands, 0.1 A
+        starts = stops = 0
+        for prev, v in zip(cmds, cmds[1:]):
+            starts += prev < 60 <= v
+            stops += v < 60 <= prev
+        return {"meter_reads_answered": self.meter.reads, "charger_commands": len(cmds),
+                "charger_starts": starts, "charger_stops": stops,
+                "charger_max_cmd_ma": max(cmds, default=0) * 100,
+                "contactor_relay_seen": sorted(("1p", "3p")[v] for v in self.relay_seen)}
+
+    def close(self):
+        if self.sim is not None:
+            self.sim.stop()
+        self.socat.terminate()
+        self.socat.wait(5)
+
+
+def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, workdir=None,
+             rs485=True):
+    """Run the probe; returns (stats dict, micropython output). Raises on a crash.
+    rs485=True: the full site (site_config(), RtuSite; MQTT with Home Assistant discovery);
+    False: only an API meter fed over HTTP and no charger (the probe before the full site)."""
     own = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bench_heap_"))
     tree = workdir / "board"
     build_tree(tree)
-    broker, mqtt_port = start_mosquitto(workdir) if mqtt else (None, 0)
-    port = free_port()
-    cmd = [MICROPYTHON, "-X", "heapsize=" + heap, str(tree / "tools" / "heap_probe.py"),
-           str(workdir / "flash"), str(port), str(speed), str(sim_s)]
-    if mqtt_port:
-        cmd.append(str(mqtt_port))
-    out_path = workdir / "probe.out"
-    with open(out_path, "w") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
+    site = None
+    broker = None
+    counter = None
+    proc = None
     requests = errors = 0
     failed = []
+    last = {}                      # path -> the last JSON answer of a state read
     try:
-        # Wait for the API, then configure an API meter in slot 0 and PV mode.
+        broker, mqtt_port = start_mosquitto(workdir) if mqtt else (None, 0)
+        if mqtt_port and rs485:
+            counter = MqttCounter(mqtt_port)
+        flash = workdir / "flash"
+        flash.mkdir(exist_ok=True)
+        if rs485:
+            site = RtuSite(workdir)
+            for name, values in site_config(site.fw).items():
+                (flash / (name.replace("/", "_") + ".json")).write_text(json.dumps(values))
+        port = free_port()
+        cmd = [MICROPYTHON, "-X", "heapsize=" + heap, str(tree / "tools" / "heap_probe.py"),
+               str(flash), str(port), str(speed), str(sim_s), str(mqtt_port),
+               "1" if rs485 else "0"]
+        out_path = workdir / "probe.out"
+        with open(out_path, "w") as out:
+            proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
+        # Wait for the API, then (without the RS485 site) configure an API meter in slot 0;
+        # PV mode either way.
         for _ in range(200):
             try:
                 http_call(port, "GET", "system/state", timeout=1)
@@ -104,12 +241,13 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
                 if proc.poll() is not None:
                     break
                 time.sleep(0.05)
+        setup = (("power_manager/charge_mode", "2"),) if rs485 else (
+            ("meters/0/config", '{"type": 1, "value_ids": [74, 14, 18, 22, 1, 2, 3]}'),
+            ("power_manager/config",
+             '{"meter_slot_grid_power": 0, "excess_charging_enable": true}'),
+            ("power_manager/charge_mode", "2"))
         if proc.poll() is None:
-            for path, body in (("meters/0/config",
-                                '{"type": 1, "value_ids": [74, 14, 18, 22, 1, 2, 3]}'),
-                               ("power_manager/config",
-                                '{"meter_slot_grid_power": 0, "excess_charging_enable": true}'),
-                               ("power_manager/charge_mode", "2")):
+            for path, body in setup:
                 # A refusal (503 or reset: the heap is short) is a result, not a crash.
                 try:
                     st, _ = http_call(port, "PUT", path, body)
@@ -117,29 +255,44 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
                         failed.append("PUT %s %d" % (path, st))
                 except OSError as e:
                     failed.append("PUT %s %s" % (path, e))
-                errors += len(failed) - errors
+            errors += len(failed)
         t0 = time.monotonic()
         paths = ("power_manager/low_level_state", "power_manager/state", "system/state",
                  "meters/0/values", "network/state", "mqtt/state", "setup")
+        if rs485:
+            paths += ("rs485/state", "charge_manager/state", "meters/0/state",
+                      "meters/1/values", "power_manager/contactor_state")
+        fed = 1 if rs485 else 0        # the meter slot fed over HTTP
         i = 0
         while proc.poll() is None:
             # A meter sample every ~50 ms real; a state read in between: the load a home
             # automation system and a browser put on a board.
             sim_t = (time.monotonic() - t0) * speed
-            grid_w = int(-3000 + 2500 * ((sim_t // 60) % 5 - 2) / 2)
-            amps = grid_w / 690.0
-            body = json.dumps([grid_w, amps, amps, amps, 231.0, 230.5, 229.8])
+            if rs485:
+                site.step(sim_t)
+                pv_w = house_grid_w(sim_t) - 600             # the inverter's output (W < 0)
+                amps = pv_w / 690.0
+                body = json.dumps([pv_w, amps, amps, amps, 231.0, 230.5, 229.8])
+            else:
+                grid_w = int(-3000 + 2500 * ((sim_t // 60) % 5 - 2) / 2)
+                amps = grid_w / 690.0
+                body = json.dumps([grid_w, amps, amps, amps, 231.0, 230.5, 229.8])
             try:
-                st, _ = http_call(port, "PUT", "meters/0/update", body)
+                st, _ = http_call(port, "PUT", "meters/%d/update" % fed, body)
                 if st != 200:
                     errors += 1
-                    failed.append("PUT meters/0/update %d" % st)
+                    failed.append("PUT meters/%d/update %d" % (fed, st))
                 if http_load:
                     path = paths[i % len(paths)]
-                    st, _ = http_call(port, "GET", path)
+                    st, data = http_call(port, "GET", path)
                     if st not in (200, 404):         # mqtt/state is absent without MQTT
                         errors += 1
                         failed.append("GET %s %d" % (path, st))
+                    elif st == 200 and path in ("rs485/state", "charge_manager/state",
+                                                "power_manager/contactor_state"):
+                        last[path] = json.loads(data)
+                        if path == "power_manager/contactor_state":
+                            site.contactor(last[path])
                 requests += 2 if http_load else 1
             except OSError as e:
                 errors += 1
@@ -148,12 +301,16 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
             time.sleep(0.05)
         proc.wait()
     finally:
-        if proc.poll() is None:
+        if proc is not None and proc.poll() is None:
             proc.kill()
             proc.wait()
         if broker is not None:
             broker.kill()
             broker.wait()
+        if site is not None:
+            site.close()
+        if counter is not None:
+            counter.close()
     text = out_path.read_text()
     m = re.search(r"^HEAP (\{.*\})$", text, re.M)
     if proc.returncode != 0 or m is None:
@@ -167,6 +324,22 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
     stats["memory_errors"] = text.count("MemoryError")
     stats["task_crashes"] = text.count("Task exception wasn't retrieved")
     stats["mqtt"] = bool(mqtt_port)
+    stats["rs485_site"] = rs485
+    if counter is not None:
+        stats["mqtt_discovery_configs"] = len(counter.discovery)
+        stats["mqtt_state_messages"] = counter.states
+    if rs485:
+        stats.update(site.stats())
+        bus = last.get("rs485/state", {}).get("slaves", {})
+        stats["rs485_ok"] = {k: v.get("ok", 0) for k, v in bus.items()}
+        stats["rs485_failed"] = {k: v.get("requests", 0) - v.get("ok", 0)
+                                 for k, v in bus.items()}
+        chs = last.get("charge_manager/state", {}).get("chargers") or [{}]
+        stats["charger_reachable"] = chs[0].get("reachable", False)
+        stats["charger_errors"] = chs[0].get("errors")
+        cs = last.get("power_manager/contactor_state", {})
+        stats["contactor_installed"] = cs.get("installed", False)
+        stats["contactor_error"] = cs.get("error")
     if own:
         shutil.rmtree(workdir, ignore_errors=True)
     return stats, text
@@ -235,9 +408,29 @@ def table(stats, sizes):
     def row(name, used):
         return "| %-34s | %8d | %8d | %5.1f %% |" % (name, used, heap - used, 100.0 * used / heap)
 
-    lines = ["| %-34s | %8s | %8s | %7s |" % ("heap (-X heapsize)", "used B", "free B", "used"),
+    if stats.get("rs485_site"):
+        site = ("site: full (RS485 bus: SDM630 grid meter slave 1 + Heidelberg wallbox slave 2, "
+                "contactor, automatic phase switching, PV mode, API meter slot 1 fed over HTTP, "
+                "MQTT with HA discovery)\n"
+                "RS485 polls ok (firmware's rs485/state, per slave) %s, failed %s; meter reads "
+                "answered by the simulator %d; charger current commands %d (starts %d, stops %d, "
+                "highest %d mA), reachable at the end %s, charger errors %s; contactor "
+                "installed %s, error %s, relay seen in %s; MQTT: %s discovery configs, %s "
+                "state messages"
+                % (stats.get("rs485_ok"), stats.get("rs485_failed"),
+                   stats["meter_reads_answered"], stats["charger_commands"],
+                   stats["charger_starts"], stats["charger_stops"],
+                   stats["charger_max_cmd_ma"], stats.get("charger_reachable"),
+                   stats.get("charger_errors"), stats.get("contactor_installed"),
+                   stats.get("contactor_error"), "/".join(stats["contactor_relay_seen"]),
+                   stats.get("mqtt_discovery_configs"), stats.get("mqtt_state_messages")))
+    else:
+        site = "site: no RS485 (API meter slot 0 fed over HTTP, no charger; --no-rs485)"
+    lines = [site, "",
+             "| %-34s | %8s | %8s | %7s |" % ("heap (-X heapsize)", "used B", "free B", "used"),
              "|%s|%s|%s|%s|" % ("-" * 36, "-" * 10, "-" * 10, "-" * 9),
              row("after start (10 s simulated)", stats["start_used"]),
+             row("after 120 s simulated (settled)", stats.get("settled_used", 0)),
              row("after %d s simulated" % stats["sim_s"], stats["end_used"]),
              row("peak (sampled live heap)", stats["peak_used"]),
              "",
@@ -267,6 +460,8 @@ def main():
     ap.add_argument("--sim-s", type=int, default=3600)
     ap.add_argument("--heap", default="100wK")
     ap.add_argument("--no-mqtt", action="store_true")
+    ap.add_argument("--no-rs485", action="store_true",
+                    help="no RS485 site: an API meter fed over HTTP, no charger (comparison)")
     ap.add_argument("--costs", action="store_true",
                     help="only the per-part table (2 s): no simulated hour")
     a = ap.parse_args()
@@ -276,7 +471,8 @@ def main():
         build_tree(work / "board")
     else:
         try:
-            stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work)
+            stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work,
+                                rs485=not a.no_rs485)
         except RuntimeError as e:
             print("The firmware did not run in -X heapsize=%s:\n%s\n" % (a.heap, str(e)[-600:]))
     sizes = {str(p.relative_to(deploy.BUILD)): p.stat().st_size

@@ -348,11 +348,14 @@ def _frame_len(buf, is_answer):
 
 class Simulator(LoopThread):
     """pymodbus RTU server with meters on an inner pty, proxied to `port` (the socat end the
-    firmware does not use). Runs in its own thread with its own event loop (start()/stop())."""
+    firmware does not use). Runs in its own thread with its own event loop (start()/stop()).
+    `boxes` ({slave id: wallbox_sim.Heidelberg() | EvseWb()}) puts wallboxes on the same bus,
+    answered by the same server, as on a site where meter and wallbox share one RS485 line."""
 
-    def __init__(self, port, meters, baud=None, delay_ms=0):
+    def __init__(self, port, meters, baud=None, delay_ms=0, boxes=None):
         self.port = port
         self.meters = meters  # {slave id: MeterState}
+        self.boxes = boxes or {}
         self.baud = baud
         self.delay_ms = delay_ms
         self.proxy = None
@@ -374,6 +377,9 @@ class Simulator(LoopThread):
         termios.tcsetattr(m_fd, termios.TCSANOW, attrs)
         os.set_blocking(m_fd, False)
         devices = [build_device(sid, st) for sid, st in sorted(self.meters.items())]
+        if self.boxes:
+            from wallbox_sim import _device
+            devices += [_device(sid, box) for sid, box in sorted(self.boxes.items())]
         server = ModbusSerialServer(devices, framer=FramerType.RTU, port=os.ttyname(s_fd),
                                     baudrate=9600, ignore_missing_devices=True)
         _silence_unknown_ids(server)
