@@ -83,3 +83,42 @@ asyncio.run(main())
     assert out[2] == ("['bridge', 'client', 'service'] 11 "
                       "homeassistant/select/000000/charge_mode/config (True, 1) True")
     assert out[3] == "['service'] None None"
+
+
+def test_a_client_that_cannot_start_leaves_mqtt_off_until_the_next_write():
+    out = run_mp("""
+import asyncio, sys
+from firmware.clock import Clock
+from firmware.api.registry import Registry
+from firmware.mqtt.service import install
+
+class App:
+    pass
+app = App()
+app.clock = Clock(10)
+app.registry = Registry()
+app.store = None
+app.board = None
+coros = install(app)
+app.mqtt.log = lambda m: print("LOG", m)
+from firmware.mqtt import bridge
+def no_heap(svc, v):
+    raise MemoryError("no room")
+bridge.start = no_heap   # until unloaded: the next import is the real module
+bridge = None
+
+async def main():
+    asyncio.create_task(coros[0])
+    app.registry.write("mqtt/config", '{"enable": true, "broker_host": "127.0.0.1", '
+                       '"broker_port": 1}')
+    await asyncio.sleep_ms(50)
+    print("ST", app.mqtt.to_dict()["connected"], app.mqtt.bridge, %(mods)s)
+    app.registry.write("mqtt/config", '{"interval": 2}')
+    await asyncio.sleep_ms(50)
+    print("ST", app.mqtt.bridge is not None, %(mods)s)
+
+asyncio.run(main())
+""" % {"mods": _MODS}).splitlines()
+    assert "LOG mqtt: cannot start: MemoryError('no room',)" in out
+    assert "ST False None ['service']" in out
+    assert "ST True ['bridge', 'client', 'service']" in out

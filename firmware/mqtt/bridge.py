@@ -180,13 +180,16 @@ class Bridge:
         """Publish (or remove) the Home Assistant discovery configs, as fast as the client
         sends them. A coroutine of its own: nothing of the discovery module stays referenced
         from the long-lived frame of run() (unload() must free it)."""
-        from firmware.mqtt import discovery
         c = self.client
-        for topic, payload in discovery.entries(self.discovery[0], self.prefix,
-                                                self.discovery[1], self.read_only, remove):
-            while c.connected and c.queued() > _BACKLOG:
-                await self.clock.sleep_ms(_MIN_SCAN_MS)
-            c.publish(topic, payload, True, 1, COMMAND)
+        try:
+            from firmware.mqtt import discovery
+            for topic, payload in discovery.entries(self.discovery[0], self.prefix,
+                                                    self.discovery[1], self.read_only, remove):
+                while c.connected and c.queued() > _BACKLOG:
+                    await self.clock.sleep_ms(_MIN_SCAN_MS)
+                c.publish(topic, payload, True, 1, COMMAND)
+        except Exception as e:  # noqa: BLE001 - e.g. no heap to import it: states go on
+            self.log("mqtt: discovery failed: %r" % (e,))
         unload("discovery")
 
     async def stop(self, config):

@@ -93,11 +93,14 @@ class MqttService:
                     obj = reg.get_object(path)
                     if hasattr(obj, "subscribe"):
                         obj.subscribe(add)
-            from firmware.mqtt import bridge
-            self.bridge, self._tasks = bridge.start(self, v)
-            self.client = self.bridge.client
-        else:
-            unload("bridge", "client")
+            try:
+                from firmware.mqtt import bridge
+                self.bridge, self._tasks = bridge.start(self, v)
+                self.client = self.bridge.client
+                return
+            except Exception as e:  # noqa: BLE001 - e.g. no heap to import the client
+                self.log("mqtt: cannot start: %r" % (e,))  # off until the next config write
+        unload("bridge", "client")
 
 
 def install(app):
