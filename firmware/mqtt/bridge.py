@@ -51,7 +51,6 @@ class Bridge:
         self.read_only = read_only
         self.dirty = dirty if dirty is not None else set()
         self.log = log or print
-        self.values = None     # the mqtt/config values of start()
         self.discovery = None  # (device_id, discovery_prefix) when Home Assistant discovery is on
         self._announce = False  # discovery configs due (after a connect)
         self.paths = []
@@ -86,20 +85,27 @@ class Bridge:
             return
         path = topic[len(p) + 1:-7]
         if payload is None:
-            self.error(topic, 413, "Payload too large")
+            status, message = 413, "Payload too large"
         elif retain or not payload:
             self.log(("mqtt: ignored retained message on %s" if retain
                       else "mqtt: ignored empty message on %s") % topic)
+            return
         elif self.read_only:
-            self.error(topic, 405, "MQTT is read-only")
+            status, message = 405, "MQTT is read-only"
         else:
             try:
                 self.registry.write(path, payload)
                 self.dirty.add(self.registry.get_object(path))
+                return
             except ApiError as e:
-                self.error(topic, e.status, e.message)
+                status, message = e.status, e.message
             except Exception as e:  # noqa: BLE001 - an object's bug must not break MQTT
-                self.error(topic, 500, "write failed: %r" % (e,))
+                status, message = 500, "write failed: %r" % (e,)
+        # rejected: reported on <prefix>/mqtt/error
+        self.rejected += 1
+        self.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
+        body = json.dumps({"topic": topic, "status": status, "error": message})
+        self.client.publish(self.prefix + "/mqtt/error", body, False, 1, COMMAND)
 
     def on_oversize(self, topic):
         self.on_message(topic, None, False)
@@ -109,13 +115,6 @@ class Bridge:
         p = self.prefix
         if topic.startswith(p + "/") and topic[len(p) + 1:] in self.paths:
             self.entries[3 * self.paths.index(topic[len(p) + 1:]) + _HASH] = None
-
-    def error(self, topic, status, message):
-        """Report a rejected write on <prefix>/mqtt/error."""
-        self.rejected += 1
-        self.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
-        body = json.dumps({"topic": topic, "status": status, "error": message})
-        self.client.publish(self.prefix + "/mqtt/error", body, False, 1, COMMAND)
 
     # ---- publishing ----
 
@@ -196,12 +195,12 @@ class Bridge:
         """Stop the client. What the new config no longer publishes is removed first:
         discovery entities when discovery goes off (or moves), then 'offline'. `config`: the
         mqtt/config values from now on."""
-        new, old, c = config, self.values, self.client
+        new, c = config, self.client
         if c.connected:
             if self.discovery is not None and not (
-                    new["enable"] and new["broker_host"] == old["broker_host"]
-                    and new["broker_port"] == old["broker_port"] and new["discovery"]
-                    and new["discovery_prefix"] == old["discovery_prefix"]):
+                    new["enable"] and new["broker_host"] == c.host
+                    and new["broker_port"] == c.port and new["discovery"]
+                    and new["discovery_prefix"] == self.discovery[1]):
                 await self.announce(True)
             # A clean DISCONNECT suppresses the last will: say offline ourselves.
             c.publish(self.prefix + "/availability", "offline", True, 1, COMMAND)
@@ -225,7 +224,6 @@ def start(service, v):
     c.on_message = b.on_message
     c.on_oversize = b.on_oversize
     c.on_drop = b.on_drop
-    b.values = v
     if v["discovery"]:
         b.discovery = (svc.device_id, v["discovery_prefix"])
     b.setup()
