@@ -85,7 +85,7 @@ asyncio.run(main())
     assert out[3] == "['service'] None None"
 
 
-def test_a_client_that_cannot_start_leaves_mqtt_off_until_the_next_write():
+def test_a_client_that_cannot_start_is_tried_again():
     out = run_mp("""
 import asyncio, sys
 from firmware.clock import Clock
@@ -95,7 +95,7 @@ from firmware.mqtt.service import install
 class App:
     pass
 app = App()
-app.clock = Clock(10)
+app.clock = Clock(100)
 app.registry = Registry()
 app.store = None
 app.board = None
@@ -113,12 +113,14 @@ async def main():
                        '"broker_port": 1}')
     await asyncio.sleep_ms(50)
     print("ST", app.mqtt.to_dict()["connected"], app.mqtt.bridge, %(mods)s)
-    app.registry.write("mqtt/config", '{"interval": 2}')
-    await asyncio.sleep_ms(50)
+    await asyncio.sleep_ms(150)    # 15 s on this clock: not yet
+    print("ST", app.mqtt.bridge is not None, %(mods)s)
+    await asyncio.sleep_ms(250)    # 40 s: tried again
     print("ST", app.mqtt.bridge is not None, %(mods)s)
 
 asyncio.run(main())
 """ % {"mods": _MODS}).splitlines()
     assert "LOG mqtt: cannot start: MemoryError('no room',)" in out
-    assert "ST False None ['service']" in out
-    assert "ST True ['bridge', 'client', 'service']" in out
+    sts = [line for line in out if line.startswith("ST")]
+    assert sts == ["ST False None ['service']", "ST False ['service']",
+                   "ST True ['bridge', 'client', 'service']"]

@@ -7,9 +7,14 @@
 # off; Home Assistant discovery only while its configs are published.
 import asyncio
 import binascii
+import gc
+
+from micropython import const
 
 from firmware.api.config import BOOL, INT, STR, ConfigObject, Field
 from firmware.mqtt import unload
+
+_RETRY_S = const(30)  # a client that could not start (no heap) is tried again after this
 
 
 class MqttConfig(ConfigObject):
@@ -71,7 +76,14 @@ class MqttService:
             # In a coroutine of its own: what it touched (bridge, tasks, modules) must not stay
             # referenced from this frame, which lives forever (see unload()).
             await self._restart()
-            await self._changed.wait()
+            if self.bridge is None and self.config.values["enable"]:
+                # Could not start (no heap): again in a while, or at the next config write.
+                for _ in range(_RETRY_S):
+                    if self._changed.is_set():
+                        break
+                    await self.clock.sleep_ms(1000)
+            else:
+                await self._changed.wait()
 
     async def _restart(self):
         """Stop the running client and bridge (if any), start them again if enabled."""
@@ -94,12 +106,13 @@ class MqttService:
                     if hasattr(obj, "subscribe"):
                         obj.subscribe(add)
             try:
+                gc.collect()  # the import wants blocks of up to ~2 KB
                 from firmware.mqtt import bridge
                 self.bridge, self._tasks = bridge.start(self, v)
                 self.client = self.bridge.client
                 return
             except Exception as e:  # noqa: BLE001 - e.g. no heap to import the client
-                self.log("mqtt: cannot start: %r" % (e,))  # off until the next config write
+                self.log("mqtt: cannot start: %r" % (e,))
         unload("bridge", "client")
 
 
