@@ -35,7 +35,6 @@ class UnixUart:
         code = BAUD_CODES.get(baud)
         if code is None:
             raise ValueError("baud %d not supported by this port" % baud)
-        self.path = path
         self._f = open(path, "r+b", buffering=0)
         fd = self._f.fileno()
         termios.setraw(fd)

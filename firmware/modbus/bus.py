@@ -82,21 +82,15 @@ class ModbusBus:
         self.transactions = 0
         self.configure(baud, bits_per_char, timeout_ms, retries, gap_ms)
 
-    def configure(self, baud=None, bits_per_char=None, timeout_ms=None, retries=None, gap_ms=None,
-                  open_uart=None):
+    def configure(self, baud, bits_per_char, timeout_ms, retries, gap_ms, open_uart=None):
         """Change settings; a new open_uart (new baud/pins) closes the port, the next request
         reopens it. Safe at any time (asyncio is cooperative: a transaction only yields on its
         own state)."""
-        if baud is not None:
-            self.baud = baud
-        if bits_per_char is not None:
-            self.bits_per_char = bits_per_char
-        if timeout_ms is not None:
-            self.timeout_ms = timeout_ms
-        if retries is not None:
-            self.retries = retries
-        if gap_ms is not None:
-            self.gap_ms = gap_ms
+        self.baud = baud
+        self.bits_per_char = bits_per_char
+        self.timeout_ms = timeout_ms
+        self.retries = retries
+        self.gap_ms = gap_ms
         self._char_us = rtu.char_time_us(self.baud, self.bits_per_char)
         # Frame-end silence in whole ms, rounded up (the clock has ms resolution).
         self._silence_ms = (rtu.frame_gap_us(self.baud, self.bits_per_char) + 999) // 1000 + 1
