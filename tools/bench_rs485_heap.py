@@ -11,6 +11,7 @@ before firmware.meters.rs485 (the order of firmware/app.py), on this 64-bit host
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -27,8 +28,10 @@ _PROBE = r"""
 import sys, gc, json
 sys.path[:0] = ['.', 'lib']
 import asyncio
+import micropython
 def live():
     gc.collect()
+    micropython.qstr_info()  # prints the qstr pool total: its growth is reported on its own
     return gc.mem_alloc()
 import firmware.app as A
 from firmware.board.unix import UnixBoard
@@ -92,10 +95,12 @@ def measure(model="sdm630", polls=30):
                                str(work / "flash"), a, model, str(polls)],
                               cwd=tree, capture_output=True, text=True, timeout=120)
         rows = []
-        for line in proc.stdout.splitlines():
-            if line.startswith("ROW "):
-                _, n, name = line.split(" ", 2)
-                rows.append((name, int(n)))
+        # A live() call is one qstr_info line; base = the first one, row i = call i + 1 (the
+        # rs485/config write and the state reads in between call none).
+        qstr = [int(x) for x in re.findall(r"n_total_bytes=(\d+)", proc.stdout)]
+        for i, line in enumerate(ln for ln in proc.stdout.splitlines() if ln.startswith("ROW ")):
+            _, n, name = line.split(" ", 2)
+            rows.append((name, int(n), qstr[i + 1] - qstr[0] if len(qstr) > i + 1 else 0))
         if proc.returncode != 0 or not rows:
             raise RuntimeError("probe failed:\n%s\n%s" % (proc.stdout[-2000:], proc.stderr[-2000:]))
         return rows
@@ -113,10 +118,14 @@ def main():
     ap.add_argument("--polls", type=int, default=30)
     a = ap.parse_args()
     rows = measure(a.model, a.polls)
-    print("| %-46s | %8s |" % ("firmware.meters.rs485 (live heap after gc)", "bytes"))
-    print("|%s|%s|" % ("-" * 48, "-" * 10))
-    for name, n in rows:
-        print("| %-46s | %8d |" % (name, n))
+    print("| %-46s | %8s | %10s |" % ("firmware.meters.rs485 (live heap after gc)", "bytes",
+                                       "qstr pool"))
+    print("|%s|%s|%s|" % ("-" * 48, "-" * 10, "-" * 12))
+    for name, n, q in rows:
+        print("| %-46s | %8d | %10d |" % (name, n, q))
+    print("(qstr pool: growth of the interned-string pool included in bytes. It grows in chunks "
+          "of increasing size, paid by whichever import overflows it: an artifact of import "
+          "order, shared by every later import.)")
 
 
 if __name__ == "__main__":

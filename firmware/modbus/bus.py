@@ -325,4 +325,5 @@ def app_bus(app):
                       open_uart=lambda: board.uart(c))
     apply(app.modbus_config)
     app.modbus_config.subscribe(apply)
+    app.registry.add("rs485/state", (ModbusBus.to_dict, bus))  # a registry read tuple
     return bus

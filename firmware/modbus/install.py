@@ -1,18 +1,10 @@
 # The one RS485 bus of the app: its config object (rs485/config) and its state (rs485/state).
-# install_config() runs at start and is all a board without RS485 users pays for; the bus itself
-# (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of heap) is imported and
-# created by get_bus(app) when the first user (a meter slot of type 2, a Modbus wallbox) is
-# configured. Every user gets the same bus.
+# install_config() runs at start: rs485/config and, until a bus exists, a constant rs485/state;
+# nothing here stays referenced, so the RS485 meter subsystem drops this module after the call.
+# The bus itself (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of heap) is
+# imported and created by get_bus(app) (this module imported again) when the first user (a
+# meter slot of type 2, a Modbus wallbox) is configured. Every user gets the same bus.
 from firmware.api.config import ConfigObject, Field, INT, STR
-
-
-def _bus_state(app):
-    """rs485/state: the bus's port status and per-slave counters; before the bus exists, a port
-    that was never opened and no slaves (what a fresh bus reports)."""
-    b = app.modbus_bus
-    if b is None:
-        return {"port_open": False, "port_error": None, "transactions": 0, "slaves": {}}
-    return b.to_dict()
 
 
 def install_config(app):
@@ -41,7 +33,10 @@ def install_config(app):
         cfg.load()
         app.configs[cfg.name] = cfg
         app.registry.add(cfg.name, cfg)
-        app.registry.add("rs485/state", (_bus_state, app))  # a registry read tuple
+        # rs485/state before the bus exists: a port never opened, no slaves (what a fresh bus
+        # reports), as a registry read tuple: dict(idle) (get_bus puts the bus's own there).
+        app.registry.add("rs485/state", (dict, {"port_open": False, "port_error": None,
+                                               "transactions": 0, "slaves": {}}))
         app.modbus_config = cfg
         app.modbus_bus = None
     return app.modbus_config
