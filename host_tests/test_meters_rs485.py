@@ -68,6 +68,7 @@ def test_bad_config_is_rejected_and_changes_nothing(tmp_path):
                 'firmware.meters.plan')
         loaded = lambda: [m for m in lazy if m in sys.modules]
         out.append(loaded())
+        out.append(r('rs485/state'))  # no bus yet: what a fresh bus reports
         out.append(w('rs485/config', {'baud': 9601}))
         out.append(w('rs485/config', {'parity': 3}))
         out.append(w('rs485/config', {'gap_ms': -1}))
@@ -86,6 +87,7 @@ def test_bad_config_is_rejected_and_changes_nothing(tmp_path):
         out.append(app.modbus_bus.bits_per_char)
     """)
     assert out.pop(0) == []
+    assert out.pop(0) == {"port_open": False, "port_error": None, "transactions": 0, "slaves": {}}
     assert out.pop(8) == []
     assert out.pop(9) == ['firmware.modbus.bus', 'firmware.meters.rs485_poll']
     assert out[0][0] == 400 and "9601" in out[0][1]

@@ -4,6 +4,8 @@
 # The bus itself (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of heap) is
 # imported and created by get_bus(app) (this module imported again) when the first user (a
 # meter slot of type 2, a Modbus wallbox) is configured. Every user gets the same bus.
+import json
+
 from firmware.api.config import ConfigObject, Field, INT, STR
 
 
@@ -34,9 +36,11 @@ def install_config(app):
         app.configs[cfg.name] = cfg
         app.registry.add(cfg.name, cfg)
         # rs485/state before the bus exists: a port never opened, no slaves (what a fresh bus
-        # reports), as a registry read tuple: dict(idle) (get_bus puts the bus's own there).
-        app.registry.add("rs485/state", (dict, {"port_open": False, "port_error": None,
-                                               "transactions": 0, "slaves": {}}))
+        # reports), as a registry read tuple of a builtin and a string, so it keeps nothing of
+        # this module alive and is hashable (the MQTT bridge keeps a set of entries); get_bus
+        # puts the bus's own there.
+        app.registry.add("rs485/state", (json.loads, '{"port_open": false, "port_error": null, '
+                                                     '"transactions": 0, "slaves": {}}'))
         app.modbus_config = cfg
         app.modbus_bus = None
     return app.modbus_config
