@@ -99,25 +99,16 @@ class PhaseSwitch:
         if self.state == MONITORING:
             self.hold_zero = False
 
-    def _latch(self):
-        self.error = ERR_FEEDBACK
-        self.hold_zero = True
-        self.last_result = RESULT_ABORTED_CONTACTOR
-        self.cp_disconnect = False
-        self.state = MONITORING
-        self.interval_left_ms = self.min_interval_ms
-
     def _finish(self, result):
+        # Ends a sequence. A contactor error (RESULT_ABORTED_CONTACTOR) is latched here too: one
+        # method instead of two (each costs heap); hold_zero then stays on.
+        if result == RESULT_ABORTED_CONTACTOR:
+            self.error = ERR_FEEDBACK
         self.last_result = result
         self.state = MONITORING
         self.hold_zero = self.error != ERR_NONE
         self.cp_disconnect = False
         self.interval_left_ms = self.min_interval_ms
-
-    def _drive(self, on):
-        self.relay_3p = on
-        self._ignore_ms = _FEEDBACK_IGNORE_MS
-        self._mismatch_ms = -1
 
     def step(self, dt_ms, any_current, feedback=-1):
         """Advance by dt_ms. any_current: some charger reports current flowing (or cannot be
@@ -142,7 +133,7 @@ class PhaseSwitch:
         s = self.state
         if mismatch and self.error == ERR_NONE and s < TOGGLING_CONTACTOR:
             # The contactor moved (or fell) on its own: latch, current 0.
-            self._latch()
+            self._finish(RESULT_ABORTED_CONTACTOR)
             s = MONITORING
         if s == MONITORING:
             # Report the contactor's real state: the contact where wired, else the drive.
@@ -184,7 +175,9 @@ class PhaseSwitch:
                 self.state = STOPPING
                 self._timer_ms = self.stop_timeout_ms
             else:
-                self._drive(self.target_3p)
+                self.relay_3p = self.target_3p
+                self._ignore_ms = _FEEDBACK_IGNORE_MS
+                self._mismatch_ms = -1
                 self.state = WAIT_UNTIL_SWITCHED
                 self._timer_ms = _DEAD_TIME_MS
                 self._retries = 0
@@ -198,11 +191,13 @@ class PhaseSwitch:
                         # Drive the relay again (off and on in one step is too short for a
                         # contactor; re-asserting the drive resets our timers).
                         self._retries += 1
-                        self._drive(self.target_3p)
+                        self.relay_3p = self.target_3p
+                        self._ignore_ms = _FEEDBACK_IGNORE_MS
+                        self._mismatch_ms = -1
                         self._timer_ms = _DEAD_TIME_MS
                     else:
                         self.is_3phase = self.relay_3p if feedback < 0 else feedback == 1
-                        self._latch()
+                        self._finish(RESULT_ABORTED_CONTACTOR)
                 else:
                     self.is_3phase = self.target_3p
                     if self._cp_left_ms == 0:

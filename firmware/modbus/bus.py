@@ -158,7 +158,12 @@ class ModbusBus:
                 r = await self._transact(n, slave, fc, count)
             except Exception as e:  # noqa: BLE001 - a failing port is an error on the request
                 self.port_error = "%s" % (e,)
-                self._close()
+                u = self._uart
+                self._uart = None
+                try:
+                    u.close()
+                except Exception:  # noqa: BLE001 - closing a dead port
+                    pass
                 r = _PORT
             except BaseException:
                 # The caller was cancelled mid-transaction (e.g. a wallbox task on a config
@@ -182,20 +187,17 @@ class ModbusBus:
         finally:
             self._lock.release()
 
-    def _close(self):
-        u = self._uart
-        self._uart = None
-        if u is not None:
-            try:
-                u.close()
-            except Exception:  # noqa: BLE001 - closing a dead port
-                pass
-
     async def _transact(self, tx_len, slave, fc, count):
         if self._reopen:
             self._reopen = False
-            self._close()
+            u = self._uart
+            self._uart = None
             self._open_failed_ms = None
+            if u is not None:
+                try:
+                    u.close()
+                except Exception:  # noqa: BLE001 - closing a dead port
+                    pass
         if self._uart is None:
             now = self.clock.ticks_ms()
             if self._open_failed_ms is not None and \
