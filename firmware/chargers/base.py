@@ -13,6 +13,9 @@ CHARGING_MA = const(1000)      # a phase above this counts as "current flowing"
 class Charger:
     supports_cp_disconnect = False
     kind = "none"
+    # phase_currents_ma are measured (else estimated): a class attribute (a backend that knows
+    # only at run time sets its own), one instance attribute fewer per charger.
+    has_meter = False
 
     def __init__(self, name="", max_ma=32000):
         self.name = name
@@ -22,7 +25,6 @@ class Charger:
         self.reachable = False
         self.vehicle_connected = False
         self.charging = False
-        self.has_meter = False          # phase_currents_ma are measured (else estimated)
         self.phase_currents_ma = [0, 0, 0]
         self.applied_ma = -1            # the set-point the charger last confirmed
         self.last_seen_ms = None        # clock ticks of the last good answer

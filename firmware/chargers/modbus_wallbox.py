@@ -65,20 +65,18 @@ class _ModbusCharger(Charger):
 
 class HeidelbergCharger(_ModbusCharger):
     kind = "heidelberg"
+    has_meter = True
 
     def __init__(self, name, bus, slave=1, max_ma=16000, fallback_ma=0, poll_ms=_POLL_MS,
                  watchdog_ms=_WATCHDOG_MS):
         super().__init__(name, bus, slave, min(max_ma, 16000), fallback_ma, poll_ms)
         self.watchdog_ms = watchdog_ms
-        self.layout_version = 0
-        self.has_meter = True
         self.state = 0
 
     async def setup(self):
         bus = self.bus
         s = self.slave
-        regs = await bus.read_input(s, 4, 1)
-        self.layout_version = regs[0]
+        await bus.read_input(s, 4, 1)   # layout version: unused, the read checks the box answers
         regs = await bus.read_input(s, 100, 1)
         hw_ma = regs[0] * 1000
         if 6000 <= hw_ma < self.max_ma:
@@ -113,7 +111,6 @@ class EvseWbCharger(_ModbusCharger):
 
     def __init__(self, name, bus, slave=1, max_ma=32000, fallback_ma=0, poll_ms=_POLL_MS):
         super().__init__(name, bus, slave, max_ma, fallback_ma, poll_ms)
-        self.has_meter = False
         self.state = 0
 
     async def setup(self):
