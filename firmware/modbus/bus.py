@@ -145,8 +145,7 @@ class ModbusBus:
     # ---- internals --------------------------------------------------------------------------
 
     async def _submit(self, slave, fc, addr, count, values):
-        # count: registers to read or write, or the value of a 06 write. The whole transaction
-        # is this one function: a helper method costs heap, and each await level a generator.
+        # count: registers to read or write, or the value of a 06 write.
         if not 0 <= slave <= 247:
             raise ValueError("slave id must be 0..247")
         if addr < 0 or addr + (1 if fc == rtu.FC_WRITE_SINGLE else count) > 0x10000:
@@ -154,130 +153,9 @@ class ModbusBus:
         await self._lock.acquire()
         try:
             # The request buffer is only touched under the lock.
-            tx_len = rtu.build_request(self._tx, slave, fc, addr, count, values)
+            n = rtu.build_request(self._tx, slave, fc, addr, count, values)
             try:
-                if self._reopen:
-                    self._reopen = False
-                    u = self._uart
-                    self._uart = None
-                    self._open_failed_ms = None
-                    if u is not None:
-                        try:
-                            u.close()
-                        except Exception:  # noqa: BLE001 - closing a dead port
-                            pass
-                if self._uart is None:
-                    now = self.clock.ticks_ms()
-                    if self._open_failed_ms is None or \
-                            _ticks_diff(now, self._open_failed_ms) >= _REOPEN_MS:
-                        try:
-                            self._uart = self._open_uart()
-                            # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
-                            self._finish_tx = getattr(self._uart, "finish_tx", None)
-                            self.port_error = None
-                            self._open_failed_ms = None
-                        except Exception as e:  # noqa: BLE001 - OSError, bad path, ...
-                            self.port_error = "cannot open serial port: %s" % (e,)
-                            self._open_failed_ms = now
-                r = _PORT
-                attempts = 0  # none without a port
-                if self._uart is not None:
-                    st = self._stats.get(slave)
-                    if st is None:
-                        st = self._stats[slave] = [0] * 8
-                    st[_S_REQUESTS] += 1
-                    self.transactions += 1
-                    attempts = self.retries + 1
-                for attempt in range(attempts):
-                    if attempt:
-                        st[_S_RETRIES] += 1
-                    clock = self.clock
-                    gap = max(self.gap_ms, self._silence_ms)
-                    wait = gap - _ticks_diff(clock.ticks_ms(), self._idle_at)
-                    if wait > 0:
-                        await clock.sleep_ms(wait)
-                    uart = self._uart
-                    uart.discard()  # stray bytes between frames are not part of the answer
-                    finish = self._finish_tx
-                    if finish is None:
-                        uart.write(self._tx, tx_len)
-                    else:
-                        # Half-duplex port (ESP32): sleep through the frame's wire time, block
-                        # only for its last ms or two, so the driver is released right after the
-                        # last stop bit.
-                        uart.start_tx(self._tx, tx_len)
-                        try:
-                            wire_ms = tx_len * self._char_us // 1000
-                            if wire_ms > _TX_BLOCK_MS:
-                                await clock.sleep_ms(wire_ms - _TX_BLOCK_MS)
-                        finally:
-                            finish()
-                    if slave == 0:  # broadcast: nobody answers
-                        self._idle_at = clock.ticks_ms()
-                        st[_S_OK] += 1
-                        r = _OK
-                        break
-                    # Collect bytes until the answer is found, or the timeout; classify the failure.
-                    # (Inline, not a method: one function and one generator per attempt fewer.)
-                    rx = self._rx
-                    chunk = self._chunk
-                    sc = self._scanner
-                    reads = fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT
-                    want = 5 + 2 * count if reads else 8
-                    start = clock.ticks_ms()
-                    limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
-                    last_rx = start
-                    n = 0
-                    bad_crc = False
-                    while True:
-                        k = uart.readinto(chunk)
-                        now = clock.ticks_ms()
-                        if k:
-                            if n + k > _RX_SIZE:
-                                # Flooded with garbage: keep the newest bytes, an answer is at
-                                # the end.
-                                keep = _RX_SIZE // 2
-                                src = n - keep
-                                for i in range(keep):
-                                    rx[i] = rx[src + i]
-                                n = keep
-                            for i in range(k):
-                                rx[n + i] = chunk[i]
-                            n += k
-                            last_rx = now
-                            scan = sc.scan(rx, n, slave, fc, count, self._tx)
-                            if scan == rtu.FOUND:
-                                if sc.exception:
-                                    self._exc_code = rx[sc.start + 2]
-                                    r = _EXC
-                                    break
-                                if reads:
-                                    rtu.decode_registers(rx, sc.start, count, self._regs)
-                                r = _OK
-                                break
-                            bad_crc = scan == rtu.BAD_CRC
-                            continue  # more may be waiting right now
-                        if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
-                            r = _CRC  # a complete answer with a bad CRC, and the line went quiet
-                            break
-                        if _ticks_diff(now, start) >= limit_ms:
-                            r = _TIMEOUT if n == 0 else (_CRC if sc.saw_bad_crc else _FRAME)
-                            break
-                        await clock.sleep_ms(1)
-                    self._idle_at = self.clock.ticks_ms()
-                    if r == _OK:
-                        st[_S_OK] += 1
-                        break
-                    if r == _EXC:
-                        st[_S_EXCEPTIONS] += 1
-                        st[_S_LAST_EXCEPTION] = self._exc_code
-                        break
-                    if r == _TIMEOUT:
-                        st[_S_TIMEOUTS] += 1
-                    elif r == _CRC:
-                        st[_S_CRC] += 1
-                    else:
-                        st[_S_FRAME] += 1
+                r = await self._transact(n, slave, fc, count)
             except Exception as e:  # noqa: BLE001 - a failing port is an error on the request
                 self.port_error = "%s" % (e,)
                 u = self._uart
@@ -308,6 +186,126 @@ class ModbusBus:
             raise ModbusPortError(self.port_error or "serial port unavailable")
         finally:
             self._lock.release()
+
+    async def _transact(self, tx_len, slave, fc, count):
+        if self._reopen:
+            self._reopen = False
+            u = self._uart
+            self._uart = None
+            self._open_failed_ms = None
+            if u is not None:
+                try:
+                    u.close()
+                except Exception:  # noqa: BLE001 - closing a dead port
+                    pass
+        if self._uart is None:
+            now = self.clock.ticks_ms()
+            if self._open_failed_ms is not None and \
+                    _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
+                return _PORT
+            try:
+                self._uart = self._open_uart()
+                # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
+                self._finish_tx = getattr(self._uart, "finish_tx", None)
+                self.port_error = None
+                self._open_failed_ms = None
+            except Exception as e:  # noqa: BLE001 - OSError, bad path, ...
+                self.port_error = "cannot open serial port: %s" % (e,)
+                self._open_failed_ms = now
+                return _PORT
+        st = self._stats.get(slave)
+        if st is None:
+            st = self._stats[slave] = [0] * 8
+        st[_S_REQUESTS] += 1
+        self.transactions += 1
+        result = _TIMEOUT
+        for attempt in range(self.retries + 1):
+            if attempt:
+                st[_S_RETRIES] += 1
+            clock = self.clock
+            gap = max(self.gap_ms, self._silence_ms)
+            wait = gap - _ticks_diff(clock.ticks_ms(), self._idle_at)
+            if wait > 0:
+                await clock.sleep_ms(wait)
+            uart = self._uart
+            uart.discard()  # stray bytes between frames are not part of the answer
+            finish = self._finish_tx
+            if finish is None:
+                uart.write(self._tx, tx_len)
+            else:
+                # Half-duplex port (ESP32): sleep through the frame's wire time, block only for
+                # its last ms or two, so the driver is released right after the last stop bit.
+                uart.start_tx(self._tx, tx_len)
+                try:
+                    wire_ms = tx_len * self._char_us // 1000
+                    if wire_ms > _TX_BLOCK_MS:
+                        await clock.sleep_ms(wire_ms - _TX_BLOCK_MS)
+                finally:
+                    finish()
+            if slave == 0:  # broadcast: nobody answers
+                self._idle_at = clock.ticks_ms()
+                st[_S_OK] += 1
+                return _OK
+            # Collect bytes until the answer is found, or the timeout; classify the failure.
+            # (Inline, not a method: one function and one generator per attempt fewer.)
+            rx = self._rx
+            chunk = self._chunk
+            sc = self._scanner
+            want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
+            start = clock.ticks_ms()
+            limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
+            last_rx = start
+            n = 0
+            bad_crc = False
+            while True:
+                k = uart.readinto(chunk)
+                now = clock.ticks_ms()
+                if k:
+                    if n + k > _RX_SIZE:
+                        # Flooded with garbage: keep the newest bytes, an answer is at the end.
+                        keep = _RX_SIZE // 2
+                        src = n - keep
+                        for i in range(keep):
+                            rx[i] = rx[src + i]
+                        n = keep
+                    for i in range(k):
+                        rx[n + i] = chunk[i]
+                    n += k
+                    last_rx = now
+                    r = sc.scan(rx, n, slave, fc, count, self._tx)
+                    if r == rtu.FOUND:
+                        if sc.exception:
+                            self._exc_code = rx[sc.start + 2]
+                            result = _EXC
+                            break
+                        if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
+                            rtu.decode_registers(rx, sc.start, count, self._regs)
+                        result = _OK
+                        break
+                    bad_crc = r == rtu.BAD_CRC
+                    continue  # more may be waiting right now
+                if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
+                    result = _CRC  # a complete answer with a bad CRC, and the line went quiet
+                    break
+                if _ticks_diff(now, start) >= limit_ms:
+                    result = _TIMEOUT if n == 0 else (_CRC if sc.saw_bad_crc else _FRAME)
+                    break
+                await clock.sleep_ms(1)
+            self._idle_at = self.clock.ticks_ms()
+            if result == _OK:
+                st[_S_OK] += 1
+                return _OK
+            if result == _EXC:
+                st[_S_EXCEPTIONS] += 1
+                st[_S_LAST_EXCEPTION] = self._exc_code
+                return _EXC
+            if result == _TIMEOUT:
+                st[_S_TIMEOUTS] += 1
+            elif result == _CRC:
+                st[_S_CRC] += 1
+            else:
+                st[_S_FRAME] += 1
+        return result
 
 
 def app_bus(app):
