@@ -246,51 +246,7 @@ class ModbusBus:
                 self._idle_at = clock.ticks_ms()
                 st[_S_OK] += 1
                 return _OK
-            # Collect bytes until the answer is found, or the timeout; classify the failure.
-            # (Inline, not a method: one function and one generator per attempt fewer.)
-            rx = self._rx
-            chunk = self._chunk
-            sc = self._scanner
-            want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
-            start = clock.ticks_ms()
-            limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
-            last_rx = start
-            n = 0
-            bad_crc = False
-            while True:
-                k = uart.readinto(chunk)
-                now = clock.ticks_ms()
-                if k:
-                    if n + k > _RX_SIZE:
-                        # Flooded with garbage: keep the newest bytes, an answer is at the end.
-                        keep = _RX_SIZE // 2
-                        src = n - keep
-                        for i in range(keep):
-                            rx[i] = rx[src + i]
-                        n = keep
-                    for i in range(k):
-                        rx[n + i] = chunk[i]
-                    n += k
-                    last_rx = now
-                    r = sc.scan(rx, n, slave, fc, count, self._tx)
-                    if r == rtu.FOUND:
-                        if sc.exception:
-                            self._exc_code = rx[sc.start + 2]
-                            result = _EXC
-                            break
-                        if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
-                            rtu.decode_registers(rx, sc.start, count, self._regs)
-                        result = _OK
-                        break
-                    bad_crc = r == rtu.BAD_CRC
-                    continue  # more may be waiting right now
-                if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
-                    result = _CRC  # a complete answer with a bad CRC, and the line went quiet
-                    break
-                if _ticks_diff(now, start) >= limit_ms:
-                    result = _TIMEOUT if n == 0 else (_CRC if sc.saw_bad_crc else _FRAME)
-                    break
-                await clock.sleep_ms(1)
+            result = await self._receive(slave, fc, count)
             self._idle_at = self.clock.ticks_ms()
             if result == _OK:
                 st[_S_OK] += 1
@@ -306,6 +262,53 @@ class ModbusBus:
             else:
                 st[_S_FRAME] += 1
         return result
+
+    async def _receive(self, slave, fc, count):
+        """Collect bytes until the answer is found, or the timeout; classify the failure."""
+        clock = self.clock
+        uart = self._uart
+        rx = self._rx
+        chunk = self._chunk
+        sc = self._scanner
+        want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
+        start = clock.ticks_ms()
+        limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
+        last_rx = start
+        n = 0
+        bad_crc = False
+        while True:
+            k = uart.readinto(chunk)
+            now = clock.ticks_ms()
+            if k:
+                if n + k > _RX_SIZE:
+                    # Flooded with garbage: keep the newest bytes, an answer is at the end.
+                    keep = _RX_SIZE // 2
+                    src = n - keep
+                    for i in range(keep):
+                        rx[i] = rx[src + i]
+                    n = keep
+                for i in range(k):
+                    rx[n + i] = chunk[i]
+                n += k
+                last_rx = now
+                r = sc.scan(rx, n, slave, fc, count, self._tx)
+                if r == rtu.FOUND:
+                    if sc.exception:
+                        self._exc_code = rx[sc.start + 2]
+                        return _EXC
+                    if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
+                        rtu.decode_registers(rx, sc.start, count, self._regs)
+                    return _OK
+                bad_crc = r == rtu.BAD_CRC
+                continue  # more may be waiting right now
+            if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
+                return _CRC  # a complete answer with a bad CRC, and the line went quiet
+            if _ticks_diff(now, start) >= limit_ms:
+                if n == 0:
+                    return _TIMEOUT
+                return _CRC if sc.saw_bad_crc else _FRAME
+            await clock.sleep_ms(1)
+
 
 
 def app_bus(app):
