@@ -16,16 +16,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import deploy  # noqa: E402
+from simproc import free_port  # noqa: E402
 
 MICROPYTHON = str(ROOT / ".venv" / "bin" / "micropython")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def get(port, path, timeout=10):
