@@ -148,6 +148,8 @@ def test_bad_requests_get_clear_errors(port):
     assert raw(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.0 400 ")
     assert raw(port, b"PUT /w HTTP/1.0\r\nContent-Length: ten\r\n\r\n").startswith(
         b"HTTP/1.0 400 ")
+    assert raw(port, b"PUT /w HTTP/1.0\r\nContent-Length: -5\r\n\r\n").startswith(
+        b"HTTP/1.0 400 ")
     reply = raw(port, b"PUT /w HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 411 ") and b"send a Content-Length" in reply
     status, _, body = call(port, "PUT", "/big", json.dumps({"pad": "x" * 5000}))

@@ -72,6 +72,8 @@ async def _request(stream, registry, routes):
                 name = name_value[0].strip().lower()
                 if name == b"content-length":
                     length = int(name_value[1])   # ValueError: a 400 below
+                    if length < 0:
+                        raise ValueError
                 elif name == b"transfer-encoding":
                     chunked = b"chunked" in name_value[1].lower()
                 elif name == b"content-type":
