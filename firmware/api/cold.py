@@ -3,7 +3,7 @@
 # config.py's cold() imports this module for one call and drops it again, so its code and the
 # core's schemas are not on the heap while the firmware runs (docs/board.md, heap). Never import
 # it from resident code: go through cold("function", args...).
-import sys
+from firmware import call_once
 
 from firmware.api.config import Field, FieldTuple as F, BOOL, INT, STR, INT_LIST
 from firmware.api.registry import ApiError
@@ -69,12 +69,7 @@ def _defaults(fields):
 def boot(fn, app):
     """Build the core's objects at boot: firmware/api/cold_boot.py.<fn>(app), that module
     imported for this call and dropped afterwards like this one (a write needs less heap)."""
-    from firmware.api import cold_boot
-    try:
-        getattr(cold_boot, fn)(app)
-    finally:
-        sys.modules.pop("firmware.api.cold_boot", None)
-        sys.modules["firmware.api"].__dict__.pop("cold_boot", None)
+    call_once("firmware.api.cold_boot", fn, app)
 
 
 # ---- writes and loading ---------------------------------------------------------------------

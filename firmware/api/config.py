@@ -4,7 +4,7 @@
 # only runs on a write, when a saved file is loaded or at boot (type/range checks, cross-field
 # rules, loading, the core's schemas) lives in firmware/api/cold.py, imported for one call by
 # cold() and dropped afterwards.
-import sys
+from firmware import call_once
 from collections import namedtuple
 
 BOOL = 0
@@ -42,12 +42,7 @@ _COLD = "firmware.api.cold"
 def cold(fn, *args):
     """firmware.api.cold.<fn>(*args), with the module imported for this call and dropped
     afterwards (its heap comes back at the next collection). Nested calls share one import."""
-    mod = __import__(_COLD, None, None, ("cold",))
-    try:
-        return getattr(mod, fn)(*args)
-    finally:
-        sys.modules.pop(_COLD, None)
-        sys.modules["firmware.api"].__dict__.pop("cold", None)
+    return call_once(_COLD, fn, *args)
 
 
 class ConfigObject:

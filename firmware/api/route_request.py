@@ -1,7 +1,7 @@
 # The request object handed to an extra route's handler (the Wi-Fi /setup page). Imported by
 # firmware/api/http.py only for such a request, and forgets itself again: the registry's
 # GET/PUT/POST, which is nearly all traffic, never needs it, so it costs no heap in between.
-import sys
+from firmware import forget
 
 
 class Request:
@@ -19,8 +19,7 @@ def request(method, path, body, is_form):
                 kv = pair.split(b"=", 1)
                 r.form[_unquote(kv[0])] = _unquote(kv[1]) if len(kv) > 1 else ""
     # Rare (the setup page): drop this module, its heap comes back once the request is done.
-    del sys.modules[__name__]
-    del sys.modules[__name__.rsplit(".", 1)[0]].__dict__["route_request"]
+    forget(__name__)
     return r
 
 

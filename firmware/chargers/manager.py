@@ -13,10 +13,10 @@
 # imported for one call and dropped again (_config_call): config changes are rare, RAM is not.
 # The DLM (with its glue, dlm_step.py), allocation and driver modules are imported only when
 # configured.
-import sys
 
 from micropython import const
 
+from firmware import call_once
 from firmware.api.config import Field
 
 _MONITORING = const(0)          # == control.phase_switch.MONITORING
@@ -33,12 +33,7 @@ def _config_call(fn, *args):
     """cm_config.<fn>(*args) with cm_config imported for this call only: afterwards neither
     sys.modules nor the package keeps it, so its code is garbage at the next collection.
     (Calls may nest - a config load validates - so a module already gone is fine.)"""
-    mod = __import__(_CONFIG_MODULE, None, None, (fn,))
-    try:
-        return getattr(mod, fn)(*args)
-    finally:
-        sys.modules.pop(_CONFIG_MODULE, None)
-        sys.modules["firmware.chargers"].__dict__.pop("cm_config", None)
+    return call_once(_CONFIG_MODULE, fn, *args)
 
 
 def check_cm(v):

@@ -3,7 +3,7 @@
 # register tables (models.py), the planner (plan.py) and the Modbus bus are imported when a
 # slot becomes an RS485 meter, at start or on a config write: a board without one does not
 # carry their ~20 KB of heap.
-import sys
+from firmware import forget
 
 from firmware.meters.slots import TYPE_RS485
 
@@ -17,8 +17,7 @@ def install(app):
     from firmware.modbus.install import install_config
     install_config(app)   # rs485/config and rs485/state exist without a bus
     # Nothing keeps install.py referenced: it is imported again when a bus is made (get_bus).
-    sys.modules.pop("firmware.modbus.install", None)
-    sys.modules["firmware.modbus"].__dict__.pop("install", None)
+    forget("firmware.modbus.install")
     app.rs485_meters = None  # {slot index: Rs485Meter} once a slot is an RS485 meter
     slot_check = app.configs["meters/0/config"].check  # the same for every slot (slots.py)
 

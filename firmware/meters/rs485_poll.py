@@ -9,11 +9,11 @@
 # while a plan is made (_plan) and dropped after: the plan is plain data.
 import asyncio
 import struct
-import sys
 from time import ticks_diff
 
 from micropython import const
 
+from firmware import call_once, forget
 from firmware.meters.slots import TYPE_RS485
 from firmware.modbus.errors import ModbusError, ModbusException
 from firmware.modbus.install import get_bus
@@ -40,15 +40,10 @@ _EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
 def _plan(model, ids=None):
     """plan.plan(): the tables and the planner are needed only on a config change or an Eastron
     detection, so they are imported for it and dropped after (their heap comes back)."""
-    from firmware.meters import plan
     try:
-        return plan.plan(model, ids)
+        return call_once("firmware.meters.plan", "plan", model, ids)
     finally:
-        pkg = sys.modules["firmware.meters"]
-        for name in ("plan", "models"):
-            sys.modules.pop("firmware.meters." + name, None)
-            if hasattr(pkg, name):
-                delattr(pkg, name)
+        forget("firmware.meters.models")
 
 
 class Rs485Meter:

@@ -1,11 +1,9 @@
-import sys
+from firmware import forget
 
 
 def unload(*names):
     """Forget submodules that are needed only for a while (Home Assistant discovery for one
     publication; client and bridge while MQTT is off), so that their code's heap comes back at
     the next collection. Their names stay interned (qstrs are never freed)."""
-    g = globals()
     for name in names:
-        sys.modules.pop(__name__ + "." + name, None)
-        g.pop(name, None)
+        forget(__name__ + "." + name)

@@ -8,7 +8,7 @@
 # Heap: the station's loop (station.py) is imported only on a board with a WLAN; the rare paths
 # (switching the access point, the setup page) live in setup_page.py, imported for one call and
 # dropped again (setup_call); the DNS probe is imported on the first link check.
-import sys
+from firmware import call_once
 
 from micropython import const
 
@@ -43,12 +43,7 @@ def _check(v):
 def setup_call(fn, *args):
     """setup_page.<fn>(*args) with the module imported for this call only: afterwards neither
     sys.modules nor the package keeps it, so its code is garbage at the next collection."""
-    mod = __import__(_SETUP_MODULE, None, None, (fn,))
-    try:
-        return getattr(mod, fn)(*args)
-    finally:
-        sys.modules.pop(_SETUP_MODULE, None)
-        sys.modules["firmware.net"].__dict__.pop("setup_page", None)
+    return call_once(_SETUP_MODULE, fn, *args)
 
 
 class WifiManager:
