@@ -29,7 +29,8 @@ class Uart:
     def deinit(self):
         log.append('deinit')
 u = Rs485Uart(Uart(), Pin())
-u.write(bytearray(16), 8)
+u.write(memoryview(bytearray(16))[:8])   # the bus writes a view of its frame buffer
+u.finish_tx()
 b = bytearray(8)
 log.append(u.readinto(b))
 log.append(u.readinto(b))

@@ -9,26 +9,21 @@
 
 
 class Rs485Uart:
+    """The bus's UART interface (firmware/modbus/bus.py): write(buf) switches the driver on and
+    queues the frame, finish_tx() releases the driver after the last stop bit."""
+
     def __init__(self, uart, de_pin=None):
         self._uart = uart
         self._de = de_pin
-        self._views = {}
-        self._buf = None
         if de_pin is not None:
             de_pin.value(0)  # listen
 
-    def start_tx(self, buf, n):
+    def write(self, buf):
         """Driver on, frame into the UART's TX buffer; returns at once (the bus task sleeps
-        through most of the wire time instead of blocking the event loop)."""
-        if buf is not self._buf:
-            self._buf = buf
-            self._views = {}
-        v = self._views.get(n)
-        if v is None:
-            v = self._views[n] = memoryview(buf)[:n]
+        through most of the wire time instead of blocking the event loop), then finish_tx()."""
         if self._de is not None:
             self._de.value(1)
-        self._uart.write(v)
+        self._uart.write(buf)
 
     def finish_tx(self):
         """Block until the last stop bit is out (a ms or two), then release the bus."""
@@ -38,23 +33,11 @@ class Rs485Uart:
             if self._de is not None:
                 self._de.value(0)
 
-    def write(self, buf, n):
-        self.start_tx(buf, n)
-        self.finish_tx()
-
     def readinto(self, buf):
         u = self._uart
         if not u.any():
             return 0
         return u.readinto(buf) or 0
-
-    def discard(self):
-        # Bounded: a line streaming garbage must not keep the event loop here.
-        u = self._uart
-        for _ in range(16):
-            if not u.any():
-                break
-            u.read()
 
     def close(self):
         if self._de is not None:

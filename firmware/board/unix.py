@@ -33,10 +33,12 @@ class UnixBoard:
 
     def uart(self, cfg):
         """The RS485 port: rs485/config 'device' is a tty or pty path (docs/modbus.md)."""
-        from firmware.board.unix_uart import open_uart
         if not cfg["device"]:
             raise OSError("no serial device configured (rs485/config 'device')")
-        return open_uart(cfg["device"], cfg["baud"], cfg["parity"], cfg["stop_bits"])
+        # The port is a plain file object: unix_uart.py is needed only to open it.
+        from firmware import call_once
+        return call_once("firmware.board.unix_uart", "open_uart", cfg["device"], cfg["baud"],
+                         cfg["parity"], cfg["stop_bits"])
 
     # --- added for the board helpers (docs/board.md) ---------------------------------------
     wdt_timeout_ms = None     # set by wdt_start: there is no hardware, tests read the counts

@@ -1,12 +1,16 @@
 # A serial port on a Linux host (MicroPython Unix port): a tty device (USB-RS485 adapter) or one
 # end of a pty pair (socat) in raw mode, polled without blocking. The adapter switches the RS485
 # direction itself, so there is no driver-enable pin here.
+#
+# The port is the raw file object itself: it already has the bus's UART interface
+# (firmware/modbus/bus.py): write(buf), readinto(buf) (0 when nothing is there: VMIN=0, VTIME=0)
+# and close(). No wrapper class, so nothing of this module is needed once the port is open:
+# the board imports it for the call and drops it (firmware/board/unix.py).
 import termios
 from micropython import const
 
 # termios attribute list: [iflag, oflag, cflag, lflag, ispeed, ospeed, cc]
 _CFLAG = const(2)
-_LFLAG = const(3)
 _ISPEED = const(4)
 _OSPEED = const(5)
 _CC = const(6)
@@ -26,17 +30,15 @@ BAUD_CODES = {1200: 9, 2400: 11, 4800: 12, 9600: 13, 19200: 14, 38400: 15, 57600
               115200: 0o10002}
 
 
-class UnixUart:
-    """`path` opened raw, non-blocking reads (VMIN=0, VTIME=0: read returns what is there).
-
+def open_uart(path, baud=9600, parity=0, stop_bits=1):
+    """`path` opened raw, reads non-blocking (VMIN=0, VTIME=0: a read returns what is there).
     parity: 0 none, 1 odd, 2 even; stop_bits 1 or 2."""
-
-    def __init__(self, path, baud=9600, parity=0, stop_bits=1):
-        code = BAUD_CODES.get(baud)
-        if code is None:
-            raise ValueError("baud %d not supported by this port" % baud)
-        self._f = open(path, "r+b", buffering=0)
-        fd = self._f.fileno()
+    code = BAUD_CODES.get(baud)
+    if code is None:
+        raise ValueError("baud %d not supported by this port" % baud)
+    f = open(path, "r+b", buffering=0)
+    try:
+        fd = f.fileno()
         termios.setraw(fd)
         attr = termios.tcgetattr(fd)
         cflag = attr[_CFLAG] & ~(_CBAUD | _CSIZE | _CSTOPB | _PARENB | _PARODD | _CRTSCTS)
@@ -51,35 +53,7 @@ class UnixUart:
         attr[_CC][_VMIN] = 0
         attr[_CC][_VTIME] = 0
         termios.tcsetattr(fd, termios.TCSANOW, attr)
-        self._buf = None
-        self._views = {}
-        self._scratch = bytearray(64)
-
-    def write(self, buf, n):
-        # A memoryview slice per frame length, made once: steady-state writes allocate nothing.
-        if buf is not self._buf:
-            self._buf = buf
-            self._views = {}
-        v = self._views.get(n)
-        if v is None:
-            v = self._views[n] = memoryview(buf)[:n]
-        done = 0
-        while done < n:
-            w = self._f.write(v if done == 0 else v[done:])
-            done += w or 0
-
-    def readinto(self, buf):
-        return self._f.readinto(buf) or 0
-
-    def discard(self):
-        # Bounded: a line streaming garbage must not keep the event loop here.
-        s = self._scratch
-        for _ in range(16):
-            if not self._f.readinto(s):
-                break
-
-    def close(self):
-        self._f.close()
-
-
-open_uart = UnixUart  # open_uart(path, baud, parity, stop_bits): no wrapper function (heap)
+    except Exception:
+        f.close()     # not a tty, ...: no open file left behind
+        raise
+    return f

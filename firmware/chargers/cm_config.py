@@ -7,6 +7,7 @@ import asyncio
 
 from micropython import const
 
+from firmware import call_once
 from firmware.api.config import ConfigObject, Field, BOOL, INT, STR
 from firmware.chargers.manager import ChargeManager, ChargersField, ContactorReset, check_cm, \
     contactor_state
@@ -138,7 +139,7 @@ def _build(m, entries):
     m.tasks = [asyncio.create_task(ch.run(app.clock)) for ch in new]
     if new:
         from firmware.control.charge_alloc import ChargeAlloc
-        m.alloc = ChargeAlloc()
+        m.alloc = ChargeAlloc(slots=len(new))   # one slot per charger (built anew on changes)
         m.alloc.n = len(new)
     else:
         m.alloc = None
@@ -155,10 +156,11 @@ def _make(app, c):
         from firmware.chargers.http_evse import HttpEvseCharger
         return HttpEvseCharger(c["name"], c["host"], mx)
     # The wallboxes share the RS485 bus (and its owner task) with the meters.
-    from firmware.modbus.install import get_bus
     from firmware.chargers import modbus_wallbox
     cls = modbus_wallbox.HeidelbergCharger if t == "heidelberg" else modbus_wallbox.EvseWbCharger
-    return cls(c["name"], get_bus(app), c.get("address", 1), mx,
+    # install.py makes the bus on first use and is not kept loaded (call_once).
+    bus = getattr(app, "modbus_bus", None) or call_once("firmware.modbus.install", "get_bus", app)
+    return cls(c["name"], bus, c.get("address", 1), mx,
                app.configs["charge_manager/config"]["fallback_current"])
 
 

@@ -9,7 +9,10 @@
 # less than offered; the unused rest goes to the others).
 #
 # The caller fills the per-charger input lists (index 0..n-1), calls step(dt_ms, budget_ma) and
-# reads alloc_ma. Integer-only, no I/O, step() allocates nothing.
+# reads alloc_ma. Integer-only, no I/O, step() allocates nothing. The lists have `slots` entries
+# (n <= slots <= MAX_CHARGERS): the charge manager makes a new ChargeAlloc with one slot per
+# configured charger whenever the chargers change, so a site with one wallbox does not carry 14
+# lists of 16.
 from micropython import const
 
 MAX_CHARGERS = const(16)
@@ -28,16 +31,16 @@ _R_RUNNING = const(3)     # has current, not yet a full rotation period
 
 class ChargeAlloc:
     def __init__(self, margin_ma=_MARGIN_MA, settle_ms=_SETTLE_MS, rotation_ms=_ROTATION_MS,
-                 request_after_ms=_REQUEST_AFTER_MS):
+                 request_after_ms=_REQUEST_AFTER_MS, slots=MAX_CHARGERS):
         self.margin_ma = margin_ma
         self.settle_ms = settle_ms
         self.rotation_ms = rotation_ms
         self.request_after_ms = request_after_ms
         self.n = 0
-        z = [0] * MAX_CHARGERS
+        z = [0] * slots
         # Inputs, set by the caller before step().
-        self.active = [False] * MAX_CHARGERS      # reachable and a vehicle connected
-        self.charging = [False] * MAX_CHARGERS
+        self.active = [False] * slots      # reachable and a vehicle connected
+        self.charging = [False] * slots
         self.measured_ma = list(z)                # largest phase current measured
         self.min_ma = list(z)
         self.max_ma = list(z)
@@ -177,7 +180,7 @@ class ChargeAlloc:
         total = 0
         for i in range(n):
             total += alloc[i]
-        for i in range(n, MAX_CHARGERS):
+        for i in range(n, len(alloc)):
             alloc[i] = 0
         self.allocated_ma = total
         return total

@@ -16,7 +16,6 @@ from micropython import const
 from firmware import call_once, forget
 from firmware.meters.slots import TYPE_RS485
 from firmware.modbus.errors import ModbusError, ModbusException
-from firmware.modbus.install import get_bus
 
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
@@ -205,7 +204,9 @@ def slot_changed(app, cfg, slot):
         meters = app.rs485_meters = {}
         # Also right when called before asyncio.run() (a meter in the saved config): on
         # MicroPython a task created then waits in the queue and starts with the loop.
-        asyncio.create_task(_run(app, get_bus(app), meters))
+        # install.py's get_bus makes the bus; the module itself is not kept (call_once).
+        bus = app.modbus_bus or call_once("firmware.modbus.install", "get_bus", app)
+        asyncio.create_task(_run(app, bus, meters))
     # The slot is its meters/N/state object: `extra` adds the meter's counters.
     if cfg["type"] == TYPE_RS485:
         m = meters.get(slot.index)

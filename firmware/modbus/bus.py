@@ -3,13 +3,14 @@
 # bus lock (FIFO), so requests never overlap on the wire. (No owner task: a task, two events and
 # the handover cost heap and gained nothing, asyncio being cooperative.)
 #
-# UART interface (firmware/board/unix_uart.py, firmware/board/esp32.py):
-#   uart.write(buf, n)     send buf[0:n]; returns when the bytes are on their way (the ESP32
-#                          version waits for the last stop bit so the RS485 driver can turn around)
-#   uart.readinto(buf)     non-blocking: bytes available now, 0 when none
-#   uart.discard()         drop pending input
+# UART interface (firmware/board/unix_uart.py: the raw file; firmware/board/rs485_uart.py):
+#   uart.write(buf)        send the whole buffer (a memoryview of the request frame)
+#   uart.readinto(buf)     non-blocking: bytes available now, 0 (or None) when none
 #   uart.close()
-#   optional uart.start_tx(buf, n) / uart.finish_tx(): send in two steps (driver-enable ports)
+#   optional uart.finish_tx(): a driver-enable port (ESP32) sends in two steps: write() switches
+#                          the driver on and queues the frame, finish_tx() waits for the last
+#                          stop bit and releases the driver (the bus sleeps through the frame
+#                          in between)
 # open_uart() returns such an object or raises OSError; the bus opens lazily and retries later,
 # so a missing adapter or pty is an error on the requests, never a crash.
 #
@@ -73,7 +74,8 @@ class ModbusBus:
         self._rx = bytearray(_RX_SIZE)
         self._chunk = bytearray(_CHUNK)
         self._regs = array("H", bytes(2 * rtu.MAX_READ_REGS))
-        self._views = {}
+        self._views = {}      # register count -> view of _regs (the read results)
+        self._tx_views = {}   # frame length -> view of _tx (what is written)
         self._scanner = rtu.Scanner()
         self._stats = {}
         self._lock = asyncio.Lock()
@@ -205,7 +207,7 @@ class ModbusBus:
                 return _PORT
             try:
                 self._uart = self._open_uart()
-                # Ports with a driver-enable pin send in two steps (start_tx/finish_tx).
+                # Ports with a driver-enable pin send in two steps (write/finish_tx).
                 self._finish_tx = getattr(self._uart, "finish_tx", None)
                 self.port_error = None
                 self._open_failed_ms = None
@@ -228,14 +230,20 @@ class ModbusBus:
             if wait > 0:
                 await clock.sleep_ms(wait)
             uart = self._uart
-            uart.discard()  # stray bytes between frames are not part of the answer
+            # Stray bytes between frames are not part of the answer. Bounded: a line streaming
+            # garbage must not keep the event loop here.
+            for _ in range(16):
+                if not uart.readinto(self._chunk):
+                    break
+            # A view per frame length, made once: steady-state requests allocate nothing.
+            tx = self._tx_views.get(tx_len)
+            if tx is None:
+                tx = self._tx_views[tx_len] = memoryview(self._tx)[:tx_len]
+            uart.write(tx)
             finish = self._finish_tx
-            if finish is None:
-                uart.write(self._tx, tx_len)
-            else:
+            if finish is not None:
                 # Half-duplex port (ESP32): sleep through the frame's wire time, block only for
                 # its last ms or two, so the driver is released right after the last stop bit.
-                uart.start_tx(self._tx, tx_len)
                 try:
                     wire_ms = tx_len * self._char_us // 1000
                     if wire_ms > _TX_BLOCK_MS:
