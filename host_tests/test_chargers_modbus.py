@@ -48,7 +48,8 @@ import asyncio, json
 from firmware.clock import Clock, ManualClock
 from firmware.modbus.bus import ModbusBus
 from firmware.board.unix_uart import open_uart
-from firmware.chargers.modbus_wallbox import HeidelbergCharger, EvseWbCharger
+from firmware.chargers.modbus_wallbox import HeidelbergCharger
+from firmware.chargers.evse_wb import EvseWbCharger
 bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=200, retries=1, gap_ms=2)
 clock = ManualClock(1000)
 def show(ch):

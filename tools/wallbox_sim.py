@@ -1,7 +1,7 @@
 """Modbus RTU wallbox emulators for tests (CPython, pymodbus 3.16): Heidelberg Energy Control and
-EVSE-WB register maps (sources cited in firmware/chargers/modbus_wallbox.py), with a car that
-draws what the box offers and the boxes' fallback behaviour (Heidelberg watchdog -> fail-safe
-current; EVSE-WB amps-after-boot on a power cycle).
+EVSE-WB register maps (sources cited in firmware/chargers/modbus_wallbox.py and evse_wb.py), with
+a car that draws what the box offers and the boxes' fallback behaviour (Heidelberg watchdog ->
+fail-safe current; EVSE-WB amps-after-boot on a power cycle).
 
 Time is injectable (`skew_s`): tests move the emulator's clock instead of sleeping.
 

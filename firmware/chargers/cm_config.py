@@ -156,8 +156,10 @@ def _make(app, c):
         from firmware.chargers.http_evse import HttpEvseCharger
         return HttpEvseCharger(c["name"], c["host"], mx)
     # The wallboxes share the RS485 bus (and its owner task) with the meters.
-    from firmware.chargers import modbus_wallbox
-    cls = modbus_wallbox.HeidelbergCharger if t == "heidelberg" else modbus_wallbox.EvseWbCharger
+    if t == "heidelberg":
+        from firmware.chargers.modbus_wallbox import HeidelbergCharger as cls
+    else:
+        from firmware.chargers.evse_wb import EvseWbCharger as cls
     # install.py makes the bus on first use and is not kept loaded (call_once).
     bus = getattr(app, "modbus_bus", None) or call_once("firmware.modbus.install", "get_bus", app)
     return cls(c["name"], bus, c.get("address", 1), mx,

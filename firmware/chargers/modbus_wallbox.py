@@ -1,5 +1,6 @@
 # Modbus RTU wallboxes on the shared RS485 bus (firmware/modbus/bus.py owns the UART; these
-# drivers only queue requests on it).
+# drivers only queue requests on it): the polling loop every one shares and the Heidelberg
+# Energy Control. The EVSE-WB is in evse_wb.py (a site loads only the driver it uses).
 #
 # Heidelberg Energy Control (Amperfied), register table "EC_ModBus_register_table_20210222_LW"
 # https://www.amperfied.de/wp-content/uploads/2023/03/EC_ModBus_register_table_20210222_LW.pdf
@@ -14,17 +15,6 @@
 #   holding 261  maximal current command, 0.1 A (0 = pause, 60..160)
 #   holding 262  fail-safe current, 0.1 A: used when the watchdog runs out
 #
-# EVSE-WB / SimpleEVSE-WB DIN boards, manual "evse-wb-din_Manual"
-# https://files.ev-power.eu/inc/_doc/attach/StoItem/4418/evse-wb-din_Manual.pdf (9600 8N1):
-#   holding 1000 configured amps, A (volatile; 0 = no charging)
-#   holding 1001 amps output, A
-#   holding 1002 vehicle state: 1 ready (A), 2 EV present (B), 3 charging (C), 4 C with
-#                ventilation, 5 failure
-#   holding 1006 EVSE state: 1 steady 12 V, 2 PWM, 3 off
-#   holding 2000 default amps after boot, A (persistent): the board's only fallback
-# The EVSE-WB has no communication watchdog register in that manual: a dead controller leaves it
-# at its last set-point until the board restarts (then 2000). We write 2000 = fallback current
-# at start so at least a power cycle ends in the safe current; see docs/chargers.md.
 from micropython import const
 
 from firmware.chargers.base import Charger, CHARGING_MA
@@ -33,11 +23,11 @@ _POLL_MS = const(1000)
 _WATCHDOG_MS = const(30000)  # DOMAIN 4: chargers fall back when the manager is silent for 30 s
 
 
-class _ModbusCharger(Charger):
+class ModbusCharger(Charger):
     """The polling loop; a subclass defines `async setup()` (once per (re)connect) and
     `async poll_once(now_ms)`."""
 
-    def __init__(self, name, bus, slave, max_ma, fallback_ma, poll_ms):
+    def __init__(self, name, bus, slave=1, max_ma=32000, fallback_ma=0, poll_ms=_POLL_MS):
         super().__init__(name, max_ma)
         self.bus = bus
         self.slave = slave
@@ -63,15 +53,15 @@ class _ModbusCharger(Charger):
             await self.wait_poll(clock, self.poll_ms)
 
 
-class HeidelbergCharger(_ModbusCharger):
+class HeidelbergCharger(ModbusCharger):
     kind = "heidelberg"
     has_meter = True
+    state = 0           # the box's charging state (input 5), once read
 
     def __init__(self, name, bus, slave=1, max_ma=16000, fallback_ma=0, poll_ms=_POLL_MS,
                  watchdog_ms=_WATCHDOG_MS):
         super().__init__(name, bus, slave, min(max_ma, 16000), fallback_ma, poll_ms)
         self.watchdog_ms = watchdog_ms
-        self.state = 0
 
     async def setup(self):
         bus = self.bus
@@ -104,35 +94,3 @@ class HeidelbergCharger(_ModbusCharger):
         self.state = st
         self.vehicle_connected = 4 <= st <= 8
         self.charging = st == 7 or st == 8 or max(pc[0], pc[1], pc[2]) > CHARGING_MA
-
-
-class EvseWbCharger(_ModbusCharger):
-    kind = "evse_wb"
-
-    def __init__(self, name, bus, slave=1, max_ma=32000, fallback_ma=0, poll_ms=_POLL_MS):
-        super().__init__(name, bus, slave, max_ma, fallback_ma, poll_ms)
-        self.state = 0
-
-    async def setup(self):
-        fb = self.fallback_ma // 1000
-        await self.bus.write_single(self.slave, 2000, fb if fb >= 6 else 0)
-
-    async def poll_once(self, now_ms):
-        bus = self.bus
-        want = self.limit_ma // 1000         # whole A, rounded down
-        if want < 6:
-            want = 0
-        sent = self.limit_ma
-        await bus.write_single(self.slave, 1000, want)
-        self.pushed_ma = sent
-        regs = await bus.read_holding(self.slave, 1000, 7)
-        out_a = regs[1]
-        st = regs[2]
-        self.applied_ma = regs[0] * 1000
-        self.state = st
-        self.vehicle_connected = st in (2, 3, 4)
-        self.charging = st in (3, 4)
-        # No meter: assume it draws what it offers on every phase (conservative for DLM).
-        est = out_a * 1000 if self.charging else 0
-        pc = self.phase_currents_ma
-        pc[0] = pc[1] = pc[2] = est

@@ -1,7 +1,7 @@
 # Meter models as register tables: data, no code per model. plan.py turns a table into the
 # fewest Modbus requests for the value ids wanted. Imported (with plan.py) only while a meter
-# slot's read plan is made (rs485_poll.py), and dropped after. ("eastron", detection by meter
-# code: rs485_poll.py.)
+# slot's read plan is made (rs485_setup.py), and dropped after. ("eastron", detection by meter
+# code: rs485_setup.py.)
 #
 # A table: (fc: 3 holding / 4 input, max_regs: longest read the meter accepts, fields). fields is
 # one flat tuple of ints, four per value: value id, 0-based address, encoding, scale (an index

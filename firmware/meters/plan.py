@@ -1,6 +1,6 @@
 # Turns a register table (models.py) into a read plan: the fewest requests that cover the wanted
 # value ids. Needed only when a meter is configured (or an Eastron meter detected):
-# rs485_poll.py imports this module (and with it the tables) for that and drops both after, so
+# rs485_setup.py imports this module (and with it the tables) for that and drops both after, so
 # the plan is plain data (lists of ints) that keeps no reference to them.
 from micropython import const
 

@@ -1,9 +1,9 @@
 # RS485 meters (docs/meters.md), the part installed at start: the model names (meters/N/config
-# rejects unknown ones) and a listener on every slot's config. The poller (rs485_poll.py), the
-# register tables (models.py), the planner (plan.py) and the Modbus bus are imported when a
-# slot becomes an RS485 meter, at start or on a config write: a board without one does not
-# carry their ~20 KB of heap.
-from firmware import forget
+# rejects unknown ones) and a listener on every slot's config. The poller (rs485_poll.py) and the
+# Modbus bus are imported when a slot becomes an RS485 meter, at start or on a config write: a
+# board without one does not carry their ~15 KB of heap. The configuration (rs485_setup.py), the
+# register tables (models.py) and the planner (plan.py) are imported only for a config change.
+from firmware import call_once, forget
 
 from firmware.meters.slots import TYPE_RS485
 
@@ -32,8 +32,8 @@ def install(app):
 
     def changed(c):
         if c["type"] == TYPE_RS485 or app.rs485_meters:
-            from firmware.meters.rs485_poll import slot_changed
-            slot_changed(app, c, app.slots[int(c.name.split("/")[1])])
+            call_once("firmware.meters.rs485_setup", "slot_changed", app, c,
+                      app.slots[int(c.name.split("/")[1])])
 
     for slot in app.slots:
         cfg = app.configs["meters/%d/config" % slot.index]

@@ -1,22 +1,22 @@
 # RS485 meters: every slot whose meters/N/config has type 2 is read through the shared Modbus bus
-# with its model's read plan (plan.py from the tables in models.py), and the values go to
-# slot.update(). A meter that stops answering simply stops updating its slot, which goes stale
-# after the slot's stale_timeout_s (the power manager then suspends PV control / DLM goes safe,
-# DOMAIN 1, 2); when it answers again the next poll updates the slot: no restart needed.
+# with its model's read plan, and the values go to slot.update(). A meter that stops answering
+# simply stops updating its slot, which goes stale after the slot's stale_timeout_s (the power
+# manager then suspends PV control / DLM goes safe, DOMAIN 1, 2); when it answers again the next
+# poll updates the slot: no restart needed.
 #
-# Imported by firmware/meters/rs485.py when the first slot becomes an RS485 meter (with the bus),
-# so a board without one does not carry this code. The tables and the planner are imported only
-# while a plan is made (_plan) and dropped after: the plan is plain data.
+# Imported (by rs485_setup.py) when the first slot becomes an RS485 meter, with the bus, so a
+# board without one does not carry this code. Only the polling lives here: configuration, the
+# read plan and the Eastron detection are rs485_setup.py's, imported for the call and dropped.
 import asyncio
 import struct
 from time import ticks_diff
 
 from micropython import const
 
-from firmware import call_once, forget
-from firmware.meters.slots import TYPE_RS485
+from firmware import call_once
 from firmware.modbus.errors import ModbusError, ModbusException
 
+_SETUP = "firmware.meters.rs485_setup"
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
 _ILLEGAL_ADDRESS = const(2)
@@ -29,59 +29,26 @@ _S32L = const(1)
 _U32 = const(2)
 _S32 = const(3)
 _U64 = const(4)
-
-# "eastron": read the meter code (holding register 0xFC02) and pick the table.
-EASTRON_AUTO = "eastron"
-_EASTRON_CODE_REG = const(0xFC02)
-_EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
-
-
-def _plan(model, ids=None):
-    """plan.plan(): the tables and the planner are needed only on a config change or an Eastron
-    detection, so they are imported for it and dropped after (their heap comes back)."""
-    try:
-        return call_once("firmware.meters.plan", "plan", model, ids)
-    finally:
-        forget("firmware.meters.models")
+_EASTRON_CODE_REG = const(0xFC02)   # "eastron": the meter code, read at the first poll
 
 
 class Rs485Meter:
-    """One slot read over the bus."""
+    """One slot read over the bus. Settings and read plan (slave, model, fc, reads, n_public,
+    sign, values, ...): rs485_setup.configure()."""
 
     def __init__(self, slot, cfg, bus):
         self.slot = slot
         self.cfg = cfg
         self.bus = bus
         self.failures = 0
-        self.configure()
-
-    def configure(self):
-        c = self.cfg
-        self.slave = c["slave_id"]
-        self.wanted = c["model"]
-        self.polls = 0
-        self.last_error = None
-        self.dropped = []  # addresses the meter rejected (values it does not have)
-        # The table in use: after Eastron detection (first poll) for "eastron".
-        self.model = None if self.wanted == EASTRON_AUTO else self.wanted
-        ids, self.fc, reads, n, self.n_public, self.sign = _plan(self.model or "sdm630")
-        self.slot.set_value_ids(ids)
-        self.values = [None] * n
-        self.reads = reads if self.model else None
+        call_once(_SETUP, "configure", self)
 
     async def poll(self, now_ms_fn):
         """Read every request of the plan; update the slot only when all succeeded."""
         bus = self.bus
         if self.reads is None:  # "eastron": the meter code picks the table
             code = (await bus.read_holding(self.slave, _EASTRON_CODE_REG, 1))[0]
-            model = _EASTRON_CODES.get(code)
-            if model is None:
-                raise ModbusError("unknown Eastron meter code 0x%X" % code)
-            _, self.fc, reads, n, self.n_public, self.sign = _plan(model, self.slot.value_ids)
-            self.model = model
-            self.values = [None] * n
-            self.reads = reads
-            self.dropped = []
+            call_once(_SETUP, "adopt", self, code)
         reads = self.reads
         vals = self.values
         slow_due = self.polls % _SLOW_EVERY == 0
@@ -196,31 +163,7 @@ def decode_field(regs, off, enc, scale):
     return u * scale
 
 
-def slot_changed(app, cfg, slot):
-    """Listener of every meters/N/config (via rs485.py). The first RS485 slot starts the task
-    reading all of them in turn (_run); app.rs485_meters: {slot index: Rs485Meter}."""
-    meters = app.rs485_meters
-    if meters is None:
-        meters = app.rs485_meters = {}
-        # Also right when called before asyncio.run() (a meter in the saved config): on
-        # MicroPython a task created then waits in the queue and starts with the loop.
-        # install.py's get_bus makes the bus; the module itself is not kept (call_once).
-        bus = app.modbus_bus or call_once("firmware.modbus.install", "get_bus", app)
-        asyncio.create_task(_run(app, bus, meters))
-    # The slot is its meters/N/state object: `extra` adds the meter's counters.
-    if cfg["type"] == TYPE_RS485:
-        m = meters.get(slot.index)
-        if m is None:
-            m = meters[slot.index] = Rs485Meter(slot, cfg, app.modbus_bus)
-        else:
-            m.configure()
-        slot.extra = m.state
-    elif slot.index in meters:
-        del meters[slot.index]
-        slot.extra = None
-
-
-async def _run(app, bus, meters):
+async def run(app, bus, meters):
     """Read every RS485 slot in turn, every poll_interval_ms."""
     clock = bus.clock  # real time: the poll rate is a bus property
     now_fn = app.clock.ticks_ms

@@ -1,0 +1,43 @@
+# The EVSE-WB / SimpleEVSE-WB DIN boards on the shared RS485 bus (the polling loop:
+# modbus_wallbox.py). Manual "evse-wb-din_Manual"
+# https://files.ev-power.eu/inc/_doc/attach/StoItem/4418/evse-wb-din_Manual.pdf (9600 8N1):
+#   holding 1000 configured amps, A (volatile; 0 = no charging)
+#   holding 1001 amps output, A
+#   holding 1002 vehicle state: 1 ready (A), 2 EV present (B), 3 charging (C), 4 C with
+#                ventilation, 5 failure
+#   holding 1006 EVSE state: 1 steady 12 V, 2 PWM, 3 off
+#   holding 2000 default amps after boot, A (persistent): the board's only fallback
+# The EVSE-WB has no communication watchdog register in that manual: a dead controller leaves it
+# at its last set-point until the board restarts (then 2000). We write 2000 = fallback current
+# at start so at least a power cycle ends in the safe current; see docs/chargers.md.
+from firmware.chargers.modbus_wallbox import ModbusCharger
+
+
+class EvseWbCharger(ModbusCharger):
+    """EvseWbCharger(name, bus, slave=1, max_ma=32000, fallback_ma=0, poll_ms=1000)."""
+    kind = "evse_wb"
+    state = 0           # the board's vehicle state (holding 1002), once read
+
+    async def setup(self):
+        fb = self.fallback_ma // 1000
+        await self.bus.write_single(self.slave, 2000, fb if fb >= 6 else 0)
+
+    async def poll_once(self, now_ms):
+        bus = self.bus
+        want = self.limit_ma // 1000         # whole A, rounded down
+        if want < 6:
+            want = 0
+        sent = self.limit_ma
+        await bus.write_single(self.slave, 1000, want)
+        self.pushed_ma = sent
+        regs = await bus.read_holding(self.slave, 1000, 7)
+        out_a = regs[1]
+        st = regs[2]
+        self.applied_ma = regs[0] * 1000
+        self.state = st
+        self.vehicle_connected = st in (2, 3, 4)
+        self.charging = st in (3, 4)
+        # No meter: assume it draws what it offers on every phase (conservative for DLM).
+        est = out_a * 1000 if self.charging else 0
+        pc = self.phase_currents_ma
+        pc[0] = pc[1] = pc[2] = est

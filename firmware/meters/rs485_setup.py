@@ -1,0 +1,76 @@
+# RS485 meters, the configuration side: a slot becoming (or ceasing to be) an RS485 meter, a
+# meter's read plan (plan.py from the tables in models.py) and the Eastron model detection.
+# Needed only on a config change or a detection, so rs485.py and rs485_poll.py import this module
+# for the call and drop it after (call_once), together with the planner and the tables: what a
+# meter keeps is plain data (the plan: lists of ints). The polling itself is rs485_poll.py.
+import asyncio
+
+from firmware import call_once, forget
+from firmware.meters.slots import TYPE_RS485
+from firmware.meters.rs485_poll import Rs485Meter, run
+from firmware.modbus.errors import ModbusError
+
+# "eastron": the model the meter code (holding register 0xFC02) names.
+_EASTRON_AUTO = "eastron"
+_EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
+
+
+def _plan(model, ids=None):
+    """plan.plan(), the planner and its tables dropped after (their heap comes back)."""
+    try:
+        return call_once("firmware.meters.plan", "plan", model, ids)
+    finally:
+        forget("firmware.meters.models")
+
+
+def configure(m):
+    """(Re)read meter m's settings from its meters/N/config and make its read plan."""
+    c = m.cfg
+    m.slave = c["slave_id"]
+    m.wanted = c["model"]
+    m.polls = 0
+    m.last_error = None
+    m.dropped = []  # addresses the meter rejected (values it does not have)
+    # The table in use: after Eastron detection (first poll) for "eastron".
+    m.model = None if m.wanted == _EASTRON_AUTO else m.wanted
+    ids, m.fc, reads, n, m.n_public, m.sign = _plan(m.model or "sdm630")
+    m.slot.set_value_ids(ids)
+    m.values = [None] * n
+    m.reads = reads if m.model else None   # None: detect the model at the first poll
+
+
+def adopt(m, code):
+    """"eastron": the meter answered meter code `code`; use its model's table for the value ids
+    the slot already has."""
+    model = _EASTRON_CODES.get(code)
+    if model is None:
+        raise ModbusError("unknown Eastron meter code 0x%X" % code)
+    _, m.fc, reads, n, m.n_public, m.sign = _plan(model, m.slot.value_ids)
+    m.model = model
+    m.values = [None] * n
+    m.reads = reads
+    m.dropped = []
+
+
+def slot_changed(app, cfg, slot):
+    """Listener of every meters/N/config (via rs485.py). The first RS485 slot starts the task
+    reading all of them in turn (rs485_poll.run); app.rs485_meters: {slot index: Rs485Meter}."""
+    meters = app.rs485_meters
+    if meters is None:
+        meters = app.rs485_meters = {}
+        # install.py's get_bus makes the bus; the module itself is not kept (call_once).
+        bus = app.modbus_bus or call_once("firmware.modbus.install", "get_bus", app)
+        # Also right when called before asyncio.run() (a meter in the saved config): on
+        # MicroPython a task created then waits in the queue and starts with the loop.
+        asyncio.create_task(run(app, bus, meters))
+    # The slot is its meters/N/state object: `extra` adds the meter's counters.
+    if cfg["type"] == TYPE_RS485:
+        m = meters.get(slot.index)
+        if m is None:
+            m = meters[slot.index] = Rs485Meter(slot, cfg, app.modbus_bus)
+        else:
+            configure(m)
+        slot.extra = m.state
+    elif slot.index in meters:
+        del meters[slot.index]
+        slot.extra = None
