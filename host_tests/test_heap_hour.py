@@ -83,3 +83,17 @@ def test_smaller_site_runs_a_simulated_hour_at_100wk(tmp_path):
                                    workdir=tmp_path, rs485=False)
     assert not stats["rs485_site"]
     check_hour(stats)
+
+
+def test_full_site_from_romfs_runs_a_simulated_hour_at_100wk(tmp_path):
+    """The full site with the firmware in a ROMFS image (deploy.py --romfs: code executed in place
+    from flash) fits the 100wK budget: every part runs, MQTT included, no MemoryError. The
+    image sits in the heap on the Unix port; run_hour enlarges the heap by exactly its
+    allocation and takes it out of every figure, so the budget is the stock layout's."""
+    stats, _ = bench_heap.run_hour(speed=240, sim_s=3600, heap="100wK", mqtt=True,
+                                   workdir=tmp_path, romfs=True)
+    print("\n" + bench_heap.table(stats, {}))
+    assert stats["romfs"] and stats["romfs_image_heap"] >= stats["romfs_image_bytes"] > 50000
+    assert stats["heap"] == bench_heap.heap_total("100wK"), stats      # the budget, image out
+    assert stats["mqtt"] and stats["rs485_site"]
+    check_hour(stats)

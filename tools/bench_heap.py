@@ -8,8 +8,14 @@ after start and after the hour, the peak, the largest free block, what the site 
 polls, charger commands) and the .mpy size of every module.
 
     .venv/bin/python tools/bench_heap.py [--speed 60] [--sim-s 3600] [--heap 100wK] [--no-rs485]
+                                         [--romfs]
 
 --no-rs485: the earlier, smaller site (an API meter fed over HTTP, no charger) for comparison.
+--romfs: the firmware's .mpy tree in a ROMFS image mounted at /rom (deploy.py --romfs), its
+bytecode executed in place, instead of .mpy files on the filesystem loaded into RAM. The Unix
+port has no flash to map, so the image sits in the heap: the heap is enlarged by exactly the
+image's allocation and that is subtracted from every heap figure (same budget, same percentages
+as the stock layout; heap_probe.py _mount_romfs).
 
 "100wK" = 100 K words: 200 KiB on this 64-bit host, whose objects are about twice the size of
 the ESP32's 32-bit ones, so percentages of the heap are comparable. Target: peak <= 75 %.
@@ -100,12 +106,51 @@ def http_call(port, method, path, body=None, timeout=5):
         c.close()
 
 
-def build_tree(dest):
-    """The deployed tree (build/deploy) plus the probe: what runs on a board."""
+def build_tree(dest, romfs=False):
+    """The deployed tree (build/deploy) plus the probe: what runs on a board. romfs: the tree
+    without firmware/, which is in the ROMFS image dest/firmware.romfs instead (deploy.py
+    --romfs); returns the image's size (0 without romfs)."""
     deploy.build()
     shutil.copytree(deploy.BUILD, dest)
     (dest / "tools").mkdir()
     shutil.copy(ROOT / "tools" / "heap_probe.py", dest / "tools" / "heap_probe.py")
+    if not romfs:
+        return 0
+    for tree in deploy.CODE_TREES:
+        shutil.rmtree(dest / tree)          # the board's flash holds no firmware/ either
+    size = deploy.build_romfs()
+    shutil.copy(deploy.ROMFS_IMAGE, dest / "firmware.romfs")
+    return size
+
+
+def heap_total(heap):
+    """What `-X heapsize=heap` gives the GC to allocate (gc.mem_alloc() + gc.mem_free())."""
+    out = subprocess.run([MICROPYTHON, "-X", "heapsize=%s" % heap, "-c",
+                          "import gc\nprint(gc.mem_alloc() + gc.mem_free())"],
+                         capture_output=True, text=True, timeout=10).stdout
+    return int(out.split()[-1])
+
+
+# The GC's pool grows in steps of 4 blocks (one allocation-table byte): 128 B on this host.
+_POOL_STEP = 128
+_BLOCK = 32
+
+
+def romfs_heap(heap, image_bytes):
+    """For a ROMFS run under the budget `heap`: (the -X heapsize giving exactly the budget plus
+    the image's allocation, the bytearray length to hold the image in). The bytearray (its
+    object, one block, plus the data) is padded to whole pool steps, so that the heap can grow by
+    exactly that much; a partition larger than its image is what a board has too."""
+    alloc = -(-(image_bytes + _BLOCK) // _POOL_STEP) * _POOL_STEP
+    target = heap_total(heap) + alloc
+    size = target * 1295 // 1280                # pool + 1/128 allocation table + 1/256 finalisers
+    total = heap_total(size)
+    for _ in range(200):
+        if total == target:
+            return size, alloc - _BLOCK
+        size += 16 if total < target else -16
+        total = heap_total(size)
+    raise RuntimeError("no -X heapsize gives a heap of %d B" % target)
 
 
 # The flash of a configured full site (files as firmware/api/store.py writes them: one JSON
@@ -199,14 +244,20 @@ class RtuSite:
 
 
 def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, workdir=None,
-             rs485=True):
+             rs485=True, romfs=False):
     """Run the probe; returns (stats dict, micropython output). Raises on a crash.
     rs485=True: the full site (site_config(), RtuSite; MQTT with Home Assistant discovery);
-    False: only an API meter fed over HTTP and no charger (the probe before the full site)."""
+    False: only an API meter fed over HTTP and no charger (the probe before the full site).
+    romfs=True: the firmware imported from a ROMFS image mounted at /rom (build_tree); the heap
+    figures in stats exclude the image (romfs_heap)."""
     own = workdir is None
     workdir = Path(workdir or tempfile.mkdtemp(prefix="bench_heap_"))
     tree = workdir / "board"
-    build_tree(tree)
+    image_bytes = build_tree(tree, romfs)
+    heap_arg, romfs_args = heap, []
+    if romfs:
+        heap_arg, buffer_bytes = romfs_heap(heap, image_bytes)
+        romfs_args = [str(tree / "firmware.romfs"), str(buffer_bytes)]
     site = None
     broker = None
     counter = None
@@ -225,9 +276,9 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
             for name, values in site_config(site.fw).items():
                 (flash / (name.replace("/", "_") + ".json")).write_text(json.dumps(values))
         port = free_port()
-        cmd = [MICROPYTHON, "-X", "heapsize=" + heap, str(tree / "tools" / "heap_probe.py"),
-               str(flash), str(port), str(speed), str(sim_s), str(mqtt_port),
-               "1" if rs485 else "0"]
+        cmd = [MICROPYTHON, "-X", "heapsize=%s" % heap_arg,
+               str(tree / "tools" / "heap_probe.py"), str(flash), str(port), str(speed),
+               str(sim_s), str(mqtt_port), "1" if rs485 else "0"] + romfs_args
         out_path = workdir / "probe.out"
         with open(out_path, "w") as out:
             proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, cwd=tree)
@@ -316,8 +367,18 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
     if proc.returncode != 0 or m is None:
         raise RuntimeError("probe failed (exit %s):\n%s" % (proc.returncode, text[-3000:]))
     stats = ast.literal_eval(m.group(1))
-    blk = re.search(r"max free sz: (\d+)", text)
-    stats["max_free_block"] = int(blk.group(1)) * 16 if blk else None  # 16-byte GC blocks
+    blk = re.search(r"max free sz: (\d+)", text)           # in GC blocks
+    stats["max_free_block"] = int(blk.group(1)) * stats["gc_block_bytes"] if blk else None
+    stats["romfs"] = romfs
+    stats["romfs_image_bytes"] = image_bytes
+    image = stats["romfs_image_heap"]
+    if image:
+        # The image is flash on a board: out of the heap and out of every "used" figure. Free
+        # figures need nothing: the heap was enlarged by exactly the image's allocation.
+        for key in ("heap", "boot_used", "built_used", "peak_used", "start_used", "early_min",
+                    "late_min", "end_used", "fw_peak_live"):
+            if key in stats:
+                stats[key] -= image
     stats["http_requests"] = requests
     stats["http_errors"] = errors
     stats["http_failed"] = failed[:10]
@@ -349,6 +410,13 @@ def run_hour(speed=60, sim_s=3600, heap="100wK", mqtt=True, http_load=True, work
 _COSTS = r"""
 import sys, gc
 sys.path[:0] = ['.', 'lib']
+if len(sys.argv) > 3:           # --romfs: the firmware in a ROMFS image at /rom (heap_probe.py)
+    import vfs
+    _img = bytearray(int(sys.argv[3]))
+    with open(sys.argv[2], 'rb') as f:
+        f.readinto(_img)
+    vfs.mount(vfs.VfsRom(_img), '/rom')
+    sys.path.append('/rom/lib')
 def live():
     gc.collect()
     return gc.mem_alloc()
@@ -376,12 +444,13 @@ for name, b in out:
 """
 
 
-def subsystem_costs(tree, workdir):
+def subsystem_costs(tree, workdir, image_bytes=0):
     script = Path(workdir) / "costs.py"
     script.write_text(_COSTS)
-    out = subprocess.run([MICROPYTHON, "-X", "heapsize=1024wK", str(script),
-                          str(Path(workdir) / "costs_flash")], cwd=tree, capture_output=True,
-                         text=True, timeout=60).stdout
+    cmd = [MICROPYTHON, "-X", "heapsize=1024wK", str(script), str(Path(workdir) / "costs_flash")]
+    if image_bytes:
+        cmd += [str(Path(tree) / "firmware.romfs"), str(image_bytes)]
+    out = subprocess.run(cmd, cwd=tree, capture_output=True, text=True, timeout=60).stdout
     rows = []
     for line in out.splitlines():
         if line.startswith("COST "):
@@ -400,6 +469,18 @@ def cost_table(rows, heap):
     lines.append("| %-58s | %8d | %5.1f%% |" % ("total before any task runs", total,
                                                100.0 * total / heap))
     return "\n".join(lines)
+
+
+def layout_line(romfs, image_bytes=0, image_heap=0):
+    if not romfs:
+        return ("layout: filesystem (the firmware's .mpy files on the board's filesystem, loaded "
+                "into RAM: a stock ESP32_GENERIC image)")
+    return ("layout: ROMFS (the firmware's .mpy files in a %d B ROMFS image mounted at /rom, "
+            "bytecode executed in place: deploy.py --romfs, an image with a romfs partition); "
+            "this host has no flash to map, so the image sits in the heap, allocated first and "
+            "excluded from every figure below%s"
+            % (image_bytes, ", the heap enlarged by exactly its %d B allocation" % image_heap
+               if image_heap else ""))
 
 
 def table(stats, sizes):
@@ -426,7 +507,8 @@ def table(stats, sizes):
                    stats.get("mqtt_discovery_configs"), stats.get("mqtt_state_messages")))
     else:
         site = "site: no RS485 (API meter slot 0 fed over HTTP, no charger; --no-rs485)"
-    lines = [site, "",
+    lines = [layout_line(stats.get("romfs"), stats.get("romfs_image_bytes", 0),
+                         stats.get("romfs_image_heap", 0)), site, "",
              "| %-34s | %8s | %8s | %7s |" % ("heap (-X heapsize)", "used B", "free B", "used"),
              "|%s|%s|%s|%s|" % ("-" * 36, "-" * 10, "-" * 10, "-" * 9),
              row("after start (10 s simulated)", stats["start_used"]),
@@ -465,21 +547,26 @@ def main():
                     help="no RS485 site: an API meter fed over HTTP, no charger (comparison)")
     ap.add_argument("--costs", action="store_true",
                     help="only the per-part table (2 s): no simulated hour")
+    ap.add_argument("--romfs", action="store_true",
+                    help="the firmware in a ROMFS image mounted at /rom (code executed in place)")
     a = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="bench_heap_"))
     stats = None
+    image_bytes = 0
     if a.costs:
-        build_tree(work / "board")
+        image_bytes = build_tree(work / "board", a.romfs)
     else:
         try:
             stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work,
-                                rs485=not a.no_rs485)
+                                rs485=not a.no_rs485, romfs=a.romfs)
         except RuntimeError as e:
             print("The firmware did not run in -X heapsize=%s:\n%s\n" % (a.heap, str(e)[-600:]))
+        image_bytes = deploy.ROMFS_IMAGE.stat().st_size if a.romfs else 0
     sizes = {str(p.relative_to(deploy.BUILD)): p.stat().st_size
              for p in sorted(deploy.BUILD.rglob("*.mpy"))}
     heap_100wk = 202368
-    print(cost_table(subsystem_costs(work / "board", work), heap_100wk)
+    print(layout_line(a.romfs, image_bytes))
+    print(cost_table(subsystem_costs(work / "board", work, image_bytes), heap_100wk)
           + "\n(share of the 100wK heap, %d B)\n" % heap_100wk)
     if stats is not None:
         print(table(stats, sizes))

@@ -20,6 +20,13 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build" / "deploy"
+# --romfs: the .mpy tree packed into a ROMFS image (docs/board.md "ROMFS: code in flash"). The
+# image holds lib/firmware/...: the ESP32 port mounts the ROMFS partition at /rom and puts
+# "/rom/lib" on sys.path (micropython PR #16857, extmod/vfs.c mp_vfs_mount_romfs_protected), so
+# `import firmware` finds /rom/lib/firmware without any change to boot.py or main.py.
+ROMFS_STAGE = ROOT / "build" / "romfs"
+ROMFS_IMAGE = ROOT / "build" / "firmware.romfs"
+ROMFS_CODE_DIR = "lib"         # inside the image
 CODE_TREES = ("firmware",)
 # Deleted on the board before the copy: the code trees, and lib/, where deploys put third-party
 # packages before the firmware had its own HTTP server (firmware/api/http.py).
@@ -56,6 +63,20 @@ def build(out=BUILD, march="xtensawin"):
     for name in SOURCE_FILES:
         shutil.copy(ROOT / name, out / name)
     return sizes
+
+
+def build_romfs(out=ROMFS_IMAGE):
+    """Pack the compiled tree (build() first) into a ROMFS image with mpremote's builder
+    (--no-mpy: the tree is already our xtensawin .mpy); returns the image's size in bytes."""
+    if ROMFS_STAGE.exists():
+        shutil.rmtree(ROMFS_STAGE)
+    for tree in CODE_TREES:
+        shutil.copytree(BUILD / tree, ROMFS_STAGE / ROMFS_CODE_DIR / tree)
+    proc = subprocess.run([tool("mpremote"), "romfs", "--no-mpy", "-o", str(out), "build",
+                           str(ROMFS_STAGE)], capture_output=True, text=True)
+    if proc.returncode != 0 or not out.exists():
+        sys.exit("deploy: mpremote romfs build failed: %s" % (proc.stderr or proc.stdout))
+    return out.stat().st_size
 
 
 class Board:

@@ -5,13 +5,44 @@
 # meter slot fed over HTTP; the simulated site of `make sim` is not loaded: it is not firmware
 # and would not fit next to it.
 #   micropython -X heapsize=100wK tools/heap_probe.py DIR HTTP_PORT SPEED SECONDS [MQTT_PORT
-#       [DISCOVERY]]        (MQTT_PORT 0: no MQTT; DISCOVERY 1: Home Assistant discovery on)
+#       [DISCOVERY [ROMFS_IMAGE BUFFER_BYTES]]]
+#   (MQTT_PORT 0: no MQTT; DISCOVERY 1: Home Assistant discovery on; ROMFS_IMAGE: the firmware
+#   is not in the tree but in this ROMFS image, mounted at /rom as a ROMFS build of the ESP32
+#   port does)
 import sys
 
 _root = __file__.rsplit("/", 2)[0] if __file__.count("/") >= 2 else "."
 sys.path[:0] = [_root, _root + "/lib"]
 
 import gc  # noqa: E402
+
+
+def _mount_romfs(path, buffer_bytes):
+    """Mount the ROMFS image at /rom with /rom/lib on sys.path (what the ESP32 port does at boot,
+    micropython PR #16857); returns the heap the image itself takes.
+
+    On the ESP32 the image is memory-mapped flash and costs no heap. The Unix port has no flash to
+    map, so the image sits in one bytearray, allocated first (the bottom of the heap: it never
+    moves and fragments nothing). tools/bench_heap.py enlarges the heap by what this returns and
+    subtracts it from every heap figure. buffer_bytes (>= the image) is chosen there so that the
+    allocation is a whole number of GC allocation-table steps."""
+    import vfs
+    gc.collect()
+    before = gc.mem_alloc()
+    buf = bytearray(buffer_bytes)
+    f = open(path, "rb")
+    f.readinto(buf)
+    f.close()
+    del f
+    gc.collect()
+    image_heap = gc.mem_alloc() - before
+    vfs.mount(vfs.VfsRom(buf), "/rom")
+    sys.path.append("/rom/lib")
+    return image_heap
+
+
+_IMAGE_HEAP = _mount_romfs(sys.argv[7], int(sys.argv[8])) if len(sys.argv) > 8 else 0
+
 import time  # noqa: E402
 import asyncio  # noqa: E402
 
@@ -37,7 +68,10 @@ def main():
                            % (mqtt_port, "true" if discovery else "false"))
     gc.collect()
     stats = {"heap": gc.mem_alloc() + gc.mem_free(), "boot_used": boot_used,
-             "built_used": gc.mem_alloc(), "peak_used": 0, "samples": 0}
+             "built_used": gc.mem_alloc(), "peak_used": 0, "samples": 0,
+             "romfs_image_heap": _IMAGE_HEAP,
+             # a GC block is 4 words: 32 B on this 64-bit host, 16 B on the ESP32
+             "gc_block_bytes": 32 if sys.maxsize > 2 ** 32 else 16}
 
     async def monitor():
         start = clock.ticks_ms()
