@@ -72,6 +72,13 @@ def main():
              "romfs_image_heap": _IMAGE_HEAP,
              # a GC block is 4 words: 32 B on this 64-bit host, 16 B on the ESP32
              "gc_block_bytes": 32 if sys.maxsize > 2 ** 32 else 16}
+    # Every key the run fills in exists from the start (None until measured): a dict that grows
+    # at the end of the hour needs a larger table just when the heap may be full, and a
+    # MemoryError there would end the monitor and leave the probe running forever.
+    for key in ("start_used", "start_free", "early_min", "late_min", "end_used", "end_free",
+                "sim_s", "steps", "max_period_ms", "display_frames", "wdt_feeds", "fw_peak_live",
+                "fw_min_free"):
+        stats[key] = None
 
     async def monitor():
         start = clock.ticks_ms()
@@ -92,9 +99,10 @@ def main():
             # raises the floor; transients (an MQTT pass, a request in flight, start-up work
             # that takes longer in real time on a loaded machine) only raise single samples.
             if 120000 <= elapsed < sim_s * 500:
-                if used < stats.get("early_min", used + 1):
+                if stats["early_min"] is None or used < stats["early_min"]:
                     stats["early_min"] = used
-            elif elapsed >= sim_s * 750 and used < stats.get("late_min", used + 1):
+            elif elapsed >= sim_s * 750 and (stats["late_min"] is None
+                                             or used < stats["late_min"]):
                 stats["late_min"] = used
             if elapsed >= sim_s * 1000:
                 stats["end_used"] = used
