@@ -146,7 +146,7 @@ def test_dead_or_wrong_slave_becomes_unreachable(boxes):
 def test_illegal_value_is_reported(boxes):
     hd = boxes.boxes[1]
     out = _run(boxes, """
-        from firmware.modbus.errors import ModbusException
+        from firmware.modbus.bus import ModbusException
         try:
             await bus.write_single(1, 261, 200)      # 20 A: outside 0, 60..160
             out.append('accepted')

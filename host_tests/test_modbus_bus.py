@@ -14,7 +14,7 @@ _MP = """
 import asyncio, time, json, gc
 from firmware.clock import Clock
 from firmware.modbus.bus import ModbusBus
-from firmware.modbus.errors import ModbusError, ModbusException
+from firmware.modbus.bus import ModbusError, ModbusException
 from firmware.board.unix_uart import open_uart
 bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=%d, retries=%d, gap_ms=%d)
 out = []

@@ -203,6 +203,7 @@ class ContactorReset:
     contactor monitoring error. The contact is checked again at once; a contactor that still
     disagrees latches again. (An object, not a registry tuple: MQTT offers objects with write()
     as commands.)"""
+    writable_keys = ("reset",)     # a class attribute, not a method (registry.write takes both)
 
     def __init__(self, mgr):
         self.mgr = mgr
@@ -210,9 +211,6 @@ class ContactorReset:
     def to_dict(self):
         ps = self.mgr.ps
         return {"reset": False, "error": 0 if ps is None else ps.error}
-
-    def writable_keys(self):
-        return ("reset",)
 
     def write(self, payload):
         _config_call("contactor_reset", self.mgr, payload)

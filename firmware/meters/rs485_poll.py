@@ -14,7 +14,7 @@ from time import ticks_diff
 from micropython import const
 
 from firmware import call_once
-from firmware.modbus.errors import ModbusError, ModbusException
+from firmware.modbus.bus import ModbusError, ModbusException
 
 _SETUP = "firmware.meters.rs485_setup"
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)

@@ -8,7 +8,7 @@ import asyncio
 from firmware import call_once, forget
 from firmware.meters.slots import TYPE_RS485
 from firmware.meters.rs485_poll import Rs485Meter, run
-from firmware.modbus.errors import ModbusError
+from firmware.modbus.bus import ModbusError
 
 # "eastron": the model the meter code (holding register 0xFC02) names.
 _EASTRON_AUTO = "eastron"

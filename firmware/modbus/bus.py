@@ -22,8 +22,37 @@ from time import ticks_add as _ticks_add, ticks_diff as _ticks_diff
 from micropython import const
 
 from firmware.modbus import rtu
-from firmware.modbus.errors import (ModbusError, ModbusTimeout, ModbusCrcError, ModbusFrameError,
-                                    ModbusException, ModbusPortError)
+
+
+# Errors raised by the requests. All derive from ModbusError, so a poller that only cares "did it
+# work" catches one class. Classes (not codes) because their names are what meter and charger
+# states show as last_error ("ModbusTimeout slave 1: no answer"). Here, not in a module of their
+# own: whoever catches them uses the bus anyway (a module costs heap).
+class ModbusError(Exception):
+    pass
+
+
+class ModbusTimeout(ModbusError):
+    """No answer within the response timeout (after all retries)."""
+
+
+class ModbusCrcError(ModbusError):
+    """An answer arrived but its CRC was wrong (after all retries)."""
+
+
+class ModbusFrameError(ModbusError):
+    """Bytes arrived but no complete, valid answer among them (truncated or garbled)."""
+
+
+class ModbusException(ModbusError):
+    """The slave answered with an exception response; `code` is the Modbus exception code
+    (1 illegal function, 2 illegal data address, 3 illegal data value, 4 device failure, ...),
+    set by the bus (no __init__ of its own: a method costs heap)."""
+
+
+class ModbusPortError(ModbusError):
+    """The serial port could not be opened or written (the bus retries opening it later)."""
+
 
 _RX_SIZE = const(512)     # two maximal frames: the answer plus garbage in front of it
 _CHUNK = const(64)
@@ -76,7 +105,6 @@ class ModbusBus:
         self._regs = array("H", bytes(2 * rtu.MAX_READ_REGS))
         self._views = {}      # register count -> view of _regs (the read results)
         self._tx_views = {}   # frame length -> view of _tx (what is written)
-        self._scanner = rtu.Scanner()
         self._stats = {}
         self._lock = asyncio.Lock()
         self._exc_code = 0
@@ -277,13 +305,12 @@ class ModbusBus:
         uart = self._uart
         rx = self._rx
         chunk = self._chunk
-        sc = self._scanner
         want = 5 + 2 * count if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT else 8
         start = clock.ticks_ms()
         limit_ms = self.timeout_ms + (want * self._char_us + 999) // 1000
         last_rx = start
         n = 0
-        bad_crc = False
+        r = rtu.NEED_MORE
         while True:
             k = uart.readinto(chunk)
             now = clock.ticks_ms()
@@ -299,22 +326,21 @@ class ModbusBus:
                     rx[n + i] = chunk[i]
                 n += k
                 last_rx = now
-                r = sc.scan(rx, n, slave, fc, count, self._tx)
-                if r == rtu.FOUND:
-                    if sc.exception:
-                        self._exc_code = rx[sc.start + 2]
+                r = rtu.scan(rx, n, slave, fc, count, self._tx)
+                if r >= 0:  # the answer starts at r
+                    if rx[r + 1] & 0x80:
+                        self._exc_code = rx[r + 2]
                         return _EXC
                     if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
-                        rtu.decode_registers(rx, sc.start, count, self._regs)
+                        rtu.decode_registers(rx, r, count, self._regs)
                     return _OK
-                bad_crc = r == rtu.BAD_CRC
                 continue  # more may be waiting right now
-            if bad_crc and _ticks_diff(now, last_rx) >= self._silence_ms:
+            if r == rtu.BAD_CRC and _ticks_diff(now, last_rx) >= self._silence_ms:
                 return _CRC  # a complete answer with a bad CRC, and the line went quiet
             if _ticks_diff(now, start) >= limit_ms:
                 if n == 0:
                     return _TIMEOUT
-                return _CRC if sc.saw_bad_crc else _FRAME
+                return _FRAME if r == rtu.NEED_MORE else _CRC
             await clock.sleep_ms(1)
 
 

@@ -1,7 +1,7 @@
 # The one RS485 bus of the app: its config object (rs485/config) and its state (rs485/state).
 # install_config() runs at start: rs485/config and, until a bus exists, a constant rs485/state;
 # nothing here stays referenced, so the RS485 meter subsystem drops this module after the call.
-# The bus itself (firmware/modbus/bus.py, rtu.py, errors.py, the UART driver: ~10 KB of heap) is
+# The bus itself (firmware/modbus/bus.py, rtu.py, the UART driver: ~10 KB of heap) is
 # imported and created by get_bus(app) (this module imported again) when the first user (a
 # meter slot of type 2, a Modbus wallbox) is configured. Every user gets the same bus.
 import json

@@ -75,69 +75,58 @@ def build_request(buf, slave, fc, addr, count_or_value, values=None):
     return append_crc(buf, j)
 
 
-# Results of scan(): how the bytes received so far look.
-NEED_MORE = const(0)     # nothing complete yet: keep reading
-FOUND = const(1)         # a valid answer starts at .start (normal or exception)
-BAD_CRC = const(2)       # a complete candidate whose CRC is wrong (and nothing valid after it)
+# What scan() found when no answer is complete (an answer: its start index, >= 0).
+NEED_MORE = const(-1)        # nothing complete yet: keep reading
+BAD_CRC = const(-2)          # a complete candidate whose CRC is wrong, and nothing can complete
+PENDING_BAD_CRC = const(-3)  # a candidate failed its CRC, another may still complete
 
 
-class Scanner:
-    """Finds the answer to one request in the bytes received, skipping garbage before it.
+def scan(buf, n, slave, fc, count, req_buf):
+    """Find the answer to the request in req_buf (slave, fc, count as it was built) in
+    buf[0:n]: its start index (an exception answer when buf[start + 1] & 0x80), else
+    NEED_MORE, BAD_CRC or PENDING_BAD_CRC.
 
     An answer must carry the request's slave id and function code (or its exception form), the
     byte count the request implies, and a good CRC. Bytes that do not fit (stray bytes, the tail
     of an earlier truncated frame, a corrupted frame) are skipped one at a time, so a good frame
-    right behind garbage is still found (resynchronisation)."""
-
-    def __init__(self):
-        self.start = 0
-        self.end = 0
-        self.exception = False
-        self.saw_bad_crc = False
-
-    def scan(self, buf, n, slave, fc, count, req_buf):
-        """Look at buf[0:n]. Returns NEED_MORE, FOUND (frame at self.start..self.end,
-        self.exception set for an exception answer) or, when no candidate can still complete,
-        BAD_CRC if a complete candidate failed its CRC else NEED_MORE."""
-        reads = fc == FC_READ_HOLDING or fc == FC_READ_INPUT
-        want = 5 + 2 * count if reads else 8  # a normal answer's length
-        xfc = fc | 0x80
-        self.saw_bad_crc = False
-        pending = False
-        for s in range(n - 1):
-            if buf[s] != slave:
+    right behind garbage is still found (resynchronisation). A function, not a scanner object:
+    nothing to keep between calls but the buffer."""
+    reads = fc == FC_READ_HOLDING or fc == FC_READ_INPUT
+    want = 5 + 2 * count if reads else 8  # a normal answer's length
+    xfc = fc | 0x80
+    bad_crc = False
+    pending = False
+    for s in range(n - 1):
+        if buf[s] != slave:
+            continue
+        f = buf[s + 1]
+        if f == xfc:
+            ln = 5
+        elif f == fc:
+            ln = want
+            if reads and s + 2 < n and buf[s + 2] != 2 * count:
+                continue  # wrong byte count: not our answer
+        else:
+            continue
+        if s + ln > n:
+            pending = True  # may still complete with more bytes
+            continue
+        c = crc16(buf, s, s + ln - 2)
+        if buf[s + ln - 2] != (c & 0xFF) or buf[s + ln - 1] != (c >> 8):
+            bad_crc = True
+            continue
+        if f == fc and not reads:
+            # A write answer echoes address and value/count of the request.
+            ok = True
+            for i in range(2, 6):
+                if buf[s + i] != req_buf[i]:
+                    ok = False
+            if not ok:
                 continue
-            f = buf[s + 1]
-            if f == xfc:
-                ln = 5
-            elif f == fc:
-                ln = want
-                if reads and s + 2 < n and buf[s + 2] != 2 * count:
-                    continue  # wrong byte count: not our answer
-            else:
-                continue
-            if s + ln > n:
-                pending = True  # may still complete with more bytes
-                continue
-            c = crc16(buf, s, s + ln - 2)
-            if buf[s + ln - 2] != (c & 0xFF) or buf[s + ln - 1] != (c >> 8):
-                self.saw_bad_crc = True
-                continue
-            if f == fc and not reads:
-                # A write answer echoes address and value/count of the request.
-                ok = True
-                for i in range(2, 6):
-                    if buf[s + i] != req_buf[i]:
-                        ok = False
-                if not ok:
-                    continue
-            self.start = s
-            self.end = s + ln
-            self.exception = f == xfc
-            return FOUND
-        if self.saw_bad_crc and not pending:
-            return BAD_CRC
-        return NEED_MORE
+        return s
+    if bad_crc:
+        return PENDING_BAD_CRC if pending else BAD_CRC
+    return NEED_MORE
 
 
 def decode_registers(buf, start, count, regs):
