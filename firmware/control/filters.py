@@ -2,9 +2,11 @@
 # 0 / 120 / 240 / 480 s (cloud_filter_mode 0..3) plus a fast value (~1 s average).
 #
 # Integer-only, time passed in as dt_ms, allocation-free after construction.
-# Samples are averaged into 1 s buckets; the buckets go into a preallocated ring of 480
-# entries (one per second of the strongest window), so the memory is fixed (1.9 KB) whatever
-# the meter's sample rate, and a window sum is kept incrementally (O(1) per bucket).
+# Samples are averaged into 1 s buckets; the buckets go into a ring of 480 entries (one per
+# second of the strongest window), so the memory is fixed (1.9 KB) whatever the meter's sample
+# rate, and a window sum is kept incrementally (O(1) per bucket). The ring is allocated when a
+# window is first set (a config change, which may allocate): with the filter off (the default)
+# nothing reads it, and its 1.9 KB stay free (heap diet, docs/board.md).
 #
 # The fast value is a true sliding 1 s average of the latest samples, each weighted by the time
 # it covers (since the previous sample), kept in a small ring of 16 samples.
@@ -40,7 +42,7 @@ class CloudFilter:
     the window, or fast_w when the filter is off or has no completed bucket yet)."""
 
     def __init__(self):
-        self._ring = array("i", bytes(4 * RING_S))
+        self._ring = None      # RING_S buckets once a window was set (see set_window)
         self._head = 0         # index the next bucket is written to
         self._filled = 0       # buckets pushed since the last reset (capped at RING_S)
         self._window = 0       # seconds (= buckets) averaged
@@ -60,11 +62,17 @@ class CloudFilter:
 
     def set_window(self, seconds):
         """Change the window (config change only). Recomputes the sum from the ring, so the
-        history collected so far is kept."""
+        history collected so far is kept. Buckets are collected only while a window is set:
+        switching the filter on (the first time: allocating the ring) starts a new history."""
         if seconds < 0:
             seconds = 0
         elif seconds > RING_S:
             seconds = RING_S
+        if seconds and not self._window:
+            if self._ring is None:
+                self._ring = array("i", bytes(4 * RING_S))
+            self._head = 0
+            self._filled = 0
         self._window = seconds
         n = self._filled if self._filled < seconds else seconds
         s = 0
@@ -169,15 +177,16 @@ class CloudFilter:
 
     def _push(self, v):
         w = self._window
+        if not w:
+            return             # no window (filter off): no history needed
         h = self._head
-        if w:
-            if self._filled >= w:
-                # The bucket leaving the window; for w == RING_S it is the one overwritten now.
-                i = h - w
-                if i < 0:
-                    i += RING_S
-                self._sum -= self._ring[i]
-            self._sum += v
+        if self._filled >= w:
+            # The bucket leaving the window; for w == RING_S it is the one overwritten now.
+            i = h - w
+            if i < 0:
+                i += RING_S
+            self._sum -= self._ring[i]
+        self._sum += v
         self._ring[h] = v
         h += 1
         if h == RING_S:
