@@ -11,6 +11,7 @@ import asyncio
 import binascii
 import json
 import time
+from array import array
 
 from micropython import const
 
@@ -27,19 +28,23 @@ _ACK_TIMEOUT_MS = const(8000)   # ... so a dead broker is noticed within ~30 s
 _FLUSH_MS = const(2000)         # what is queued at a restart/disable may take this long to go out
 _QUEUE_SPARE = const(16)        # queue = one state per registry object + room for commands
 
-# Bridge.entries: three numbers per object, at 3 * (its index in paths) + one of
-_POLLED = const(0)  # when it was last read (ms)
-_SENT = const(1)    # when it was last published on this connection (ms), or None
-_HASH = const(2)    # CRC-32 of the JSON text last published on this connection, or None
+# Per object (its index in paths) the bridge keeps two 32-bit numbers: in Bridge.sent when it
+# was last published on this connection, in Bridge.hashes the CRC-32 (30 bits) of the JSON text
+# published then; _UNSENT in both before. Times are the low 30 bits of ticks_ms (which wrap at
+# 2**30 on the ESP32, at 2**62 on the Unix port): an age computed from them is right modulo
+# 2**30 ms (12 days), far above any interval (<= 1 h).
+_UNSENT = const(-1)
+_MS_MASK = const(0x3FFFFFFF)
 
 
 class Bridge:
     """`dirty` is a set of the objects (configs) that announced a write; their listeners add
     them (firmware/mqtt/service.py), so it outlives a bridge.
 
-    Per object the bridge keeps numbers only (`entries`), not the last published text:
-    unchanged JSON is recognised by its hash (two different texts with the same 30-bit hash,
-    chance 1e-9 per change, would delay that object to its next change)."""
+    Per object the bridge keeps two numbers (`sent`, `hashes`: arrays, 8 B per object), not
+    the last published text: unchanged JSON is recognised by its hash (two different texts with
+    the same 30-bit hash, chance 1e-9 per change, would delay that object to its next change).
+    Configs are read when they announced a write, else all of them every _CONFIG_POLL_MS."""
 
     def __init__(self, clock, registry, client, prefix, interval_ms, read_only, dirty=None,
                  log=None):
@@ -54,7 +59,8 @@ class Bridge:
         self.discovery = None  # (device_id, discovery_prefix) when Home Assistant discovery is on
         self._announce = False  # discovery configs due (after a connect)
         self.paths = []
-        self.entries = []
+        self.sent = self.hashes = None
+        self._configs_ms = None  # when every config was last read (None: due)
         self.rejected = 0
 
     def setup(self):
@@ -62,7 +68,10 @@ class Bridge:
         _update topics of the writable ones."""
         reg = self.registry
         self.paths = reg.paths()
-        self.entries = [None] * (3 * len(self.paths))
+        n = len(self.paths)
+        self.sent = array("i", bytes(4 * n))
+        self.hashes = array("i", bytes(4 * n))
+        self._forget()
         if not self.read_only:
             for path in self.paths:
                 if hasattr(reg.get_object(path), "write"):
@@ -70,10 +79,13 @@ class Bridge:
 
     # ---- client callbacks (run in the client's receive task) ----
 
+    def _forget(self):
+        # Nothing published on this connection yet.
+        for i in range(len(self.paths)):
+            self.sent[i] = self.hashes[i] = _UNSENT
+
     def on_connect(self):
-        e = self.entries
-        for i in range(0, len(e), 3):
-            e[i + _SENT] = e[i + _HASH] = None
+        self._forget()
         self._announce = self.discovery is not None
         self.client.publish(self.prefix + "/availability", "online", True, 1, COMMAND)
 
@@ -114,7 +126,7 @@ class Bridge:
         """The client dropped a queued state: forget it was sent, so the next scan sends it."""
         p = self.prefix
         if topic.startswith(p + "/") and topic[len(p) + 1:] in self.paths:
-            self.entries[3 * self.paths.index(topic[len(p) + 1:]) + _HASH] = None
+            self.hashes[self.paths.index(topic[len(p) + 1:])] = _UNSENT
 
     # ---- publishing ----
 
@@ -123,36 +135,41 @@ class Bridge:
         if not self.client.connected:
             return  # on_connect re-publishes everything anyway
         now = self.clock.ticks_ms()
+        configs = self._configs_due(now)
         for i in range(len(self.paths)):
-            self.poll(i, now)
+            self.poll(i, now, configs)
 
-    def poll(self, i, ms):
+    def _configs_due(self, now_ms):
+        """Whether a pass starting now reads the configs that announced no write too."""
+        last = self._configs_ms
+        if last is None or time.ticks_diff(now_ms, last) >= _CONFIG_POLL_MS:
+            self._configs_ms = now_ms
+            return True
+        return False
+
+    def poll(self, i, ms, configs):
         """Object i at time ms: read it when due, publish it when its JSON changed."""
-        d = time.ticks_diff
-        e = self.entries
-        i *= 3
-        sent = e[i + _SENT]
-        if sent is not None and d(ms, sent) < self.interval_ms:
+        sent = self.sent[i]
+        if sent != _UNSENT and (ms - sent) & _MS_MASK < self.interval_ms:
             return
-        path = self.paths[i // 3]
+        path = self.paths[i]
         obj = self.registry.get_object(path)
-        if (sent is not None and hasattr(obj, "subscribe") and obj not in self.dirty
-                and d(ms, e[i + _POLLED]) < _CONFIG_POLL_MS):
-            return  # a config that announced no write: polled now and then only
-        e[i + _POLLED] = ms
+        if sent != _UNSENT and not configs and hasattr(obj, "subscribe") \
+                and obj not in self.dirty:
+            return  # a config that announced no write: read now and then only
         self.dirty.discard(obj)
         try:
             text = json.dumps(self.registry.read(path))  # an object or a registry tuple
         except Exception as x:  # noqa: BLE001 - one broken object must not stop the rest
-            if sent is None:
+            if sent == _UNSENT:
                 self.log("mqtt: cannot read %s: %r" % (path, x))
-                e[i + _SENT] = ms
+                self.sent[i] = ms & _MS_MASK
             return
         h = binascii.crc32(text) & _HASH_MASK
-        if h != e[i + _HASH] and self.client.publish(self.prefix + "/" + path, text, True, 0,
-                                                     STATE):
-            e[i + _HASH] = h
-            e[i + _SENT] = ms
+        if h != self.hashes[i] and self.client.publish(self.prefix + "/" + path, text, True, 0,
+                                                       STATE):
+            self.hashes[i] = h
+            self.sent[i] = ms & _MS_MASK
 
     async def run(self):
         # One object per asyncio turn: serialising all of them at once (~15 ms on the ESP32 for
@@ -166,12 +183,13 @@ class Bridge:
             if self._announce and c.connected:
                 self._announce = False
                 await self.announce()
+            configs = self._configs_due(self.clock.ticks_ms())
             for i in range(len(self.paths)):
                 while c.connected and c.queued() > _BACKLOG:
                     await self.clock.sleep_ms(_MIN_SCAN_MS)
                 if not c.connected:
                     break  # on_connect re-publishes everything anyway
-                self.poll(i, self.clock.ticks_ms())
+                self.poll(i, self.clock.ticks_ms(), configs)
                 await asyncio.sleep_ms(0)
             await self.clock.sleep_ms(scan_ms)
 
