@@ -18,6 +18,8 @@ import time
 
 from micropython import const
 
+from firmware import call_once
+
 _TICK_MS = const(200)          # supervisor period: deadline resolution
 _BACKOFF_MIN_MS = const(1000)
 _BACKOFF_MAX_MS = const(60000)
@@ -25,9 +27,11 @@ _MAX_INFLIGHT = const(4)       # unacknowledged QoS 1 publishes at once
 _DEFAULT_RX_BYTES = const(4096 + 256)  # largest accepted write body (registry) plus its topic
 _HEAD_BYTES = const(256)       # fixed headers, control packets, a received PUBLISH's topic
 _RESOLVE_AFTER_FAILS = const(3)  # re-resolve a host name after this many failed connects
+# CONNECT and a refused CONNACK's text are needed once per connection: that code lives in
+# packet.py, imported for the call and dropped again (firmware.call_once).
+_ONCE = "firmware.mqtt.packet"
 
 # packet types (MQTT 3.1.1, 2.2.1)
-_CONNECT = const(0x10)
 _CONNACK = const(0x20)
 _PUBLISH = const(0x30)
 _PUBACK = const(0x40)
@@ -293,8 +297,8 @@ class MQTTClient:
             self._ip_fails += 1  # until CONNACK
             _, self._stream = await asyncio.open_connection(self._address(), self.port)
             self._tasks[1] = asyncio.create_task(self._rx_loop())
-            await self.send(connect(self.client_id, self.keepalive_s, self.user, self.password,
-                                    self.will))
+            await self.send(call_once(_ONCE, "connect", self.client_id, self.keepalive_s,
+                                      self.user, self.password, self.will))
             ev = self.event
             inflight = self._inflight
             while True:
@@ -413,11 +417,7 @@ class MQTTClient:
                             self.event.set()  # subscriptions added meanwhile go out now
                     elif kind == _CONNACK and n == 2 and not self.connected:
                         if rx[1]:  # return codes (3.2.2.3)
-                            why = ("unacceptable protocol version", "identifier rejected",
-                                   "server unavailable", "bad user name or password",
-                                   "not authorized")
-                            raise OSError("connection refused: " + (
-                                why[rx[1] - 1] if rx[1] <= len(why) else str(rx[1])))
+                            raise OSError(call_once(_ONCE, "refused", rx[1]))
                         self.ticks[_DEADLINE] = None
                         self._ip_fails = 0
                         self.connected = True
@@ -490,8 +490,8 @@ class MQTTClient:
 
 
 # ---- packet encoding (MQTT 3.1.1, OASIS standard, sections 2 and 3) ----
-# Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests); the method
-# publish() above only enqueues. Every packet is built in one bytearray of its exact
+# Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests, and has
+# CONNECT); the method publish() above only enqueues. Every packet is built in one bytearray of its exact
 # size: a payload (str or bytes) is copied once, through a memoryview (a str's memoryview is its
 # UTF-8 bytes), never concatenated.
 
@@ -526,24 +526,6 @@ def _build(header, body, length=()):
         buf[i:i + len(p)] = p
         i += len(p)
     return buf
-
-
-def connect(client_id, keepalive_s, user=None, password=None, will=None):
-    """CONNECT (3.1), clean session. `will` is (topic, payload, qos, retain) or None."""
-    flags = 0x02
-    parts = [b"\x00\x04MQTT\x04", None, client_id]
-    if will is not None:
-        topic, msg, qos, retain = will
-        flags |= 0x04 | (qos << 3) | (0x20 if retain else 0)
-        parts += (topic, msg)
-    if user:
-        flags |= 0x80
-        parts.append(user)
-        if password:
-            flags |= 0x40
-            parts.append(password)
-    parts[1] = bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF))
-    return _build(_CONNECT, parts, range(2, len(parts)))
 
 
 def publish(topic, payload, qos=0, retain=False, pid=0):
