@@ -45,16 +45,19 @@ class MeterSlot:
 
     def __init__(self, index):
         self.index = index
-        self.value_ids = []
-        self.values = []
+        # A slot without a meter (most of the 7) shares the empty tuple for both instead of two
+        # empty lists of its own (128 B per slot on the Unix port).
+        self.value_ids = ()
+        self.values = ()
         self.updated_ms = None
         self.update_count = 0
         self.stale_after_ms = 30000
 
     def set_value_ids(self, ids):
-        if list(ids) != self.value_ids:
-            self.value_ids = list(ids)
-            self.values = [None] * len(ids)
+        ids = list(ids)
+        if ids != list(self.value_ids):
+            self.value_ids = ids or ()
+            self.values = [None] * len(ids) if ids else ()
             self.updated_ms = None
 
     def update(self, values, now_ms):
