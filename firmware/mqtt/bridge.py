@@ -11,22 +11,20 @@ import asyncio
 import binascii
 import json
 import time
-from array import array
 
 from micropython import const
 
-from firmware.api.registry import MAX_BODY_BYTES, ApiError
+from firmware import call_once
 from firmware.mqtt import unload
-from firmware.mqtt.client import COMMAND, STATE, MQTTClient
+from firmware.mqtt.client import COMMAND, STATE
 
 _MIN_SCAN_MS = const(50)
 _CONFIG_POLL_MS = const(10000)  # configs are published on change notice; this is the safety net
 _HASH_MASK = const(0x3FFFFFFF)  # 30 bits: a small int on the ESP32 too, never a heap object
 _BACKLOG = const(4)             # run() waits while more messages are queued: few payloads held
-_KEEPALIVE_S = const(20)        # ping after 20 s without traffic either way ...
-_ACK_TIMEOUT_MS = const(8000)   # ... so a dead broker is noticed within ~30 s
-_FLUSH_MS = const(2000)         # what is queued at a restart/disable may take this long to go out
-_QUEUE_SPARE = const(16)        # queue = one state per registry object + room for commands
+# What runs once per start or stop, and an incoming write, lives in cold.py: imported for the
+# call and dropped again (firmware.call_once), its code is not on the heap in between.
+_COLD = "firmware.mqtt.cold"
 
 # Per object (its index in paths) the bridge keeps two 32-bit numbers: in Bridge.sent when it
 # was last published on this connection, in Bridge.hashes the CRC-32 (30 bits) of the JSON text
@@ -66,58 +64,17 @@ class Bridge:
     def setup(self):
         """Learn the registry's paths (after every subsystem registered) and subscribe to the
         _update topics of the writable ones."""
-        reg = self.registry
-        self.paths = reg.paths()
-        n = len(self.paths)
-        self.sent = array("i", bytes(4 * n))
-        self.hashes = array("i", bytes(4 * n))
-        self._forget()
-        if not self.read_only:
-            for path in self.paths:
-                if hasattr(reg.get_object(path), "write"):
-                    self.client.subscribe(self.prefix + "/" + path + "_update", 1)
-
-    # ---- client callbacks (run in the client's receive task) ----
-
-    def _forget(self):
-        # Nothing published on this connection yet.
-        for i in range(len(self.paths)):
-            self.sent[i] = self.hashes[i] = _UNSENT
+        call_once(_COLD, "setup", self)
 
     def on_connect(self):
-        self._forget()
+        for i in range(len(self.paths)):  # nothing published on this connection yet
+            self.sent[i] = self.hashes[i] = _UNSENT
         self._announce = self.discovery is not None
         self.client.publish(self.prefix + "/availability", "online", True, 1, COMMAND)
 
     def on_message(self, topic, payload, retain):
         """A message on <prefix>/<path>_update: a write. payload None: it was too large."""
-        p = self.prefix
-        if not (len(topic) > len(p) + 8 and topic.startswith(p) and topic[len(p)] == "/"
-                and topic.endswith("_update")):
-            return
-        path = topic[len(p) + 1:-7]
-        if payload is None:
-            status, message = 413, "Payload too large"
-        elif retain or not payload:
-            self.log(("mqtt: ignored retained message on %s" if retain
-                      else "mqtt: ignored empty message on %s") % topic)
-            return
-        elif self.read_only:
-            status, message = 405, "MQTT is read-only"
-        else:
-            try:
-                self.registry.write(path, payload)
-                self.dirty.add(self.registry.get_object(path))
-                return
-            except ApiError as e:
-                status, message = e.status, e.message
-            except Exception as e:  # noqa: BLE001 - an object's bug must not break MQTT
-                status, message = 500, "write failed: %r" % (e,)
-        # rejected: reported on <prefix>/mqtt/error
-        self.rejected += 1
-        self.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
-        body = json.dumps({"topic": topic, "status": status, "error": message})
-        self.client.publish(self.prefix + "/mqtt/error", body, False, 1, COMMAND)
+        call_once(_COLD, "write", self, topic, payload, retain)
 
     def on_oversize(self, topic):
         self.on_message(topic, None, False)
@@ -210,39 +167,12 @@ class Bridge:
         unload("discovery")
 
     async def stop(self, config):
-        """Stop the client. What the new config no longer publishes is removed first:
-        discovery entities when discovery goes off (or moves), then 'offline'. `config`: the
-        mqtt/config values from now on."""
-        new, c = config, self.client
-        if c.connected:
-            if self.discovery is not None and not (
-                    new["enable"] and new["broker_host"] == c.host
-                    and new["broker_port"] == c.port and new["discovery"]
-                    and new["discovery_prefix"] == self.discovery[1]):
-                await self.announce(True)
-            # A clean DISCONNECT suppresses the last will: say offline ourselves.
-            c.publish(self.prefix + "/availability", "offline", True, 1, COMMAND)
-        await c.stop(_FLUSH_MS)
+        """Stop the client; first remove what the new config (the mqtt/config values from now
+        on) no longer publishes."""
+        await call_once(_COLD, "stop", self, config)
 
 
 def start(service, v):
     """Client and bridge for the mqtt/config values `v` of the MqttService `service`: returns
     the bridge (its client in .client) and the tasks running them."""
-    svc = service
-    reg = svc.registry
-    prefix = v["prefix"]
-    c = MQTTClient(svc.clock, v["broker_host"], v["broker_port"], v["client_id"], v["user"],
-                   v["password"], keepalive_s=_KEEPALIVE_S,
-                   will=(prefix + "/availability", "offline", 1, True),
-                   queue_len=len(reg.paths()) + _QUEUE_SPARE, rx_bytes=MAX_BODY_BYTES + 256,
-                   ack_timeout_ms=_ACK_TIMEOUT_MS, log=svc.log)
-    b = Bridge(svc.clock, reg, c, prefix, v["interval"] * 1000, v["read_only"], svc.dirty,
-               svc.log)
-    c.on_connect = b.on_connect
-    c.on_message = b.on_message
-    c.on_oversize = b.on_oversize
-    c.on_drop = b.on_drop
-    if v["discovery"]:
-        b.discovery = (svc.device_id, v["discovery_prefix"])
-    b.setup()
-    return b, [asyncio.create_task(c.run()), asyncio.create_task(b.run())]
+    return call_once(_COLD, "start", service, v)

@@ -1,0 +1,100 @@
+# The MQTT bridge's rare paths: starting client and bridge, stopping them, an incoming write.
+# firmware/mqtt/bridge.py imports this module for one call and drops it again
+# (firmware.call_once), so its code is on the heap only while it runs (heap, docs/mqtt.md).
+import asyncio
+import json
+from array import array
+
+from micropython import const
+
+from firmware.api.registry import MAX_BODY_BYTES, ApiError
+from firmware.mqtt.client import COMMAND, MQTTClient
+
+_KEEPALIVE_S = const(20)        # ping after 20 s without traffic either way ...
+_ACK_TIMEOUT_MS = const(8000)   # ... so a dead broker is noticed within ~30 s
+_FLUSH_MS = const(2000)         # what is queued at a restart/disable may take this long to go out
+_QUEUE_SPARE = const(16)        # queue = one state per registry object + room for commands
+
+
+def start(svc, v):
+    """Client and bridge for the mqtt/config values `v` of the MqttService `svc`: returns the
+    bridge (its client in .client) and the tasks running them."""
+    from firmware.mqtt.bridge import Bridge
+    reg = svc.registry
+    prefix = v["prefix"]
+    c = MQTTClient(svc.clock, v["broker_host"], v["broker_port"], v["client_id"], v["user"],
+                   v["password"], keepalive_s=_KEEPALIVE_S,
+                   will=(prefix + "/availability", "offline", 1, True),
+                   queue_len=len(reg.paths()) + _QUEUE_SPARE, rx_bytes=MAX_BODY_BYTES + 256,
+                   ack_timeout_ms=_ACK_TIMEOUT_MS, log=svc.log)
+    b = Bridge(svc.clock, reg, c, prefix, v["interval"] * 1000, v["read_only"], svc.dirty,
+               svc.log)
+    c.on_connect = b.on_connect
+    c.on_message = b.on_message
+    c.on_oversize = b.on_oversize
+    c.on_drop = b.on_drop
+    if v["discovery"]:
+        b.discovery = (svc.device_id, v["discovery_prefix"])
+    setup(b)
+    return b, [asyncio.create_task(c.run()), asyncio.create_task(b.run())]
+
+
+def setup(b):
+    """Bridge `b` learns the registry's paths (after every subsystem registered) and subscribes
+    to the _update topics of the writable ones."""
+    reg = b.registry
+    b.paths = reg.paths()
+    # All bits set: every entry -1 (_UNSENT), nothing published yet.
+    b.sent = array("i", b"\xff" * (4 * len(b.paths)))
+    b.hashes = array("i", b"\xff" * (4 * len(b.paths)))
+    if not b.read_only:
+        for path in b.paths:
+            if hasattr(reg.get_object(path), "write"):
+                b.client.subscribe(b.prefix + "/" + path + "_update", 1)
+
+
+def write(b, topic, payload, retain):
+    """Bridge `b` got a message on <prefix>/<path>_update: a write (payload None: it was too
+    large). A rejected one is reported on <prefix>/mqtt/error."""
+    p = b.prefix
+    if not (len(topic) > len(p) + 8 and topic.startswith(p) and topic[len(p)] == "/"
+            and topic.endswith("_update")):
+        return
+    path = topic[len(p) + 1:-7]
+    if payload is None:
+        status, message = 413, "Payload too large"
+    elif retain or not payload:
+        b.log(("mqtt: ignored retained message on %s" if retain
+               else "mqtt: ignored empty message on %s") % topic)
+        return
+    elif b.read_only:
+        status, message = 405, "MQTT is read-only"
+    else:
+        try:
+            b.registry.write(path, payload)
+            b.dirty.add(b.registry.get_object(path))
+            return
+        except ApiError as e:
+            status, message = e.status, e.message
+        except Exception as e:  # noqa: BLE001 - an object's bug must not break MQTT
+            status, message = 500, "write failed: %r" % (e,)
+    b.rejected += 1
+    b.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
+    body = json.dumps({"topic": topic, "status": status, "error": message})
+    b.client.publish(p + "/mqtt/error", body, False, 1, COMMAND)
+
+
+async def stop(b, new):
+    """Stop bridge `b`'s client. What the new config `new` (the mqtt/config values from now on)
+    no longer publishes is removed first: discovery entities when discovery goes off (or
+    moves), then 'offline'."""
+    c = b.client
+    if c.connected:
+        if b.discovery is not None and not (
+                new["enable"] and new["broker_host"] == c.host
+                and new["broker_port"] == c.port and new["discovery"]
+                and new["discovery_prefix"] == b.discovery[1]):
+            await b.announce(True)
+        # A clean DISCONNECT suppresses the last will: say offline ourselves.
+        c.publish(b.prefix + "/availability", "offline", True, 1, COMMAND)
+    await c.stop(_FLUSH_MS)
