@@ -27,8 +27,9 @@ _MAX_INFLIGHT = const(4)       # unacknowledged QoS 1 publishes at once
 _DEFAULT_RX_BYTES = const(4096 + 256)  # largest accepted write body (registry) plus its topic
 _HEAD_BYTES = const(256)       # fixed headers, control packets, a received PUBLISH's topic
 _RESOLVE_AFTER_FAILS = const(3)  # re-resolve a host name after this many failed connects
-# CONNECT and a refused CONNACK's text are needed once per connection: that code lives in
-# packet.py, imported for the call and dropped again (firmware.call_once).
+# CONNECT and a refused CONNACK's text are needed once per connection, a received PUBLISH only
+# for a write: that code lives in packet.py, imported for the call and dropped again
+# (firmware.call_once).
 _ONCE = "firmware.mqtt.packet"
 
 # packet types (MQTT 3.1.1, 2.2.1)
@@ -432,56 +433,8 @@ class MQTTClient:
                         raise OSError("unexpected packet 0x%02x (%d bytes)" % (first, n))
                     continue
 
-                # PUBLISH: topic (and packet id) through the head buffer, then the payload.
-                # Our subscriptions are our own short topics: a longer one is a broken broker.
-                qos = (first >> 1) & 3
-                if n < 2:
-                    raise OSError("malformed PUBLISH")
-                await self._read(rx, 2)
-                tlen = (rx[0] << 8) | rx[1]
-                head = tlen + (2 if qos else 0)
-                if head > n - 2 or head > len(rx):
-                    raise OSError("malformed PUBLISH")
-                await self._read(rx, head)
-                try:
-                    topic = str(rx[:tlen], "utf-8")
-                except UnicodeError:
-                    topic = None
-                pid = (rx[tlen] << 8) | rx[tlen + 1] if qos else 0
-                plen = n - 2 - head
-                buf = None
-                if plen <= self.rx_bytes:
-                    try:
-                        buf = bytearray(plen)
-                    except MemoryError:
-                        pass
-                fn = None
-                if buf is None:
-                    # Too large (or no room): skipped through the head buffer, never held whole.
-                    left = plen
-                    while left > 0:
-                        k = min(left, len(rx))
-                        await self._read(rx, k)
-                        left -= k
-                    self.log("mqtt: skipped %d byte message on %s" % (plen, topic))
-                    if topic is not None:
-                        fn, args = self.on_oversize, (topic,)
-                else:
-                    await self._read(buf, plen)
-                    if qos == 2:
-                        # We subscribe with QoS <= 1, so the broker must not send QoS 2: drop it.
-                        self.log("mqtt: dropped QoS 2 message on %s" % topic)
-                    elif topic is not None:
-                        fn, args = self.on_message, (topic, buf, bool(first & 1))
-                if fn is not None:
-                    try:
-                        fn(*args)
-                    except Exception as e:  # noqa: BLE001 - a handler bug must not break us
-                        self.log("mqtt: handler failed: %s: %s" % (type(e).__name__, e))
-                buf = args = None
-                if qos == 1:
-                    self._acks.append(pid)
-                    self.event.set()
+                # PUBLISH: only a write to one of our objects (rare): packet.py receives it.
+                await call_once(_ONCE, "receive_publish", self, first, n)
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - ends this connection only
@@ -491,8 +444,8 @@ class MQTTClient:
 
 # ---- packet encoding (MQTT 3.1.1, OASIS standard, sections 2 and 3) ----
 # Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests, and has
-# CONNECT); the method publish() above only enqueues. Every packet is built in one bytearray of its exact
-# size: a payload (str or bytes) is copied once, through a memoryview (a str's memoryview is its
+# CONNECT); the method publish() above only enqueues. Every packet is built in one bytearray of
+# its exact size: a payload (str or bytes) is copied once, through a memoryview (a str's memoryview is its
 # UTF-8 bytes), never concatenated.
 
 def _build(header, body, length=()):
