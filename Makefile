@@ -22,7 +22,7 @@ help:
 	@echo "make sim    run the firmware on the MicroPython Unix port with a simulated site (http://127.0.0.1:$(PORT))"
 	@echo "make test   run the whole test suite"
 	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
-	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md)"
+	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md; ROMFS=1: into its ROMFS partition)"
 	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour (full RS485 site; HEAP_ARGS=--no-rs485 without)"
 
 setup: $(VENV)/.stamp
@@ -48,9 +48,11 @@ test: setup
 
 # Deploy to a board (docs/board.md): PORT is the serial port here, e.g. PORT=/dev/ttyUSB0.
 # DEPLOY_ARGS='--reset-config' deletes the board's settings, '--pin-map' overwrites board.json.
+# ROMFS=1: the code into the board's ROMFS partition, run from flash (docs/board.md).
 DEPLOY_ARGS ?=
+ROMFS ?=
 deploy: setup
-	$(PY) tools/deploy.py --port $(PORT) $(DEPLOY_ARGS)
+	$(PY) tools/deploy.py --port $(PORT) $(if $(filter 1,$(ROMFS)),--romfs) $(DEPLOY_ARGS)
 
 # Heap of the firmware as deployed under -X heapsize (docs/board.md): HEAP_ARGS='--heap 200wK'.
 HEAP_ARGS ?=

@@ -2,6 +2,7 @@
 """Compile the firmware to .mpy and copy it to a board with mpremote.
 
     make deploy PORT=/dev/ttyUSB0           (= .venv/bin/python tools/deploy.py --port ...)
+    make deploy PORT=/dev/ttyUSB0 ROMFS=1   (= ... --romfs: the code into the ROMFS partition)
 
 Steps: every .py under firmware/ is cross-compiled with `mpy-cross -march=xtensawin` into
 build/deploy/ (boot.py and main.py stay source: the board runs them by name); on the board the
@@ -11,6 +12,14 @@ new .mpy; the new tree, boot.py and main.py are copied; the board is reset.
 The board's own files are kept: the config folder (/config: Wi-Fi credentials, every setting)
 and /board.json (the pin map; copied only when the board has none). --reset-config deletes the
 config folder, --pin-map overwrites board.json.
+
+--romfs: the .mpy tree is packed into a ROMFS image (build/firmware.romfs) and written to the
+board's ROMFS partition with `mpremote romfs deploy`, where MicroPython runs the bytecode in
+place instead of loading it into RAM (docs/board.md "ROMFS: code in flash"). The board must run
+an image with a ROMFS partition (ESP32_GENERIC's ROMFS variant); without one nothing is changed.
+The writable filesystem then gets no firmware/, and a firmware/ of an earlier deploy is removed:
+'' (the current directory, /) comes first on sys.path and would shadow /rom/lib/firmware. The
+other way round, a normal deploy leaves the ROMFS image alone: its firmware/ shadows the image.
 """
 import argparse
 import shutil
@@ -128,21 +137,62 @@ class Board:
         self.run("exec", code)
 
 
-def deploy(port, reset="auto", reset_config=False, pin_map=False):
+# The board's ROMFS partition 0 as mpremote's `romfs deploy` finds it (vfs.rom_ioctl(2, 0): a
+# buffer, or a block device): its size in bytes, or "none".
+_ROMFS_QUERY = """import vfs
+d = vfs.rom_ioctl(2, 0) if hasattr(vfs, 'rom_ioctl') and vfs.rom_ioctl(1) > 0 else -1
+if isinstance(d, int):
+ print('ROMFS none')
+elif hasattr(d, 'ioctl'):
+ print('ROMFS', d.ioctl(4, 0) * d.ioctl(5, 0))
+else:
+ print('ROMFS', len(d))
+"""
+
+NO_ROMFS = (
+    "deploy: this board's MicroPython has no ROMFS partition, so ROMFS=1 cannot deploy to it "
+    "(nothing on the board was changed). Flash an image with one: ESP32_GENERIC's ROMFS variant "
+    "(MicroPython >= 1.25; the 'ROMFS' variant on micropython.org/download/ESP32_GENERIC, or "
+    "your own build of ports/esp32 with BOARD=ESP32_GENERIC BOARD_VARIANT=ROMFS: a 128 KiB "
+    "romfs partition), see docs/board.md \"ROMFS: code in flash\"; or deploy without ROMFS=1.")
+
+
+def romfs_partition_bytes(board):
+    """Size of the board's ROMFS partition, None when it has none."""
+    out = board.run("exec", _ROMFS_QUERY).stdout.split()
+    return int(out[-1]) if out[-1:] and out[-1].isdigit() else None
+
+
+def deploy(port, reset="auto", reset_config=False, pin_map=False, romfs=False):
     sizes = build()
     print("deploy: compiled %d modules, %d bytes of .mpy" % (len(sizes), sum(sizes.values())))
+    if romfs:
+        image_bytes = build_romfs()
+        print("deploy: ROMFS image %s, %d bytes" % (ROMFS_IMAGE.relative_to(ROOT), image_bytes))
     b = Board(port)
     platform = b.platform()
     print("deploy: board runs MicroPython on %s" % platform)
     if reset == "auto":
         reset = "hard" if platform.startswith("esp") else "exit"
+    if romfs:
+        # Checked before anything on the board changes.
+        partition_bytes = romfs_partition_bytes(b)
+        if partition_bytes is None:
+            sys.exit(NO_ROMFS)
+        if image_bytes > partition_bytes:
+            sys.exit("deploy: the ROMFS image (%d bytes) does not fit the board's ROMFS "
+                     "partition (%d bytes); nothing on the board was changed"
+                     % (image_bytes, partition_bytes))
+        print("deploy: ROMFS partition of %d bytes" % partition_bytes)
+        # The image first: should writing it fail, the board still boots what it had.
+        b.run("romfs", "deploy", str(ROMFS_IMAGE))
     for tree in OLD_TREES:
         b.remove_tree(tree)
     if reset_config:
         b.remove_tree(CONFIG_DIR)
     # One mpremote session for the whole copy ("+" chains commands).
     args = []
-    for tree in CODE_TREES:
+    for tree in () if romfs else CODE_TREES:
         # the tree was removed above, so this creates :tree (an existing one would nest)
         args += ["fs", "cp", "-r", str(BUILD / tree), ":" + tree, "+"]
     for name in SOURCE_FILES:
@@ -174,6 +224,10 @@ def main(argv=None):
                     help="delete the board's config folder (all settings, Wi-Fi credentials)")
     ap.add_argument("--pin-map", action="store_true",
                     help="overwrite the board's board.json with the repository's")
+    ap.add_argument("--romfs", action="store_true",
+                    help="write the code into the board's ROMFS partition (executed in place "
+                         "from flash) instead of its filesystem; needs an image with a ROMFS "
+                         "partition")
     ap.add_argument("--build-only", action="store_true", help="compile, print sizes, copy nothing")
     a = ap.parse_args(argv)
     if a.build_only:
@@ -181,10 +235,12 @@ def main(argv=None):
         for name, size in sizes.items():
             print("%6d  %s" % (size, name))
         print("%6d  total" % sum(sizes.values()))
+        if a.romfs:
+            print("%6d  %s (ROMFS image)" % (build_romfs(), ROMFS_IMAGE.relative_to(ROOT)))
         return
     if not a.port or a.port.isdigit():
         ap.error("give the board's serial port: make deploy PORT=/dev/ttyUSB0")
-    deploy(a.port, a.reset, a.reset_config, a.pin_map)
+    deploy(a.port, a.reset, a.reset_config, a.pin_map, a.romfs)
 
 
 if __name__ == "__main__":
