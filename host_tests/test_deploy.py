@@ -165,6 +165,14 @@ def test_romfs_deploy_boots_from_rom_and_switches_back_and_forth(tmp_path):
         cfg = json.loads(api(port, "GET", "power_manager/config")[1])
         assert cfg["target_power_from_grid"] == 77
         assert b"old code" not in (tmp_path / "console.log").read_bytes()
+        # Safe mode works from /rom too: the board (reset by ending its process) skips the app.
+        (board_dir / "config" / "SAFE_MODE").write_text("")
+        subprocess.run([str(ROOT / ".venv" / "bin" / "mpremote"), "connect", str(tty), "resume",
+                        "exec", "import sys\nsys.exit(0)"], capture_output=True, timeout=60)
+        end = time.monotonic() + 20
+        while b"safe mode: application not started" not in (tmp_path / "console.log").read_bytes():
+            assert time.monotonic() < end, "no safe mode after the reset"
+            time.sleep(0.2)
     finally:
         stop_board(bridge)
 
