@@ -6,7 +6,8 @@
 #
 # Imported (by rs485_setup.py) when the first slot becomes an RS485 meter, with the bus, so a
 # board without one does not carry this code. Only the polling lives here: configuration, the
-# read plan and the Eastron detection are rs485_setup.py's, imported for the call and dropped.
+# read plan, its changes and the Eastron detection are rs485_setup.py's, imported for the call
+# and dropped.
 import asyncio
 import struct
 from time import ticks_diff
@@ -65,22 +66,12 @@ class Rs485Meter:
             except ModbusException as e:
                 if self.reads is not reads:
                     return  # reconfigured while we waited
-                if e.code == _ILLEGAL_ADDRESS and len(rd) > _FIELDS + 4:
-                    # Some register inside the merged range is missing on this meter (a variant,
-                    # a minimal simulator): read its values one by one (now and from now on).
-                    reads[i:i + 1] = [[addr + rd[j + 1], 4 if rd[j + 2] == _U64 else 2, rd[2],
-                                       rd[j], 0, rd[j + 2], rd[j + 3]]
-                                      for j in range(_FIELDS, len(rd), 4)]
-                    continue
-                if e.code == _ILLEGAL_ADDRESS and (rd[2] or all(
-                        rd[j] >= self.n_public for j in range(_FIELDS, len(rd), 4))):
-                    # A value this meter does not have: voltages/energies, or the phase power
-                    # that only gives a current its sign (not shown in the slot). It stays null;
-                    # the reading counts.
-                    del reads[i]
-                    for j in range(_FIELDS, len(rd), 4):
-                        vals[rd[j]] = None
-                    self.dropped.append(addr)
+                if e.code == _ILLEGAL_ADDRESS and (len(rd) > _FIELDS + 4 or rd[2]
+                                                   or rd[_FIELDS] >= self.n_public):
+                    # A register this meter does not have (a variant, a minimal simulator): a
+                    # merged read is split, an optional value dropped (rs485_setup.missing).
+                    # Index i is looked at again.
+                    call_once(_SETUP, "missing", self, i)
                     continue
                 if not rd[2]:
                     raise

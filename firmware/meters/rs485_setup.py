@@ -1,15 +1,22 @@
 # RS485 meters, the configuration side: a slot becoming (or ceasing to be) an RS485 meter, a
-# meter's read plan (plan.py from the tables in models.py) and the Eastron model detection.
+# meter's read plan (plan.py from the tables in models.py), the Eastron model detection, and the
+# plan's changes when a meter lacks a register.
 # Needed only on a config change or a detection, so rs485.py and rs485_poll.py import this module
 # for the call and drop it after (call_once), together with the planner and the tables: what a
 # meter keeps is plain data (the plan: lists of ints). The polling itself is rs485_poll.py.
 import asyncio
+
+from micropython import const
 
 from firmware import call_once, forget
 from firmware.meters.slots import TYPE_RS485
 from firmware.meters.rs485_poll import Rs485Meter, run
 from firmware.modbus.bus import ModbusError
 
+# A read of the plan (plan.py): [addr, count, slow, then per value: output index, register
+# offset, encoding, scale]; encodings as models.py numbers them.
+_FIELDS = const(3)
+_U64 = const(4)
 # "eastron": the model the meter code (holding register 0xFC02) names.
 _EASTRON_AUTO = "eastron"
 _EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
@@ -50,6 +57,24 @@ def adopt(m, code):
     m.values = [None] * n
     m.reads = reads
     m.dropped = []
+
+
+def missing(m, i):
+    """The meter answered read i of its plan with "illegal data address" (rs485_poll.py checked
+    that the plan can change): a merged read is split into one read per value (now and from now
+    on); a single value the meter does not have is dropped when it is optional (a voltage or
+    energy, or the phase power that only gives a current its sign, not shown in the slot): it
+    stays null and the reading counts."""
+    reads = m.reads
+    rd = reads[i]
+    if len(rd) > _FIELDS + 4:
+        reads[i:i + 1] = [[rd[0] + rd[j + 1], 4 if rd[j + 2] == _U64 else 2, rd[2], rd[j], 0,
+                           rd[j + 2], rd[j + 3]] for j in range(_FIELDS, len(rd), 4)]
+        return
+    del reads[i]
+    for j in range(_FIELDS, len(rd), 4):
+        m.values[rd[j]] = None
+    m.dropped.append(rd[0])
 
 
 def slot_changed(app, cfg, slot):
