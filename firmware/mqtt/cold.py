@@ -1,25 +1,81 @@
-# The MQTT bridge's rare paths: starting client and bridge, stopping them, an incoming write.
-# firmware/mqtt/bridge.py imports this module for one call and drops it again
-# (firmware.call_once), so its code is on the heap only while it runs (heap, docs/mqtt.md).
+# The MQTT subsystem's rare paths: installing it at boot, the mqtt/config rule, starting client
+# and bridge, stopping them, an incoming write. service.py and bridge.py import this module for
+# one call and drop it again (firmware.call_once), so its code is on the heap only while it
+# runs (heap, docs/mqtt.md). It imports the client only where it needs it: at boot and while
+# MQTT is off the client is not loaded.
 import asyncio
+import binascii
 import json
 from array import array
 
 from micropython import const
 
+from firmware.api.config import BOOL, INT, STR, Field
 from firmware.api.registry import MAX_BODY_BYTES, ApiError
-from firmware.mqtt.client import COMMAND, MQTTClient
-
 _KEEPALIVE_S = const(20)        # ping after 20 s without traffic either way ...
 _ACK_TIMEOUT_MS = const(8000)   # ... so a dead broker is noticed within ~30 s
 _FLUSH_MS = const(2000)         # what is queued at a restart/disable may take this long to go out
 _QUEUE_SPARE = const(16)        # queue = one state per registry object + room for commands
 
 
+def install(app):
+    """service.install(app): register mqtt/config and mqtt/state; return the coroutine running
+    MQTT."""
+    from firmware.mqtt.service import MqttConfig, MqttService, _check
+    # The board's id in hex: its full unique id (MAC on the ESP32) when the board offers
+    # unique_id(), else the chip id suffix that also names the setup access point.
+    board = getattr(app, "board", None)
+    uid = None
+    for name in ("unique_id", "unique_suffix"):
+        fn = getattr(board, name, None) if board is not None else None
+        if fn is not None:
+            uid = fn() if callable(fn) else fn
+            break
+    if isinstance(uid, (bytes, bytearray)):
+        uid = binascii.hexlify(uid).decode()
+    device_id = str(uid) if uid else "000000"
+    cfg = MqttConfig("mqtt/config", [
+        Field("enable", BOOL, False),
+        Field("broker_host", STR, "", hi=64),
+        Field("broker_port", INT, 1883, 1, 65535),
+        Field("client_id", STR, "pvcc-" + device_id, 1, 64),
+        Field("user", STR, "", hi=64),
+        Field("password", STR, "", hi=64, secret=True),
+        Field("prefix", STR, "pvcc/" + device_id, 1, 64),
+        Field("interval", INT, 1, 1, 3600),  # seconds between two publications of one object
+        Field("read_only", BOOL, False),
+        Field("discovery", BOOL, False),
+        Field("discovery_prefix", STR, "homeassistant", 1, 64),
+    ], app.store, _check)
+    cfg.load()
+    app.registry.add("mqtt/config", cfg)
+    configs = getattr(app, "configs", None)
+    if configs is not None:
+        configs["mqtt/config"] = cfg
+    svc = MqttService(app.clock, app.registry, cfg, device_id)
+    app.registry.add("mqtt/state", svc)
+    app.mqtt = svc
+    return [svc.run()]
+
+
+def config_error(v):
+    """mqtt/config's cross-field rule: an error message, or None."""
+    if v["enable"] and not v["broker_host"]:
+        return "Key 'broker_host' must be set when MQTT is enabled"
+    for key in ("prefix", "discovery_prefix"):  # both at least 1 character long (Field)
+        t = v[key]
+        if "+" in t or "#" in t or "\x00" in t:
+            return "Key '%s' must not contain '+', '#' or NUL" % key
+        if t[:1] == "/" or t[-1:] == "/":
+            return "Key '%s' must not start or end with '/'" % key
+    return None
+
+
 def start(svc, v):
     """Client and bridge for the mqtt/config values `v` of the MqttService `svc`: returns the
     bridge (its client in .client) and the tasks running them."""
     from firmware.mqtt.bridge import Bridge
+    from firmware.mqtt.client import MQTTClient
     reg = svc.registry
     prefix = v["prefix"]
     c = MQTTClient(svc.clock, v["broker_host"], v["broker_port"], v["client_id"], v["user"],
@@ -81,6 +137,7 @@ def write(b, topic, payload, retain):
     b.rejected += 1
     b.log("mqtt: rejected write on %s: %d %s" % (topic, status, message))
     body = json.dumps({"topic": topic, "status": status, "error": message})
+    from firmware.mqtt.client import COMMAND  # loaded: the bridge runs
     b.client.publish(p + "/mqtt/error", body, False, 1, COMMAND)
 
 
@@ -88,6 +145,7 @@ async def stop(b, new):
     """Stop bridge `b`'s client. What the new config `new` (the mqtt/config values from now on)
     no longer publishes is removed first: discovery entities when discovery goes off (or
     moves), then 'offline'."""
+    from firmware.mqtt.client import COMMAND  # loaded: the bridge runs
     c = b.client
     if c.connected:
         if b.discovery is not None and not (

@@ -6,15 +6,16 @@
 # (firmware/mqtt/bridge.py) are imported when MQTT is enabled and unloaded when it is switched
 # off; Home Assistant discovery only while its configs are published.
 import asyncio
-import binascii
 import gc
 
 from micropython import const
 
-from firmware.api.config import BOOL, INT, STR, ConfigObject, Field
+from firmware import call_once
+from firmware.api.config import ConfigObject
 from firmware.mqtt import unload
 
 _RETRY_S = const(30)  # a client that could not start (no heap) is tried again after this
+_COLD = "firmware.mqtt.cold"  # install() and the config rule: imported for the call, dropped
 
 
 class MqttConfig(ConfigObject):
@@ -31,15 +32,8 @@ class MqttConfig(ConfigObject):
 
 
 def _check(v):
-    if v["enable"] and not v["broker_host"]:
-        return "Key 'broker_host' must be set when MQTT is enabled"
-    for key in ("prefix", "discovery_prefix"):  # both at least 1 character long (Field)
-        t = v[key]
-        if "+" in t or "#" in t or "\x00" in t:
-            return "Key '%s' must not contain '+', '#' or NUL" % key
-        if t[:1] == "/" or t[-1:] == "/":
-            return "Key '%s' must not start or end with '/'" % key
-    return None
+    """mqtt/config's cross-field rule (cold.py: runs on a write only)."""
+    return call_once(_COLD, "config_error", v)
 
 
 class MqttService:
@@ -117,38 +111,6 @@ class MqttService:
 
 
 def install(app):
-    """Register mqtt/config and mqtt/state; return the coroutine running MQTT."""
-    # The board's id in hex: its full unique id (MAC on the ESP32) when the board offers
-    # unique_id(), else the chip id suffix that also names the setup access point.
-    board = getattr(app, "board", None)
-    uid = None
-    for name in ("unique_id", "unique_suffix"):
-        fn = getattr(board, name, None) if board is not None else None
-        if fn is not None:
-            uid = fn() if callable(fn) else fn
-            break
-    if isinstance(uid, (bytes, bytearray)):
-        uid = binascii.hexlify(uid).decode()
-    device_id = str(uid) if uid else "000000"
-    cfg = MqttConfig("mqtt/config", [
-        Field("enable", BOOL, False),
-        Field("broker_host", STR, "", hi=64),
-        Field("broker_port", INT, 1883, 1, 65535),
-        Field("client_id", STR, "pvcc-" + device_id, 1, 64),
-        Field("user", STR, "", hi=64),
-        Field("password", STR, "", hi=64, secret=True),
-        Field("prefix", STR, "pvcc/" + device_id, 1, 64),
-        Field("interval", INT, 1, 1, 3600),  # seconds between two publications of one object
-        Field("read_only", BOOL, False),
-        Field("discovery", BOOL, False),
-        Field("discovery_prefix", STR, "homeassistant", 1, 64),
-    ], app.store, _check)
-    cfg.load()
-    app.registry.add("mqtt/config", cfg)
-    configs = getattr(app, "configs", None)
-    if configs is not None:
-        configs["mqtt/config"] = cfg
-    svc = MqttService(app.clock, app.registry, cfg, device_id)
-    app.registry.add("mqtt/state", svc)
-    app.mqtt = svc
-    return [svc.run()]
+    """Register mqtt/config and mqtt/state; return the coroutine running MQTT. (Built by
+    cold.py: code that runs once at boot.)"""
+    return call_once(_COLD, "install", app)
