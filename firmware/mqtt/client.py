@@ -311,7 +311,7 @@ class MQTTClient:
                     while True:  # nothing more may be sent; stop() closes the socket
                         await ev.wait()
                         ev.clear()
-                pkt = None
+                pkt = tail = None
                 if not self.connected:
                     pass  # nothing before CONNACK
                 elif self._acks:
@@ -325,33 +325,41 @@ class MQTTClient:
                     self.flags = (flags & ~_SUB_DUE) | _SUB_WAIT
                     pid = self._next()
                     inflight[pid] = (None, self.clock.ticks_ms())
-                    pkt = _build(_SUBSCRIBE, (bytes((pid >> 8, pid & 0xFF)), self._subs))
+                    tail = self._subs
+                    pkt = _build(_SUBSCRIBE, (bytes((pid >> 8, pid & 0xFF)),), (), len(tail))
                 elif self._queue:
                     e = self._queue[0]
+                    # The payload is written as it is, after the packet's head: no copy of it.
+                    tail = memoryview(e[_PAYLOAD])
                     if not e[_QOS]:
-                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 0, e[_RETAIN])
+                        pkt = publish_head(e[_TOPIC], len(tail), 0, e[_RETAIN])
                     elif len(inflight) - (1 if flags & _SUB_WAIT else 0) < _MAX_INFLIGHT:
                         # (else a PUBACK wakes us; the SUBSCRIBE does not count)
                         pid = self._next()
                         inflight[pid] = (e, self.clock.ticks_ms())
-                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 1, e[_RETAIN], pid)
+                        pkt = publish_head(e[_TOPIC], len(tail), 1, e[_RETAIN], pid)
                     if pkt is not None:
                         self._queue.pop(0)
+                    e = None
                 if pkt is None:
                     await ev.wait()
                 else:
-                    await self.send(pkt)
+                    await self.send(pkt, tail)
+                    pkt = tail = None
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure ends this connection only
             if self._fail is None:
                 self._fail = "%s: %s" % (type(e).__name__, e)
 
-    async def send(self, data):
-        """Write one packet (the transmit task only: one writer per socket)."""
+    async def send(self, data, tail=None):
+        """Write one packet (the transmit task only: one writer per socket): `data`, then
+        `tail` when given (its payload, written without being copied into the packet)."""
         ticks = self.ticks
         ticks[_WRITE] = self.clock.ticks_ms()
         self._stream.write(data)
+        if tail is not None:
+            self._stream.write(tail)
         await self._stream.drain()
         ticks[_WRITE] = None
         ticks[_TX] = self.clock.ticks_ms()
@@ -444,15 +452,19 @@ class MQTTClient:
 
 # ---- packet encoding (MQTT 3.1.1, OASIS standard, sections 2 and 3) ----
 # Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests, and has
-# CONNECT); the method publish() above only enqueues. Every packet is built in one bytearray of
-# its exact size: a payload (str or bytes) is copied once, through a memoryview (a str's memoryview is its
-# UTF-8 bytes), never concatenated.
+# CONNECT and whole PUBLISH packets); the method publish() above only enqueues. A packet is
+# built in one bytearray of its exact size, its parts (str or bytes) copied through a memoryview
+# (a str's memoryview is its UTF-8 bytes), never concatenated; a PUBLISH's payload and the
+# SUBSCRIBE's topics are not copied at all: written after the packet's head (a JSON text of
+# 1-2 KB would need a second block of that size, hard to find in a fragmented 100 KB heap).
 
-def _build(header, body, length=()):
+def _build(header, body, length=(), tail=0):
     """The packet: fixed header (`header`: type and flags; the remaining length as a variable
     length integer, 2.2.3), then the `body` parts (bytes-like or str) back to back. The parts
-    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length."""
-    n = 0
+    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length.
+    `tail`: that many more bytes follow the body, written apart (the remaining length counts
+    them)."""
+    n = tail
     for j, p in enumerate(body):
         k = len(memoryview(p))
         if j in length:
@@ -460,7 +472,8 @@ def _build(header, body, length=()):
         n += k
     if n > 268435455:
         raise ValueError("packet too large")
-    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4) + n)
+    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4)
+                    + n - tail)
     buf[0] = header
     i = 1
     while True:
@@ -481,9 +494,10 @@ def _build(header, body, length=()):
     return buf
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0):
+def publish_head(topic, n, qos=0, retain=False, pid=0):
+    """PUBLISH (3.3) up to its payload of `n` bytes, which is written after it."""
     first = _PUBLISH | (qos << 1) | (1 if retain else 0)
     if qos:
-        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF)), payload), (0,))
-    return _build(first, (topic, payload), (0,))
+        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF))), (0,), n)
+    return _build(first, (topic,), (0,), n)
 
