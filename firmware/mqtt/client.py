@@ -26,6 +26,7 @@ _BACKOFF_MAX_MS = const(60000)
 _MAX_INFLIGHT = const(4)       # unacknowledged QoS 1 publishes at once
 _DEFAULT_RX_BYTES = const(4096 + 256)  # largest accepted write body (registry) plus its topic
 _HEAD_BYTES = const(256)       # fixed headers, control packets, a received PUBLISH's topic
+_SUB_HEAD = const(6)           # SUBSCRIBE's fixed header (<= 4 bytes here) and packet id
 _RESOLVE_AFTER_FAILS = const(3)  # re-resolve a host name after this many failed connects
 # CONNECT and a refused CONNACK's text are needed once per connection, a received PUBLISH only
 # for a write: that code lives in packet.py, imported for the call and dropped again
@@ -100,7 +101,7 @@ class MQTTClient:
         self._queue = []        # entries [topic, payload, qos, retain, kind], oldest first
         self._inflight = {}     # pid -> (queue entry, or None for the SUBSCRIBE; sent_ms)
         self._acks = []         # pids of received QoS 1 messages to acknowledge
-        self._subs = b""        # the SUBSCRIBE payload (see subscribe)
+        self._subs = bytearray(_SUB_HEAD)  # room for a SUBSCRIBE's head, then its payload
         self._pid = 0           # the last packet id used
         self.flags = 0          # _RUNNING, _PING_DUE, ...
         self.ticks = [None] * 5  # _DEADLINE, _WRITE, ...
@@ -122,7 +123,7 @@ class MQTTClient:
         object, not objects per topic."""
         t = topic.encode()
         subs = self._subs
-        i = 0
+        i = _SUB_HEAD
         while i < len(subs):  # an earlier subscription to the same topic goes
             end = i + 3 + ((subs[i] << 8) | subs[i + 1])
             if subs[i + 2:end - 1] == t:
@@ -311,7 +312,7 @@ class MQTTClient:
                     while True:  # nothing more may be sent; stop() closes the socket
                         await ev.wait()
                         ev.clear()
-                pkt = tail = None
+                pkt = None
                 if not self.connected:
                     pass  # nothing before CONNACK
                 elif self._acks:
@@ -325,41 +326,35 @@ class MQTTClient:
                     self.flags = (flags & ~_SUB_DUE) | _SUB_WAIT
                     pid = self._next()
                     inflight[pid] = (None, self.clock.ticks_ms())
-                    tail = self._subs
-                    pkt = _build(_SUBSCRIBE, (bytes((pid >> 8, pid & 0xFF)),), (), len(tail))
+                    pkt = _subscribe(self._subs, pid)
                 elif self._queue:
                     e = self._queue[0]
-                    # The payload is written as it is, after the packet's head: no copy of it.
-                    tail = memoryview(e[_PAYLOAD])
                     if not e[_QOS]:
-                        pkt = publish_head(e[_TOPIC], len(tail), 0, e[_RETAIN])
+                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 0, e[_RETAIN])
                     elif len(inflight) - (1 if flags & _SUB_WAIT else 0) < _MAX_INFLIGHT:
                         # (else a PUBACK wakes us; the SUBSCRIBE does not count)
                         pid = self._next()
                         inflight[pid] = (e, self.clock.ticks_ms())
-                        pkt = publish_head(e[_TOPIC], len(tail), 1, e[_RETAIN], pid)
+                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 1, e[_RETAIN], pid)
                     if pkt is not None:
                         self._queue.pop(0)
                     e = None
                 if pkt is None:
                     await ev.wait()
                 else:
-                    await self.send(pkt, tail)
-                    pkt = tail = None
+                    await self.send(pkt)
+                    pkt = None
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure ends this connection only
             if self._fail is None:
                 self._fail = "%s: %s" % (type(e).__name__, e)
 
-    async def send(self, data, tail=None):
-        """Write one packet (the transmit task only: one writer per socket): `data`, then
-        `tail` when given (its payload, written without being copied into the packet)."""
+    async def send(self, data):
+        """Write one packet (the transmit task only: one writer per socket)."""
         ticks = self.ticks
         ticks[_WRITE] = self.clock.ticks_ms()
         self._stream.write(data)
-        if tail is not None:
-            self._stream.write(tail)
         await self._stream.drain()
         ticks[_WRITE] = None
         ticks[_TX] = self.clock.ticks_ms()
@@ -431,7 +426,7 @@ class MQTTClient:
                         self._ip_fails = 0
                         self.connected = True
                         self.connects += 1
-                        if self._subs:
+                        if len(self._subs) > _SUB_HEAD:
                             self.flags |= _SUB_DUE
                         self.log("mqtt: connected to %s:%d" % (self.host, self.port))
                         if self.on_connect is not None:
@@ -452,19 +447,17 @@ class MQTTClient:
 
 # ---- packet encoding (MQTT 3.1.1, OASIS standard, sections 2 and 3) ----
 # Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests, and has
-# CONNECT and whole PUBLISH packets); the method publish() above only enqueues. A packet is
-# built in one bytearray of its exact size, its parts (str or bytes) copied through a memoryview
-# (a str's memoryview is its UTF-8 bytes), never concatenated; a PUBLISH's payload and the
-# SUBSCRIBE's topics are not copied at all: written after the packet's head (a JSON text of
-# 1-2 KB would need a second block of that size, hard to find in a fragmented 100 KB heap).
+# CONNECT); the method publish() above only enqueues. A packet is built in one bytearray of
+# its exact size, its parts (str or bytes) copied through a memoryview (a str's memoryview is
+# its UTF-8 bytes), never concatenated; the SUBSCRIBE is built in place (_subscribe). A packet
+# is always written in one piece: two writes would be two TCP segments, and Nagle's algorithm
+# holds the second until the broker acknowledges the first (a delayed ACK: up to 200 ms).
 
-def _build(header, body, length=(), tail=0):
+def _build(header, body, length=()):
     """The packet: fixed header (`header`: type and flags; the remaining length as a variable
     length integer, 2.2.3), then the `body` parts (bytes-like or str) back to back. The parts
-    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length.
-    `tail`: that many more bytes follow the body, written apart (the remaining length counts
-    them)."""
-    n = tail
+    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length."""
+    n = 0
     for j, p in enumerate(body):
         k = len(memoryview(p))
         if j in length:
@@ -472,8 +465,7 @@ def _build(header, body, length=(), tail=0):
         n += k
     if n > 268435455:
         raise ValueError("packet too large")
-    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4)
-                    + n - tail)
+    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4) + n)
     buf[0] = header
     i = 1
     while True:
@@ -494,10 +486,30 @@ def _build(header, body, length=(), tail=0):
     return buf
 
 
-def publish_head(topic, n, qos=0, retain=False, pid=0):
-    """PUBLISH (3.3) up to its payload of `n` bytes, which is written after it."""
+def _subscribe(subs, pid):
+    """SUBSCRIBE (3.8) with packet id `pid`, in place: `subs` is MQTTClient._subs, whose first
+    _SUB_HEAD bytes are room for the fixed header (right-aligned) and the packet id. Returns a
+    view of the packet: no copy of the topics (~0.7 KB, a block hard to find in a fragmented
+    heap)."""
+    n = len(subs) - _SUB_HEAD + 2  # remaining length: packet id + topics (< 2 MB)
+    i = _SUB_HEAD - 3 - (1 if n < 0x80 else 2 if n < 0x4000 else 3)
+    subs[i] = _SUBSCRIBE
+    j = i + 1
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        subs[j] = d | 0x80 if n else d
+        j += 1
+        if not n:
+            break
+    subs[j] = pid >> 8
+    subs[j + 1] = pid & 0xFF
+    return memoryview(subs)[i:]
+
+
+def publish(topic, payload, qos=0, retain=False, pid=0):
     first = _PUBLISH | (qos << 1) | (1 if retain else 0)
     if qos:
-        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF))), (0,), n)
-    return _build(first, (topic,), (0,), n)
+        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF)), payload), (0,))
+    return _build(first, (topic, payload), (0,))
 
