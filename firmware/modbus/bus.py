@@ -139,9 +139,11 @@ class ModbusBus:
 
     def to_dict(self):
         """rs485/state: port status and the counters of every slave id."""
+        slaves = {}
+        for k in sorted(self._stats):   # a loop, not a comprehension: one function less
+            slaves[str(k)] = self.stats(k)
         return {"port_open": self._uart is not None, "port_error": self.port_error,
-                "transactions": self.transactions,
-                "slaves": {str(k): self.stats(k) for k in sorted(self._stats)}}
+                "transactions": self.transactions, "slaves": slaves}
 
     # ---- public requests (any task) -------------------------------------------------------
 
