@@ -7,8 +7,10 @@
 #
 # Imported only while the bridge publishes or removes the configs, then unloaded
 # (firmware.mqtt.unload): its code and table cost heap for those moments only. The table is one
-# string and the payloads are formatted from long strings: short string constants (and names)
-# would be interned, and interned strings are never freed.
+# long string per entity and the payloads are formatted from long strings: short string
+# constants (and names) would be interned, and interned strings are never freed. Not one string
+# for the whole table: loading it would need one free block of 1.5 KB, which a fragmented
+# 100 KB heap may not have.
 import json
 
 
@@ -18,34 +20,34 @@ def entries(device_id, prefix, discovery_prefix, read_only, remove=False):
     one of those topics with an empty payload: Home Assistant removes the entities."""
     # power_manager/charge_mode "mode" 0..3 (spec) as Home Assistant select options
     modes = '["Fast", "Off", "PV", "Min + PV"]'
-    # One entity per line: component;object_id;name;state path (under the prefix);value template;
-    # the entity's further members (JSON).
+    # One entity per string: component;object_id;name;state path (under the prefix);value
+    # template; the entity's further members (JSON).
     table = (
         "sensor;grid_power;Grid power;power_manager/low_level_state;"
         "{{ value_json.power_at_meter | round(0) }};"
-        '"device_class": "power", "state_class": "measurement", "unit_of_measurement": "W"\n'
+        '"device_class": "power", "state_class": "measurement", "unit_of_measurement": "W"',
         "sensor;available_current;Available current;power_manager/low_level_state;"
         "{{ value_json.charge_manager_available_current }};"
-        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"\n'
+        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"',
         "sensor;allocated_current;Allocated current;power_manager/low_level_state;"
         "{{ value_json.charge_manager_allocated_current }};"
-        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"\n'
+        '"device_class": "current", "state_class": "measurement", "unit_of_measurement": "mA"',
         "sensor;active_phases;Active phases;power_manager/low_level_state;"
-        '{{ 3 if value_json.is_3phase else 1 }};"state_class": "measurement"\n'
+        '{{ 3 if value_json.is_3phase else 1 }};"state_class": "measurement"',
         "sensor;switching_state;Phase switching state;power_manager/low_level_state;"
-        '{{ value_json.switching_state }};"entity_category": "diagnostic"\n'
+        '{{ value_json.switching_state }};"entity_category": "diagnostic"',
         "sensor;external_phase_request;External phase request;power_manager/external_control;"
-        "{{ value_json.phases_wanted }};\n"
+        "{{ value_json.phases_wanted }};",
         "sensor;config_errors;Config error flags;power_manager/state;"
-        '{{ value_json.config_error_flags }};"entity_category": "diagnostic"\n'
+        '{{ value_json.config_error_flags }};"entity_category": "diagnostic"',
         "binary_sensor;config_error;Config error;power_manager/state;"
         "{{ 'ON' if value_json.config_error_flags else 'OFF' }};"
-        '"device_class": "problem", "entity_category": "diagnostic"\n'
+        '"device_class": "problem", "entity_category": "diagnostic"',
         # charging_blocked bits 1 and 2: grid / battery meter data missing or stale
         # (docs/control.md)
         "binary_sensor;meter_stale;Meter data stale;power_manager/low_level_state;"
         "{{ 'ON' if (value_json.charging_blocked | int) | bitwise_and(3) else 'OFF' }};"
-        '"device_class": "problem", "entity_category": "diagnostic"'
+        '"device_class": "problem", "entity_category": "diagnostic"',
     )
     q = json.dumps
     # The charge mode: a select, or a sensor when MQTT is read-only (the other one goes); mode
@@ -60,7 +62,7 @@ def entries(device_id, prefix, discovery_prefix, read_only, remove=False):
     device = ('{"identifiers": [%s], "name": %s, "manufacturer": "pvcc", '
               '"model": "PV excess charging controller"}'
               % (q(device_id), q("PV charge controller " + device_id[-6:])))
-    for line in (mode + "\n" + table).split("\n"):
+    for line in (mode,) + table:
         component, object_id, name, path, tpl, extra = line.split(";", 5)
         topic = "%s/%s/%s/%s/config" % (discovery_prefix, component, device_id, object_id)
         yield topic, "" if remove else (
