@@ -12,7 +12,6 @@ from firmware import call_once
 
 from micropython import const
 
-from firmware.api.config import ConfigObject, Field, STR, INT
 
 AP_AFTER_MS = const(180000)           # no network for 3 min (or none configured): open the AP
 
@@ -24,20 +23,13 @@ _SETUP_MODULE = "firmware.net.setup_page"
 
 
 def wifi_config(store):
-    return ConfigObject("network/wifi", [
-        Field("ssid", STR, "", hi=32),
-        Field("password", STR, "", hi=64, secret=True),
-        Field("hostname", STR, "pvcharger", lo=1, hi=32),
-        # Empty: an open setup access point (only up while no network is reachable).
-        Field("ap_password", STR, "", hi=64, secret=True),
-        Field("ap_after_s", INT, AP_AFTER_MS // 1000, lo=30, hi=3600),
-    ], store, _check)
+    """The network/wifi config object (built by setup_page.py: runs once at boot)."""
+    return setup_call("wifi_config", store)
 
 
 def _check(v):
-    if 0 < len(v["ap_password"]) < 8:
-        return "Key 'ap_password' must be empty (open access point) or 8..64 characters (WPA2)"
-    return None
+    """network/wifi's cross-field rule (setup_page.py: runs on a write only)."""
+    return setup_call("config_error", v)
 
 
 def setup_call(fn, *args):
@@ -104,18 +96,6 @@ def setup_routes(wifi):
 
 
 def install(app):
-    board = app.board
-    cfg = wifi_config(app.store)
-    cfg.load()
-    app.configs[cfg.name] = cfg
-    app.registry.add(cfg.name, cfg)
-    sta = board.wlan_sta() if hasattr(board, "wlan_sta") else None
-    suffix = board.unique_suffix() if hasattr(board, "unique_suffix") else ""
-    wifi = WifiManager(sta, board.wlan_ap() if sta is not None else None, cfg, app.clock, None,
-                       "pvcharger-" + suffix if suffix else "pvcharger",
-                       getattr(board, "set_hostname", None))
-    app.wifi = wifi
-    app.registry.add("network/state", wifi)
-    if hasattr(app, "http_routes"):
-        app.http_routes.extend(setup_routes(wifi))
-    return [wifi.run()]
+    """Register network/wifi and network/state, add the /setup route; return the coroutine
+    running the station (built by setup_page.py: runs once at boot)."""
+    return setup_call("install", app)
