@@ -298,6 +298,13 @@ class MQTTClient:
         try:
             self._ip_fails += 1  # until CONNACK
             _, self._stream = await asyncio.open_connection(self._address(), self.port)
+            try:
+                # TCP_NODELAY (IPPROTO_TCP 6, option 1, on lwIP and on Linux): a PUBLISH is
+                # written as its head, then its payload (see _build); Nagle's algorithm would
+                # hold the payload until the broker acknowledged the head (a delayed ACK).
+                self._stream.s.setsockopt(6, 1, 1)
+            except Exception:  # noqa: BLE001 - a port without it is slower, not wrong
+                pass
             self._tasks[1] = asyncio.create_task(self._rx_loop())
             await self.send(call_once(_ONCE, "connect", self.client_id, self.keepalive_s,
                                       self.user, self.password, self.will))
@@ -312,7 +319,7 @@ class MQTTClient:
                     while True:  # nothing more may be sent; stop() closes the socket
                         await ev.wait()
                         ev.clear()
-                pkt = None
+                pkt = tail = None
                 if not self.connected:
                     pass  # nothing before CONNACK
                 elif self._acks:
@@ -329,32 +336,41 @@ class MQTTClient:
                     pkt = _subscribe(self._subs, pid)
                 elif self._queue:
                     e = self._queue[0]
-                    if not e[_QOS]:
-                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 0, e[_RETAIN])
-                    elif len(inflight) - (1 if flags & _SUB_WAIT else 0) < _MAX_INFLIGHT:
-                        # (else a PUBACK wakes us; the SUBSCRIBE does not count)
-                        pid = self._next()
-                        inflight[pid] = (e, self.clock.ticks_ms())
-                        pkt = publish(e[_TOPIC], e[_PAYLOAD], 1, e[_RETAIN], pid)
-                    if pkt is not None:
+                    qos = e[_QOS]
+                    # (QoS 1 beyond _MAX_INFLIGHT: a PUBACK wakes us; the SUBSCRIBE does not count)
+                    if not qos or len(inflight) - (1 if flags & _SUB_WAIT else 0) < _MAX_INFLIGHT:
+                        pid = self._next() if qos else 0
+                        try:
+                            tail = memoryview(e[_PAYLOAD])
+                            pkt = publish_head(e[_TOPIC], len(tail), qos, e[_RETAIN], pid)
+                        except MemoryError:
+                            # No heap for the head now: the message waits, the connection stays.
+                            tail = e = None
+                            await self.clock.sleep_ms(_TICK_MS)
+                            continue
+                        if qos:
+                            inflight[pid] = (e, self.clock.ticks_ms())
                         self._queue.pop(0)
                     e = None
                 if pkt is None:
                     await ev.wait()
                 else:
-                    await self.send(pkt)
-                    pkt = None
+                    await self.send(pkt, tail)
+                    pkt = tail = None
         except asyncio.CancelledError:
             raise
         except Exception as e:  # noqa: BLE001 - any failure ends this connection only
             if self._fail is None:
                 self._fail = "%s: %s" % (type(e).__name__, e)
 
-    async def send(self, data):
-        """Write one packet (the transmit task only: one writer per socket)."""
+    async def send(self, data, tail=None):
+        """Write one packet (the transmit task only: one writer per socket): `data`, then
+        `tail` when given (a PUBLISH's payload, written without being copied into it)."""
         ticks = self.ticks
         ticks[_WRITE] = self.clock.ticks_ms()
         self._stream.write(data)
+        if tail is not None:
+            self._stream.write(tail)
         await self._stream.drain()
         ticks[_WRITE] = None
         ticks[_TX] = self.clock.ticks_ms()
@@ -449,15 +465,18 @@ class MQTTClient:
 # Pure functions (firmware/mqtt/packet.py exports them for the golden-byte tests, and has
 # CONNECT); the method publish() above only enqueues. A packet is built in one bytearray of
 # its exact size, its parts (str or bytes) copied through a memoryview (a str's memoryview is
-# its UTF-8 bytes), never concatenated; the SUBSCRIBE is built in place (_subscribe). A packet
-# is always written in one piece: two writes would be two TCP segments, and Nagle's algorithm
-# holds the second until the broker acknowledges the first (a delayed ACK: up to 200 ms).
+# its UTF-8 bytes), never concatenated. Two packets are not copied whole: the SUBSCRIBE is
+# built in place (_subscribe), a PUBLISH's payload (a JSON text of up to ~2 KB) is written
+# after its head (publish_head; the socket has TCP_NODELAY, see _connection): a second block
+# of that size is hard to find in a fragmented 100 KB heap.
 
-def _build(header, body, length=()):
+def _build(header, body, length=(), tail=0):
     """The packet: fixed header (`header`: type and flags; the remaining length as a variable
     length integer, 2.2.3), then the `body` parts (bytes-like or str) back to back. The parts
-    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length."""
-    n = 0
+    whose indexes are in `length` are MQTT strings (1.5.3): preceded by their 2-byte length.
+    `tail`: that many more bytes follow the body, written apart (the remaining length counts
+    them)."""
+    n = tail
     for j, p in enumerate(body):
         k = len(memoryview(p))
         if j in length:
@@ -465,7 +484,8 @@ def _build(header, body, length=()):
         n += k
     if n > 268435455:
         raise ValueError("packet too large")
-    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4) + n)
+    buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4)
+                    + n - tail)
     buf[0] = header
     i = 1
     while True:
@@ -507,9 +527,10 @@ def _subscribe(subs, pid):
     return memoryview(subs)[i:]
 
 
-def publish(topic, payload, qos=0, retain=False, pid=0):
+def publish_head(topic, n, qos=0, retain=False, pid=0):
+    """PUBLISH (3.3) up to its payload of `n` bytes, which is written after it."""
     first = _PUBLISH | (qos << 1) | (1 if retain else 0)
     if qos:
-        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF)), payload), (0,))
-    return _build(first, (topic, payload), (0,))
+        return _build(first, (topic, bytes((pid >> 8, pid & 0xFF))), (0,), n)
+    return _build(first, (topic,), (0,), n)
 

@@ -4,7 +4,7 @@
 # the packets only a broker sends. The encoders of every packet live in firmware/mqtt/client.py.
 from micropython import const
 
-from firmware.mqtt.client import _build, publish  # noqa: F401
+from firmware.mqtt.client import _build, publish_head
 
 _CONNECT = const(0x10)
 
@@ -25,6 +25,12 @@ def connect(client_id, keepalive_s, user=None, password=None, will=None):
             parts.append(password)
     parts[1] = bytes((flags, keepalive_s >> 8, keepalive_s & 0xFF))
     return _build(_CONNECT, parts, range(2, len(parts)))
+
+
+def publish(topic, payload, qos=0, retain=False, pid=0):
+    """A whole PUBLISH packet (3.3) (the client writes its head and its payload apart)."""
+    p = memoryview(payload)
+    return publish_head(topic, len(p), qos, retain, pid) + p
 
 
 def refused(code):
