@@ -151,15 +151,18 @@ class Bridge:
             await self.clock.sleep_ms(scan_ms)
 
     async def announce(self, remove=False):
-        """Publish (or remove) the Home Assistant discovery configs, as fast as the client
-        sends them. A coroutine of its own: nothing of the discovery module stays referenced
-        from the long-lived frame of run() (unload() must free it)."""
+        """Publish (or remove) the Home Assistant discovery configs, one at a time: the next
+        one is made when the client has sent (and the broker acknowledged) everything before,
+        so the module's code and one payload are all this holds at once (~0.6 KB each, while
+        the module alone is ~4 KB: it runs when the heap is fullest, right after a connect).
+        A coroutine of its own: nothing of the discovery module stays referenced from the
+        long-lived frame of run() (unload() must free it)."""
         c = self.client
         try:
             from firmware.mqtt import discovery
             for topic, payload in discovery.entries(self.discovery[0], self.prefix,
                                                     self.discovery[1], self.read_only, remove):
-                while c.connected and c.queued() > _BACKLOG:
+                while c.connected and c.queued():
                     await self.clock.sleep_ms(_MIN_SCAN_MS)
                 c.publish(topic, payload, True, 1, COMMAND)
         except Exception as e:  # noqa: BLE001 - e.g. no heap to import it: states go on
