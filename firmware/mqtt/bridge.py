@@ -22,6 +22,7 @@ _MIN_SCAN_MS = const(50)
 _CONFIG_POLL_MS = const(10000)  # configs are published on change notice; this is the safety net
 _HASH_MASK = const(0x3FFFFFFF)  # 30 bits: a small int on the ESP32 too, never a heap object
 _BACKLOG = const(4)             # run() waits while more messages are queued: few payloads held
+_ANNOUNCE_RETRY_MS = const(30000)  # discovery that failed (no heap at a connect): again after this
 # What runs once per start or stop, and an incoming write, lives in cold.py: imported for the
 # call and dropped again (firmware.call_once), its code is not on the heap in between.
 _COLD = "firmware.mqtt.cold"
@@ -55,7 +56,7 @@ class Bridge:
         self.dirty = dirty if dirty is not None else set()
         self.log = log or print
         self.discovery = None  # (device_id, discovery_prefix) when Home Assistant discovery is on
-        self._announce = False  # discovery configs due (after a connect)
+        self._announce = None   # when the discovery configs are due (ticks_ms), or None
         self.paths = []
         self.sent = self.hashes = None
         self._configs_ms = None  # when every config was last read (None: due)
@@ -69,7 +70,7 @@ class Bridge:
     def on_connect(self):
         for i in range(len(self.paths)):  # nothing published on this connection yet
             self.sent[i] = self.hashes[i] = _UNSENT
-        self._announce = self.discovery is not None
+        self._announce = self.clock.ticks_ms() if self.discovery is not None else None
         self.client.publish(self.prefix + "/availability", "online", True, 1, COMMAND)
 
     def on_message(self, topic, payload, retain):
@@ -137,8 +138,10 @@ class Bridge:
         c = self.client
         scan_ms = max(_MIN_SCAN_MS, self.interval_ms // 4)
         while True:
-            if self._announce and c.connected:
-                self._announce = False
+            due = self._announce
+            if due is not None and c.connected and time.ticks_diff(self.clock.ticks_ms(),
+                                                                   due) >= 0:
+                self._announce = None
                 await self.announce()
             configs = self._configs_due(self.clock.ticks_ms())
             for i in range(len(self.paths)):
@@ -167,6 +170,8 @@ class Bridge:
                 c.publish(topic, payload, True, 1, COMMAND)
         except Exception as e:  # noqa: BLE001 - e.g. no heap to import it: states go on
             self.log("mqtt: discovery failed: %r" % (e,))
+            if not remove:
+                self._announce = time.ticks_add(self.clock.ticks_ms(), _ANNOUNCE_RETRY_MS)
         unload("discovery")
 
     async def stop(self, config):
