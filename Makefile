@@ -23,7 +23,7 @@ help:
 	@echo "make test   run the whole test suite"
 	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
 	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md; ROMFS=1: into its ROMFS partition)"
-	@echo "make bench-heap                 heap use of the deployed firmware over a simulated hour (full RS485 site; HEAP_ARGS=--no-rs485 without)"
+	@echo "make bench-heap                 heap of the deployed firmware over a simulated hour, from ROMFS and from the filesystem (full RS485 site)"
 
 setup: $(VENV)/.stamp
 
@@ -54,8 +54,9 @@ ROMFS ?=
 deploy: setup
 	$(PY) tools/deploy.py --port $(PORT) $(if $(filter 1,$(ROMFS)),--romfs) $(DEPLOY_ARGS)
 
-# Heap of the firmware as deployed under -X heapsize (docs/board.md): HEAP_ARGS='--heap 200wK'.
-HEAP_ARGS ?=
+# Heap of the firmware as deployed under -X heapsize (docs/board.md): by default one hour from
+# ROMFS and one from the filesystem, and a summary; HEAP_ARGS="--romfs", "--heap 200wK", "--no-rs485".
+HEAP_ARGS ?= --both
 bench-heap: setup
 	$(PY) tools/bench_heap.py $(HEAP_ARGS)
 

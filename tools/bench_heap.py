@@ -533,13 +533,36 @@ def table(stats, sizes):
                 "on" if stats["mqtt"] else "off",
                 100.0 * stats["peak_used"] / heap, TARGET_PCT,
                 "OK" if stats["peak_used"] * 100 <= heap * TARGET_PCT else "OVER"),
-             "failed HTTP requests: %s" % (stats.get("http_failed") or "none"),
-             "",
-             "| %-40s | %6s |" % (".mpy module (xtensawin)", "bytes"),
+             "failed HTTP requests: %s" % (stats.get("http_failed") or "none")]
+    if sizes:
+        lines += ["", sizes_table(sizes)]
+    return "\n".join(lines)
+
+
+def sizes_table(sizes):
+    lines = ["| %-40s | %6s |" % (".mpy module (xtensawin)", "bytes"),
              "|%s|%s|" % ("-" * 42, "-" * 8)]
     for name, size in sorted(sizes.items()):
         lines.append("| %-40s | %6d |" % (name, size))
     lines.append("| %-40s | %6d |" % ("total", sum(sizes.values())))
+    return "\n".join(lines)
+
+
+def summary(runs):
+    """One line per layout: the figures the target is about, side by side."""
+    lines = ["| layout (full site, -X heapsize=%s) | after start | after %d s | free after %d s "
+             "| peak | largest free block | MemoryErrors | HTTP failed | target <= %d %% |"
+             % (runs[0][1]["heap_arg"], runs[0][1]["sim_s"], runs[0][1]["sim_s"], TARGET_PCT),
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, st in runs:
+        heap = st["heap"]
+        lines.append("| %s | %d (%.1f %%) | %d (%.1f %%) | %d | %d (%.1f %%) | %s | %d | %d of %d | %s |"
+                     % (name, st["start_used"], 100.0 * st["start_used"] / heap, st["end_used"],
+                        100.0 * st["end_used"] / heap, heap - st["end_used"], st["peak_used"],
+                        100.0 * st["peak_used"] / heap, st["max_free_block"],
+                        st["memory_errors"], st["http_errors"], st["http_requests"],
+                        "met" if st["peak_used"] * 100 <= heap * TARGET_PCT
+                        and st["memory_errors"] == 0 else "not met"))
     return "\n".join(lines)
 
 
@@ -555,7 +578,25 @@ def main():
                     help="only the per-part table (2 s): no simulated hour")
     ap.add_argument("--romfs", action="store_true",
                     help="the firmware in a ROMFS image mounted at /rom (code executed in place)")
+    ap.add_argument("--both", action="store_true",
+                    help="one hour with the firmware in ROMFS, one from the filesystem, and a "
+                         "summary of the two (what `make bench-heap` runs)")
     a = ap.parse_args()
+    if a.both and not a.costs:
+        runs = []
+        for name, romfs in (("ROMFS (make deploy ROMFS=1)", True),
+                            ("filesystem (make deploy, stock image)", False)):
+            work = Path(tempfile.mkdtemp(prefix="bench_heap_"))
+            stats, _ = run_hour(a.speed, a.sim_s, a.heap, mqtt=not a.no_mqtt, workdir=work,
+                                rs485=not a.no_rs485, romfs=romfs)
+            stats["heap_arg"] = a.heap
+            runs.append((name, stats))
+            print(table(stats, {}) + "\n")
+            shutil.rmtree(work, ignore_errors=True)
+        print(sizes_table({str(p.relative_to(deploy.BUILD)): p.stat().st_size
+                           for p in sorted(deploy.BUILD.rglob("*.mpy"))}) + "\n")
+        print(summary(runs))
+        return
     work = Path(tempfile.mkdtemp(prefix="bench_heap_"))
     stats = None
     image_bytes = 0
