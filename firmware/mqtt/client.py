@@ -487,14 +487,7 @@ def _build(header, body, length=(), tail=0):
     buf = bytearray(1 + (1 if n < 0x80 else 2 if n < 0x4000 else 3 if n < 0x200000 else 4)
                     + n - tail)
     buf[0] = header
-    i = 1
-    while True:
-        d = n & 0x7F
-        n >>= 7
-        buf[i] = d | 0x80 if n else d
-        i += 1
-        if not n:
-            break
+    i = _put_length(buf, 1, n)
     for j, p in enumerate(body):
         p = memoryview(p)
         if j in length:
@@ -506,6 +499,18 @@ def _build(header, body, length=(), tail=0):
     return buf
 
 
+
+def _put_length(buf, i, n):
+    """Writes the remaining length `n` (MQTT 3.1.1, 2.2.3: 7 bits per byte, low first) at
+    buf[i]; returns the index after it."""
+    while True:
+        d = n & 0x7F
+        n >>= 7
+        buf[i] = d | 0x80 if n else d
+        i += 1
+        if not n:
+            return i
+
 def _subscribe(subs, pid):
     """SUBSCRIBE (3.8) with packet id `pid`, in place: `subs` is MQTTClient._subs, whose first
     _SUB_HEAD bytes are room for the fixed header (right-aligned) and the packet id. Returns a
@@ -514,14 +519,7 @@ def _subscribe(subs, pid):
     n = len(subs) - _SUB_HEAD + 2  # remaining length: packet id + topics (< 2 MB)
     i = _SUB_HEAD - 3 - (1 if n < 0x80 else 2 if n < 0x4000 else 3)
     subs[i] = _SUBSCRIBE
-    j = i + 1
-    while True:
-        d = n & 0x7F
-        n >>= 7
-        subs[j] = d | 0x80 if n else d
-        j += 1
-        if not n:
-            break
+    j = _put_length(subs, i + 1, n)
     subs[j] = pid >> 8
     subs[j + 1] = pid & 0xFF
     return memoryview(subs)[i:]
