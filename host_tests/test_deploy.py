@@ -86,24 +86,16 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
     (board_dir / "firmware").mkdir(parents=True)
     (board_dir / "firmware" / "stale.py").write_text("raise RuntimeError('old code')\n")
     (board_dir / "board.json").write_text('{"pins": {"contactor": {"gpio": 25}}}')
-    tty = tmp_path / "board.tty"
     port = free_port()
-    env = dict(os.environ, PVC_PORT=str(port))
-    # 200wK: the whole firmware does not fit the 100wK target today (test_heap_hour.py).
-    bridge = subprocess.Popen([PY, str(ROOT / "tools" / "pty_board.py"), "--dir", str(board_dir),
-                               "--link", str(tty), "--heap", "200wK",
-                               "--log", str(tmp_path / "console.log")], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              start_new_session=True)
+    bridge, tty = start_board(tmp_path, board_dir, port)
     try:
-        assert bridge.stdout.readline().startswith("/dev/pts/")
         out = deploy(tty)
         assert "keeping the board's board.json" in out
         assert "board runs MicroPython on linux" in out
         status, body = wait_api(port, bridge)
         assert status == 200 and "uptime_ms" in json.loads(body)
         # What is on the "flash": compiled code only, the old tree gone, the pin map kept.
-        files = {str(p.relative_to(board_dir)) for p in board_dir.rglob("*") if p.is_file()}
+        files = flash_files(board_dir)
         assert "firmware/app.mpy" in files and "firmware/api/http.mpy" in files
         assert not [f for f in files if f.startswith("firmware/") and f.endswith(".py")]
         assert not [f for f in files if f.startswith("lib/")]   # no third-party code any more
@@ -123,12 +115,7 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
         cfg = json.loads(api(port, "GET", "power_manager/config")[1])
         assert cfg["target_power_from_grid"] == 0
     finally:
-        os.killpg(bridge.pid, signal.SIGTERM)
-        try:
-            bridge.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(bridge.pid, signal.SIGKILL)
-            bridge.wait()
+        stop_board(bridge)
 
 
 def test_romfs_deploy_boots_from_rom_and_switches_back_and_forth(tmp_path):

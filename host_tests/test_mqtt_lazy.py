@@ -9,6 +9,19 @@ from mp import run_mp
 
 GOLDEN = Path(__file__).with_name("mqtt_discovery_golden.json")
 _MODS = "[m[14:] for m in sorted(sys.modules) if m.startswith('firmware.mqtt.')]"
+# What the MQTT service needs of the app: a clock (set by each test), a registry, no store/board.
+_APP = """import asyncio, sys
+from firmware.clock import Clock
+from firmware.api.registry import Registry
+from firmware.mqtt.service import install
+
+class App:
+    pass
+app = App()
+app.registry = Registry()
+app.store = None
+app.board = None
+"""
 
 
 def test_discovery_payloads_unchanged():
@@ -27,19 +40,8 @@ for ro in (False, True):
 
 def test_client_and_bridge_loaded_only_while_enabled_discovery_only_while_published():
     out = run_mp("""
-import asyncio, sys
-from firmware.clock import Clock
-from firmware.api.registry import Registry
+%(app)sapp.clock = Clock(10)
 from firmware.mqtt import service
-from firmware.mqtt.service import install
-
-class App:
-    pass
-app = App()
-app.clock = Clock(10)
-app.registry = Registry()
-app.store = None
-app.board = None
 class State:
     def to_dict(self):
         return {"v": 1}
@@ -76,7 +78,7 @@ async def main():
     print(%(mods)s, app.mqtt.client, app.mqtt.bridge)
 
 asyncio.run(main())
-""" % {"mods": _MODS}).splitlines()
+""" % {"mods": _MODS, "app": _APP}).splitlines()
     out = [line for line in out if line.startswith("[")]  # not the client's log
     assert out[0] == "['service']"
     assert out[1] == "['bridge', 'client', 'service'] True"
@@ -87,18 +89,7 @@ asyncio.run(main())
 
 def test_a_client_that_cannot_start_is_tried_again():
     out = run_mp("""
-import asyncio, sys
-from firmware.clock import Clock
-from firmware.api.registry import Registry
-from firmware.mqtt.service import install
-
-class App:
-    pass
-app = App()
-app.clock = Clock(100)
-app.registry = Registry()
-app.store = None
-app.board = None
+%(app)sapp.clock = Clock(100)
 coros = install(app)
 app.mqtt.log = lambda m: print("LOG", m)
 from firmware.mqtt import bridge
@@ -119,7 +110,7 @@ async def main():
     print("ST", app.mqtt.bridge is not None, %(mods)s)
 
 asyncio.run(main())
-""" % {"mods": _MODS}).splitlines()
+""" % {"mods": _MODS, "app": _APP}).splitlines()
     assert "LOG mqtt: cannot start: MemoryError('no room',)" in out
     sts = [line for line in out if line.startswith("ST")]
     assert sts == ["ST False None ['service']", "ST False ['service']",
