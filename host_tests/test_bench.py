@@ -113,3 +113,45 @@ def test_bench_smoke_on_a_short_synthetic_day(tmp_path):
         assert set(row) >= {"ours", "evcc", "ref_gen1", "perf"}
         assert row["perf"]["alloc_steps"] == 0     # the control step allocated nothing
     assert (out / "smoke_day.png").stat().st_size > 10000
+
+
+def _bench(args, tmp_path):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_pv.py"), "--out", str(tmp_path / "out"),
+         "--jobs", "2", "--no-plots"] + args,
+        capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def test_bench_rejects_a_bad_profile_with_one_clear_line(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("t_s,pv_w,base_grid_w\n0,100,\n60,abc,\n")
+    proc = _bench(["--profiles", str(bad)], tmp_path)
+    assert proc.returncode != 0
+    assert "bad.csv: line 3: pv_w is not a number: 'abc'" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "out" / "summary.json").exists()
+
+
+def test_bench_runs_a_day_of_one_second_samples(tmp_path):
+    # 12 h of 1-second samples (43200 rows, CRLF): more than a 2 MB MicroPython heap holds, so
+    # the heap is sized to the profile.
+    rows = ["t_s,pv_w,base_grid_w"]
+    for t in range(43200):
+        pv = 3000 if 7200 <= t < 36000 else 0
+        rows.append("%d,%d,%d" % (21600 + t, pv, 300 - pv))
+    prof = tmp_path / "one_second.csv"
+    prof.write_text("\r\n".join(rows) + "\r\n")
+    proc = _bench(["--profiles", str(prof), "--settings", "default", "--no-baselines"], tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (row,) = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert abs(row["pv_kwh"] - 3.0 * 8) < 0.01        # 8 h at 3 kW
+    assert row["ev_kwh"] > 15                          # 2.7 kW surplus for 8 h, 6-16 A on 1p
+
+
+def test_a_day_without_surplus_misses_no_capture_target():
+    from tools.bench_pv import target_misses
+    none = {"oracle_kwh": 0.0, "capture_ratio": 0.0, "grid_share": 0.0, "starts": 0,
+            "phase_switches": 0}
+    assert target_misses(none, "default") == []
+    some = dict(none, oracle_kwh=0.2)
+    assert target_misses(some, "default") == ["capture 0 % < 90 %"]
