@@ -71,6 +71,20 @@ _EARLY_TOKENS = const(2)
 _EARLY_REFILL_MS = const(7200000)
 _EARLY_CAP_MS = const(14400000)    # _EARLY_TOKENS x _EARLY_REFILL_MS
 _DEPTH_ONE = const(256)            # full depth (a deficit or excess of the minimum power)
+# Grid-share ledger (docs/control.md step 9, measured in docs/benchmark.md): the energy charged in
+# PV mode and the part of it above the fast surplus (= from the grid), in 1/4 Wh, both decaying by
+# 7/8 every _LEDGER_DECAY_MS (half-life ~2.6 h: "the share of the last hours"; a night forgets
+# yesterday). While its share is above _LEDGER_SHARE_PM per mille, a switch-off wait that has
+# reached the early depth (_STOP_DEPTH_16) within the first half of the block stops even without
+# an early token, spending the ledger's own token (one, back after _LEDGER_REFILL_MS): deep dips
+# stop while the day's grid share is high; long shallow waits and days of many dips keep the
+# plain rule.
+_LEDGER_SHARE_PM = const(30)
+_LEDGER_DECAY_MS = const(1800000)
+_LEDGER_REFILL_MS = const(14400000)
+_LEDGER_UNIT = const(900000)       # W x ms in 1/4 Wh
+_LEDGER_MAX = const(16777216)      # 2**24 units (4.2 MWh): x _LEDGER_SHARE_PM stays < 2**30
+_LEDGER_MAX_W = const(1000000)     # power counted per step (the inputs' clamp)
 
 # Hard blocks: current 0 immediately, whatever the hysteresis says.
 _HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
@@ -154,6 +168,13 @@ class PowerManager:
         self._deficit_ms = 0           # running switch-off wait, in ms at full depth
         self._excess_ms = 0            # running switch-on wait, in ms at full depth
         self._early_ms = _EARLY_CAP_MS  # token bucket of early decisions (ms of refill time)
+        self._wait_ms = 0              # age of the running switch-off wait (deficit integration)
+        self._led_ev = 0               # grid-share ledger: energy charged (1/4 Wh, decaying)
+        self._led_grid = 0             # ... of it from the grid (1/4 Wh, decaying)
+        self._led_ev_rem = 0           # remainders below one unit, W x ms
+        self._led_grid_rem = 0
+        self._led_decay_ms = 0         # time since the last decay
+        self._led_tok_ms = _LEDGER_REFILL_MS  # the ledger's token (full at _LEDGER_REFILL_MS)
         self.configure({}, {}, {})
 
     # ---- configuration (may allocate; on config change only) ----
@@ -408,10 +429,12 @@ class PowerManager:
                 self.on_state_change_delay = hyst
                 self.phase_state_change_delay = hyst
             self._deficit_ms = 0
+            self._wait_ms = 0
             self._excess_ms = 0
         else:
             if not switching:
                 self._decide_phase(mode, pmode, paf, mode_free)
+            self._ledger(dt_ms, charging_w, mode == MODE_PV)
             self._decide_on(paf, pa, omin, mode_free, pmode, dt_ms, mode == MODE_PV)
         self._mode_free = False
         self.phase_state_change_blocked = self.phase_state_change_delay > 0
@@ -526,6 +549,37 @@ class PowerManager:
             d = omin
         return dt_ms * (d * _DEPTH_ONE // omin) // _DEPTH_ONE
 
+    def _ledger(self, dt_ms, charging_w, pv):
+        # Grid-share ledger (see _LEDGER_SHARE_PM). dt_ms <= _MAX_DT_MS: at most one decay step
+        # per call, which is enough (a stalled loop saw nothing to forget in detail).
+        d = self._led_decay_ms + dt_ms
+        if d >= _LEDGER_DECAY_MS:
+            d = 0
+            self._led_ev = self._led_ev * 7 // 8
+            self._led_grid = self._led_grid * 7 // 8
+        self._led_decay_ms = d
+        t = self._led_tok_ms + dt_ms
+        self._led_tok_ms = t if t < _LEDGER_REFILL_MS else _LEDGER_REFILL_MS
+        if not pv or not self.is_on_last or charging_w < _IDLE_W:
+            return
+        if dt_ms > 1000:
+            dt_ms = 1000               # w x dt <= 1e6 x 1000 < 2**30
+        w = charging_w if charging_w < _LEDGER_MAX_W else _LEDGER_MAX_W
+        r = self._led_ev_rem + w * dt_ms
+        e = self._led_ev + r // _LEDGER_UNIT
+        self._led_ev = e if e < _LEDGER_MAX else _LEDGER_MAX
+        self._led_ev_rem = r % _LEDGER_UNIT
+        # From the grid: what the chargers draw above the fast surplus (the surplus includes
+        # target_power_from_grid, so an import the user allows does not count).
+        g = w - self._surplus_w
+        if g > 0:
+            if g > w:
+                g = w
+            r = self._led_grid_rem + g * dt_ms
+            e = self._led_grid + r // _LEDGER_UNIT
+            self._led_grid = e if e < _LEDGER_MAX else _LEDGER_MAX
+            self._led_grid_rem = r % _LEDGER_UNIT
+
     def _decide_on(self, paf, pa, omin, mode_free, pmode, dt_ms, pv):
         # The decision (and its block) follows the filtered power; the fast value must agree at
         # the moment of acting: on needs both >= minimum, off needs both below it.
@@ -539,20 +593,31 @@ class PowerManager:
         # Early decision (PV mode only): how deep below / above the minimum the wait has been.
         hyst = self.hysteresis_ms
         early = False
+        ledger = False
         s = self._surplus_w
         if not pv:
             self._deficit_ms = 0
+            self._wait_ms = 0
             self._excess_ms = 0
         elif on:
             self._excess_ms = 0
             if want or s >= omin:
                 self._deficit_ms = 0
+                self._wait_ms = 0
             else:
                 d = self._deficit_ms + self._depth_ms(dt_ms, omin - s, omin)
                 self._deficit_ms = d if d < hyst else hyst
+                w = self._wait_ms + dt_ms
+                self._wait_ms = w if w < hyst else hyst
                 early = d >= hyst * _STOP_DEPTH_16 // 16
+                if early and self._early_ms < _EARLY_REFILL_MS:
+                    # No early token: the ledger's, for a deep dip while the share is high.
+                    early = False
+                    ledger = (w <= hyst // 2 and self._led_tok_ms >= _LEDGER_REFILL_MS
+                              and self._led_grid > self._led_ev * _LEDGER_SHARE_PM // 1000)
         else:
             self._deficit_ms = 0
+            self._wait_ms = 0
             if not want:
                 self._excess_ms = 0
             else:
@@ -575,7 +640,15 @@ class PowerManager:
                 self._early_ms -= _EARLY_REFILL_MS
                 self.on_state_change_delay = 0
                 self._deficit_ms = 0
+                self._wait_ms = 0
                 self._excess_ms = 0
+            elif ledger:
+                # The same early stop, paid with the ledger's token.
+                on = want
+                self._led_tok_ms = 0
+                self.on_state_change_delay = 0
+                self._deficit_ms = 0
+                self._wait_ms = 0
             elif not self.uptime_past_hysteresis:
                 # The one free switch after boot (shared with phase switching).
                 self.uptime_past_hysteresis = True

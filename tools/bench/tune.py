@@ -26,9 +26,14 @@ from tools import bench_pv  # noqa: E402
 _DEBUG_KEYS = ("hysteresis_time",)
 
 
+def _is_debug(key):
+    # x_<name>: a temporary experiment constant read from debug_config (docs/benchmark.md)
+    return key in _DEBUG_KEYS or key.startswith("x_")
+
+
 def run_combo(combo, settings, profiles, jobs):
-    cfg = ["%s=%s" % kv for kv in combo.items() if kv[0] not in _DEBUG_KEYS and "." not in kv[0]]
-    dbg = ["%s=%s" % kv for kv in combo.items() if kv[0] in _DEBUG_KEYS]
+    cfg = ["%s=%s" % kv for kv in combo.items() if not _is_debug(kv[0]) and "." not in kv[0]]
+    dbg = ["%s=%s" % kv for kv in combo.items() if _is_debug(kv[0])]
     # job.<key>=v: experiment knobs of our run (tools/bench/mp_day.py), e.g. job.base_pct=110
     extra = {k[4:]: v for k, v in combo.items() if k.startswith("job.")}
     with tempfile.TemporaryDirectory() as out:
