@@ -6,8 +6,9 @@ docs/benchmark.md:
     python -m tools.bench.tune --grid cloud_filter_mode=1 hysteresis_time=60,120,180 \\
                                target_power_from_grid=0,-100 --settings default,peer
 
-Keys of power_manager/debug_config (hysteresis_time) go to --debug, job.<key> to --ours-job
-(experiments such as job.base_pct=110), the rest to --cfg.
+Keys of power_manager/debug_config (hysteresis_time) and experiment keys x_<name> (a temporary
+constant the firmware reads from debug_config while it is being measured) go to --debug,
+job.<key> to --ours-job (experiments such as job.base_pct=110), the rest to --cfg.
 """
 import argparse
 import io
