@@ -86,6 +86,24 @@ _LEDGER_UNIT = const(900000)       # W x ms in 1/4 Wh
 _LEDGER_MAX = const(16777216)      # 2**24 units (4.2 MWh): x _LEDGER_SHARE_PM stays < 2**30
 _LEDGER_MAX_W = const(1000000)     # power counted per step (the inputs' clamp)
 
+# Phase switching in automatic 1p/3p, PV power (docs/control.md step 7, measured in
+# docs/benchmark.md "Phase-switch budget"). The switch down 3p->1p is what stops import, the switch
+# up only adds the surplus above the 1p maximum, so:
+# - every automatic 1p->3p switch spends a token of a bucket of _PHASE_TOKENS (one back every
+#   _PHASE_REFILL_MS, so about two a day); without a token the switch up waits;
+# - with a token left, a 3p->1p switch acts early once the deficit below the 3p minimum,
+#   integrated over the wait, equals _STOP_DEPTH_16/16 of the hysteresis at full depth (a surplus
+#   at the 1p minimum: 75 s of 240 s), as the early switch-off does; a shallow deficit waits the
+#   whole block;
+# - with no token left (PV mode), a 3p->1p switch is held up to _PHASE_HOLD_HYST hysteresis times:
+#   meanwhile the minimum power is the 3p minimum less half the 1p minimum (3450 W at 6 A), so a
+#   shallow dip rides on 3p and a deep one pauses charging (the on/off rule) instead of moving
+#   the contactor twice; only a deficit that lasts that long switches down.
+_PHASE_TOKENS = const(2)
+_PHASE_REFILL_MS = const(28800000)
+_PHASE_CAP_MS = const(57600000)    # _PHASE_TOKENS x _PHASE_REFILL_MS
+_PHASE_HOLD_HYST = const(8)
+
 # Hard blocks: current 0 immediately, whatever the hysteresis says.
 _HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
 
@@ -175,6 +193,12 @@ class PowerManager:
         self._led_grid_rem = 0
         self._led_decay_ms = 0         # time since the last decay
         self._led_tok_ms = _LEDGER_REFILL_MS  # the ledger's token (full at _LEDGER_REFILL_MS)
+        self._phase_ms = _PHASE_CAP_MS  # token bucket of 1p->3p switches (ms of refill time)
+        self._hold_ms = 0              # how long a 3p->1p switch has been held (no token)
+        self._down_ms = 0              # running 3p->1p wait, in ms at full depth
+        self._phase_hold = False       # holding 3p: the minimum power is _hold_min_w
+        self._hold_min_w = 0
+        self._phase_wait = False       # a 1p->3p switch waits for a token
         self.configure({}, {}, {})
 
     # ---- configuration (may allocate; on config change only) ----
@@ -210,6 +234,8 @@ class PowerManager:
         # At least 1 W: with a (nonsensical) minimum current of 0, no power must still mean off.
         self._min_1p_w = max(_NOMINAL_V * self.min_current_1p_ma // 1000, 1)
         self._min_3p_w = max(min_3p_w, 1)
+        # Held on 3p (no phase token): charge while at most half the 1p minimum comes from the grid.
+        self._hold_min_w = max(self._min_3p_w - self._min_1p_w // 2, self._min_1p_w)
         if min_3p_w > max_1p_w:
             # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
             # quarter from each end, so neither side sits at its limit right after a switch.
@@ -279,6 +305,8 @@ class PowerManager:
         self.on_state_change_delay = d if d > 0 else 0
         d = self.phase_state_change_delay - dt_ms
         self.phase_state_change_delay = d if d > 0 else 0
+        d = self._phase_ms + dt_ms
+        self._phase_ms = d if d < _PHASE_CAP_MS else _PHASE_CAP_MS
 
         is3 = self.is_3phase
         if self._first:
@@ -354,7 +382,9 @@ class PowerManager:
         if pmode == PHASES_3:
             omin = self._min_3p_w
         elif self._can_1p or not is3:
-            omin = self._min_1p_w
+            # While a switch down is held (no phase token), charging on 3p needs nearly the 3p
+            # minimum: below it the on/off rule pauses instead of drawing it from the grid.
+            omin = self._hold_min_w if self._phase_hold and is3 else self._min_1p_w
         else:
             omin = self._min_3p_w   # no contactor to switch with, wired 3p
         self.overall_min_power = omin
@@ -433,11 +463,12 @@ class PowerManager:
             self._excess_ms = 0
         else:
             if not switching:
-                self._decide_phase(mode, pmode, paf, mode_free)
+                self._decide_phase(mode, pmode, paf, mode_free, dt_ms)
             self._ledger(dt_ms, charging_w, mode == MODE_PV)
             self._decide_on(paf, pa, omin, mode_free, pmode, dt_ms, mode == MODE_PV)
         self._mode_free = False
-        self.phase_state_change_blocked = self.phase_state_change_delay > 0
+        self.phase_state_change_blocked = (self.phase_state_change_delay > 0 or self._phase_wait
+                                           or self._phase_hold)
         self.on_state_change_blocked = self.on_state_change_delay > 0
 
         # ---- current for the charge manager ----
@@ -495,8 +526,9 @@ class PowerManager:
             return err_w * 6 // 8
         return err_w * 7 // 8
 
-    def _decide_phase(self, mode, pmode, paf, mode_free):
+    def _decide_phase(self, mode, pmode, paf, mode_free, dt_ms):
         cur3 = self.wants_3phase
+        auto_pv = False
         if pmode == PHASES_1:
             d3 = False
         elif pmode == PHASES_3:
@@ -513,32 +545,68 @@ class PowerManager:
             d3 = cur3  # nothing to charge: don't wear the contactor
         elif cur3:
             d3 = paf >= self.threshold_3to1
+            auto_pv = True
         else:
             d3 = paf > self.threshold_1to3
+            auto_pv = True
         hyst = self.hysteresis_ms
         if d3 != self.wants_3phase_last:
             # A changed decision starts the block; it acts only if it holds that long.
             self.wants_3phase_last = d3
             self.phase_state_change_delay = hyst
-        if d3 == cur3:
+        # Phase budget (automatic switching on PV power only; the bucket fills in step()).
+        token = self._phase_ms >= _PHASE_REFILL_MS
+        down = auto_pv and cur3 and not d3
+        held = down and mode == MODE_PV and not token
+        if held:
+            t = self._hold_ms + dt_ms
+            lim = hyst * _PHASE_HOLD_HYST
+            self._hold_ms = t if t < lim else lim
+            held = t < lim
+        else:
+            self._hold_ms = 0
+        self._phase_hold = held
+        self._phase_wait = auto_pv and d3 and not cur3 and not token and not mode_free
+        early = False
+        if down and token and self.is_on_last:
+            # Early switch down by depth while charging (the import it stops): the deficit below
+            # the 3p minimum, up to the gap between the 3p and the 1p minimum (full depth),
+            # integrated over the wait.
+            gap = self._min_3p_w - self._min_1p_w
+            t = self._down_ms + self._depth_ms(dt_ms, self._min_3p_w - self._surplus_w,
+                                               gap if gap > 0 else 1)
+            self._down_ms = t if t < hyst else hyst
+            early = t >= hyst * _STOP_DEPTH_16 // 16
+        else:
+            self._down_ms = 0
+        if d3 == cur3 or held or self._phase_wait:
             return
-        if pmode != PHASES_AUTO or self.phase_state_change_delay == 0:
+        act = False
+        if pmode != PHASES_AUTO or self.phase_state_change_delay == 0 or early:
             # Only automatic switching follows the sun; fixed modes, PV1/Fast3 (decided by the
             # charge mode) and external control change by a user action or command: at once.
-            self.wants_3phase = d3
+            act = True
         elif (not self.is_on_last and self.on_state_change_delay == 0
               and (self.phase_state_change_delay <= hyst // 2 or not self.uptime_past_hysteresis)):
             # While off (and not just switched off) half the block is enough: nothing flows
             # through the contactor, but a flickering decision must not make it chatter. In the
             # start-up period at once, without spending the free switch: switching on (the
             # free switch) then follows on the right phases.
-            self.wants_3phase = d3
+            act = True
         elif not self.uptime_past_hysteresis:
             # The one free switch after boot (shared with on/off).
             self.uptime_past_hysteresis = True
-            self.wants_3phase = d3
+            act = True
         elif mode_free:
+            act = True
+        if act:
+            if auto_pv and d3 and token:
+                # (A charge mode change may switch up without a token: a user action.)
+                self._phase_ms -= _PHASE_REFILL_MS
             self.wants_3phase = d3
+            self._down_ms = 0
+            if early:
+                self.phase_state_change_delay = 0
 
     def _depth_ms(self, dt_ms, d, omin):
         # dt_ms weighted by d / omin (d clamped to 0..omin), in 1/256 steps: at most
