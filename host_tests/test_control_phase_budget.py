@@ -2,7 +2,7 @@
 
 Every automatic 1p->3p switch spends a token (2, one back every 8 h); a 1p->3p switch without a
 token waits. With a token, a 3p->1p switch acts early by depth (5/16 of the hysteresis at full
-depth). With no token left, a 3p->1p switch in PV mode is held for 8 hysteresis times while the
+depth). With no token left, a 3p->1p switch in PV mode is held for 6 hysteresis times while the
 minimum power is the 3p minimum less half the 1p minimum (3450 W): the on/off rule pauses
 charging in a deep dip instead of moving the contactor twice. The old rule (every decision acts
 after one hysteresis) moves the contactor 6 times in the first test instead of 4 and switches
@@ -54,8 +54,8 @@ site.pv_w = 8000
 c.run(1200000)
 snap("sun 3", pm, c)                   # charging again on 3p, no move
 site.pv_w = 2300
-c.run(1920000 + 300000)
-snap("long low", pm, c)                # 8 x 240 s in the 1p range: down now, charging on 1p
+c.run(1440000 + 300000)
+snap("long low", pm, c)                # 6 x 240 s in the 1p range: down now, charging on 1p
 site.pv_w = 8000
 c.run(1800000)
 snap("no token", pm, c)                # the switch up waits for a token
