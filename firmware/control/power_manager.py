@@ -87,7 +87,7 @@ _LEDGER_MAX = const(16777216)      # 2**24 units (4.2 MWh): x _LEDGER_SHARE_PM s
 _LEDGER_MAX_W = const(1000000)     # power counted per step (the inputs' clamp)
 
 # Phase switching in automatic 1p/3p, PV power (docs/control.md step 7, measured in
-# docs/benchmark.md, finding 5). The switch down 3p->1p is what stops import, the switch
+# docs/benchmark.md, finding 6). The switch down 3p->1p is what stops import, the switch
 # up only adds the surplus above the 1p maximum, so:
 # - every automatic 1p->3p switch spends a token of a bucket of _PHASE_TOKENS (one back every
 #   _PHASE_REFILL_MS, so about two a day); without a token the switch up waits;
