@@ -176,6 +176,8 @@ def target_misses(o, setting, bnd=None):
         if o["oracle_kwh"] > 0 and o["capture_ratio"] < TARGET_CAPTURE:
             miss.append("capture %.0f %% < 90 %%%s" % (
                 100 * o["capture_ratio"],
+                " (clairvoyant bound with <= 6 starts, <= 4 switches, <= 3 %% grid: %.0f %%)" % (
+                    100 * bnd["switch_upper_capture"]) if bnd and "switch_upper_capture" in bnd else
                 " (clairvoyant bound with <= 6 starts, <= 3 %% grid: %.0f %%)" % (100 * bnd["upper_capture"])
                 if bnd else ""))
         if o["grid_share"] > TARGET_GRID_SHARE:
@@ -329,8 +331,10 @@ def main(argv=None):
             row["bound"] = {"max_starts": TARGET_STARTS, "max_grid_share": TARGET_GRID_SHARE,
                             "upper_capture": up / orc if orc else 0.0,
                             "plan_capture": plan / orc if orc else 0.0}
-            if o["phase_switches"] > TARGET_SWITCHES:
+            if o["phase_switches"] > TARGET_SWITCHES or (
+                    o["phase_switches"] and o["capture_ratio"] < TARGET_CAPTURE):
                 # Could any controller keep to the switch limit and the other targets that day?
+                # (On a day that needs 3 phases the capture bound must respect the switch limit.)
                 up, plan, orc = bound.best_capture_phases(runs["ours"]["series"], acct, TARGET_STARTS,
                                                           TARGET_SWITCHES, TARGET_GRID_SHARE)
                 row["bound"].update({"max_switches": TARGET_SWITCHES,
