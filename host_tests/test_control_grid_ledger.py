@@ -19,6 +19,14 @@ def spend_tokens(site):
     b = wait(site, lambda p: p.wants_on)
     return a, b
 
+def deep_dips(site):
+    # Dips of 60 s at full depth: shorter than the early depth, charging stays on, ~23 Wh each.
+    for _ in range(3):
+        site.pv_w = 0
+        site.run(60000)
+        site.pv_w = 4000
+        site.run(60000)
+
 def share_pm(pm):
     return getattr(pm, "_led_grid", 0) * 1000 // max(getattr(pm, "_led_ev", 0), 1)
 """
@@ -31,12 +39,7 @@ site = Site(pm, pv_w=4000)
 site.run(600000)
 out("tokens", spend_tokens(site))
 site.run(300000)
-# Dips of 60 s at full depth: shorter than the early depth, charging stays on, ~23 Wh each.
-for _ in range(3):
-    site.pv_w = 0
-    site.run(60000)
-    site.pv_w = 4000
-    site.run(60000)
+deep_dips(site)
 out("on", pm.wants_on, share_pm(pm) > 30)
 site.pv_w = 0
 t = wait(site, lambda p: not p.wants_on)
@@ -73,11 +76,7 @@ site = Site(pm, pv_w=4000)
 site.run(600000)
 spend_tokens(site)
 site.run(300000)
-for _ in range(3):
-    site.pv_w = 0
-    site.run(60000)
-    site.pv_w = 4000
-    site.run(60000)
+deep_dips(site)
 # Deficit 690 W (half the minimum): the early depth comes after 150 s, past half the block.
 site.pv_w = 990
 t = wait(site, lambda p: not p.wants_on)
