@@ -4,7 +4,8 @@ Every automatic 1p->3p switch spends a token (2, one back every 8 h); a 1p->3p s
 token waits. With a token, a 3p->1p switch acts early by depth (5/16 of the hysteresis at full
 depth). With no token left, a 3p->1p switch in PV mode is held for 6 hysteresis times while the
 minimum power is the 3p minimum less half the 1p minimum (3450 W): the on/off rule pauses
-charging in a deep dip instead of moving the contactor twice. The old rule (every decision acts
+charging in a deep dip instead of moving the contactor twice; a hold whose surplus fell suddenly
+(a cloud, not the evening) goes on up to 24 hysteresis times. The old rule (every decision acts
 after one hysteresis) moves the contactor 6 times in the first test instead of 4 and switches
 down after 240 s in the last one."""
 from control_helpers import run_lines
@@ -53,9 +54,13 @@ snap("dip 2", pm, c)                   # no token: held in 3p, paused
 site.pv_w = 8000
 c.run(1200000)
 snap("sun 3", pm, c)                   # charging again on 3p, no move
-site.pv_w = 2300
-c.run(1440000 + 300000)
-snap("long low", pm, c)                # 6 x 240 s in the 1p range: down now, charging on 1p
+pv = 8000
+while pv > 2300:                       # the evening: 2 kW/h down (slower than the peak falls)
+    pv -= 100
+    site.pv_w = pv
+    c.run(180000)
+c.run(300000)
+snap("long low", pm, c)                # 6 x 240 s in the 1p range: down, charging on 1p
 site.pv_w = 8000
 c.run(1800000)
 snap("no token", pm, c)                # the switch up waits for a token
@@ -118,3 +123,36 @@ for pv in (1680, 3300, 3700):
     assert res[1][0] == 3300 and 175000 <= res[1][1] <= 190000, res
     assert res[2][0] == 3700 and 239000 <= res[2][1] <= 242000, res
     assert all(r[2:] == [False, True] for r in res), res
+
+
+def test_a_sudden_dip_without_a_token_is_held_longer_than_the_evening():
+    # Hysteresis 240 s. Both tokens spent, then a 40-min cloud (7700 W -> 2000 W surplus within a
+    # step): the plain hold (24 min) would switch down in it and, without a token, stay on 1p in
+    # the sun after it (the rule before: 4 moves, 1p at "sun after"). The surplus fell more than
+    # the 3p-1p minimum gap below its peak, so the hold goes on (up to 96 min): still 3 moves,
+    # charging on 3p after the cloud. A cloud longer than that switches down after 96 min.
+    res = run_lines(_PRE + r"""
+pm = mk(mode=2, hyst=240)
+site = Site(pm, pv_w=8000)
+c = Count(site)
+c.run(600000)
+site.pv_w = 2300
+c.run(1200000)                         # a token left: down
+site.pv_w = 8000
+c.run(1200000)                         # up: token 2
+snap("spent", pm, c)
+site.pv_w = 2300
+c.run(2400000)
+snap("cloud 40 min", pm, c)            # held, paused on 3p
+site.pv_w = 8000
+c.run(1200000)
+snap("sun after", pm, c)               # charging on 3p, no move
+site.pv_w = 2300
+t = site.until(lambda p: not p.wants_3phase, 7200000, 1000)
+out("long cloud", t, pm.is_3phase)
+""")
+    assert res[0] == ["spent", 3, True, True, 1380, False, True], res
+    assert res[1] == ["cloud 40 min", 3, True, False, 3450, True, False], res
+    assert res[2] == ["sun after", 3, True, True, 1380, False, True], res
+    assert res[3][0] == "long cloud" and 24 * 240000 - 5000 <= res[3][1] <= 24 * 240000 + 60000, res
+    assert res[3][2] is False, res

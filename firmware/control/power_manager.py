@@ -103,6 +103,14 @@ _PHASE_TOKENS = const(2)
 _PHASE_REFILL_MS = const(28800000)
 _PHASE_CAP_MS = const(57600000)    # _PHASE_TOKENS x _PHASE_REFILL_MS
 _PHASE_HOLD_HYST = const(6)
+# A hold that has run out is judged once: if the surplus (a ~1 min average, _SMOOTH_MS) lies more
+# than the gap between the 3p and the 1p minimum below its recent peak (which falls by 1 W every
+# _PEAK_MS_PER_W ms, 3 kW/h: faster than an evening declines), it fell suddenly (a cloud, ~4 kW
+# within the 24 min), and the hold goes on up to _PHASE_HOLD_LONG_HYST hysteresis times (96 min);
+# else (the evening) it switches down as before.
+_PEAK_MS_PER_W = const(1200)
+_SMOOTH_MS = const(64000)
+_PHASE_HOLD_LONG_HYST = const(24)
 
 # Hard blocks: current 0 immediately, whatever the hysteresis says.
 _HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
@@ -195,6 +203,10 @@ class PowerManager:
         self._led_tok_ms = _LEDGER_REFILL_MS  # the ledger's token (full at _LEDGER_REFILL_MS)
         self._phase_ms = _PHASE_CAP_MS  # token bucket of 1p->3p switches (ms of refill time)
         self._hold_ms = 0              # how long a 3p->1p switch has been held (no token)
+        self._smooth_w = 0             # the fast surplus averaged over ~_SMOOTH_MS (W)
+        self._peak_w = 0               # decaying peak of _smooth_w (W)
+        self._peak_acc_ms = 0          # time not yet taken off the peak
+        self._sudden = False           # the running hold was judged a sudden dip (extended)
         self._down_ms = 0              # running 3p->1p wait, in ms at full depth
         self._phase_hold = False       # holding 3p: the minimum power is _hold_min_w
         self._hold_min_w = 0
@@ -555,16 +567,42 @@ class PowerManager:
             self.wants_3phase_last = d3
             self.phase_state_change_delay = hyst
         # Phase budget (automatic switching on PV power only; the bucket fills in step()).
+        s = self._surplus_w
+        if auto_pv:
+            # Cloud or evening? A ~1 min average of the surplus (k/256 of the difference a step:
+            # |diff| <= 1e6 x 256 < 2**30) and its peak, falling 3 kW/h.
+            e = self._smooth_w
+            k = dt_ms * 256 // _SMOOTH_MS
+            e += _clamp(s - e, -_P_LIMIT_W, _P_LIMIT_W) * (k if k < 256 else 256) // 256
+            self._smooth_w = e
+            t = self._peak_acc_ms + dt_ms
+            dec = t // _PEAK_MS_PER_W
+            self._peak_acc_ms = t - dec * _PEAK_MS_PER_W
+            p = self._peak_w - dec
+            self._peak_w = p if p > e else e
+        else:
+            self._smooth_w = s
+            self._peak_w = s
+            self._peak_acc_ms = 0
         token = self._phase_ms >= _PHASE_REFILL_MS
         down = auto_pv and cur3 and not d3
         held = down and mode == MODE_PV and not token
         if held:
             t = self._hold_ms + dt_ms
             lim = hyst * _PHASE_HOLD_HYST
+            if self._hold_ms < lim <= t:
+                # Judged once, when the plain hold runs out: a sudden dip is held longer.
+                gap = self._min_3p_w - self._min_1p_w
+                if gap < self._min_1p_w:
+                    gap = self._min_1p_w
+                self._sudden = self._peak_w - self._smooth_w >= gap
+            if self._sudden:
+                lim = hyst * _PHASE_HOLD_LONG_HYST
             self._hold_ms = t if t < lim else lim
             held = t < lim
         else:
             self._hold_ms = 0
+            self._sudden = False
         self._phase_hold = held
         self._phase_wait = auto_pv and d3 and not cur3 and not token and not mode_free
         early = False
