@@ -41,14 +41,20 @@ def best_capture(series, account, max_starts=6, max_grid_share=0.03, dt_s=60):
                (Lagrange dual of the grid-share constraint  grid*(1-g) - cap*g <= 0);
     plan_kwh   the best such plan found (a feasible plan: what a clairvoyant controller gets)."""
     surplus = [r[1] - r[2] for r in series]
-    oracle = sum(account.oracle_w(s) for s in surplus) * dt_s / 3.6e6
     min_w = account.min_1p_w or account.min_3p_w
-    g = max_grid_share
+    return _sweep(surplus, account, dt_s, max_grid_share,
+                  lambda w_cap, w_grid: _run(surplus, dt_s, min_w, account.oracle_w, max_starts,
+                                             w_cap, w_grid))
+
+
+def _sweep(surplus, account, dt_s, g, run):
+    """Sweep the Lagrange weight on grid energy over run(w_cap, w_grid) -> (score, cap_ws,
+    grid_ws): (upper_kwh, plan_kwh, oracle_kwh) as best_capture() returns them."""
+    oracle = sum(account.oracle_w(s) for s in surplus) * dt_s / 3.6e6
     upper = float("inf")
     plan = 0.0
     for lam in (0.0, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 256, 1e3, 1e4):
-        score, cap, grid = _run(surplus, dt_s, min_w, account.oracle_w, max_starts,
-                                1 + lam * g, lam * (1 - g))
+        score, cap, grid = run(1 + lam * g, lam * (1 - g))
         upper = min(upper, score)
         if grid <= g * (cap + grid) and cap > plan:
             plan = cap
@@ -109,14 +115,6 @@ def best_capture_phases(series, account, max_starts=6, max_switches=4, max_grid_
     <= 4 a day): (upper_kwh, plan_kwh, oracle_kwh) with the same meaning. Used by bench_pv.py for
     a day that misses the phase-switch target: shows whether any controller could meet them all."""
     surplus = [r[1] - r[2] for r in series]
-    oracle = sum(account.oracle_w(s) for s in surplus) * dt_s / 3.6e6
-    g = max_grid_share
-    upper = float("inf")
-    plan = 0.0
-    for lam in (0.0, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 256, 1e3, 1e4):
-        score, cap, grid = _run_phases(surplus, dt_s, account, max_starts, max_switches,
-                                       1 + lam * g, lam * (1 - g), switch_s)
-        upper = min(upper, score)
-        if grid <= g * (cap + grid) and cap > plan:
-            plan = cap
-    return upper / 3.6e6, plan / 3.6e6, oracle
+    return _sweep(surplus, account, dt_s, max_grid_share,
+                  lambda w_cap, w_grid: _run_phases(surplus, dt_s, account, max_starts,
+                                                    max_switches, w_cap, w_grid, switch_s))
