@@ -210,6 +210,8 @@ class PowerManager:
         self._down_ms = 0              # running 3p->1p wait, in ms at full depth
         self._phase_hold = False       # holding 3p: the minimum power is _hold_min_w
         self._hold_min_w = 0
+        self._down_full_w = 1
+        self._sudden_drop_w = 1
         self._phase_wait = False       # a 1p->3p switch waits for a token
         self.configure({}, {}, {})
 
@@ -248,6 +250,11 @@ class PowerManager:
         self._min_3p_w = max(min_3p_w, 1)
         # Held on 3p (no phase token): charge while at most half the 1p minimum comes from the grid.
         self._hold_min_w = max(self._min_3p_w - self._min_1p_w // 2, self._min_1p_w)
+        # Phase budget (_decide_phase): full depth of an early switch down (the gap between the 3p
+        # and the 1p minimum), and the drop below the recent peak that makes a dip sudden.
+        gap = self._min_3p_w - self._min_1p_w
+        self._down_full_w = max(gap, 1)
+        self._sudden_drop_w = max(gap, self._min_1p_w)
         if min_3p_w > max_1p_w:
             # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
             # quarter from each end, so neither side sits at its limit right after a switch.
@@ -592,10 +599,7 @@ class PowerManager:
             lim = hyst * _PHASE_HOLD_HYST
             if self._hold_ms < lim <= t:
                 # Judged once, when the plain hold runs out: a sudden dip is held longer.
-                gap = self._min_3p_w - self._min_1p_w
-                if gap < self._min_1p_w:
-                    gap = self._min_1p_w
-                self._sudden = self._peak_w - self._smooth_w >= gap
+                self._sudden = self._peak_w - self._smooth_w >= self._sudden_drop_w
             if self._sudden:
                 lim = hyst * _PHASE_HOLD_LONG_HYST
             self._hold_ms = t if t < lim else lim
@@ -610,9 +614,7 @@ class PowerManager:
             # Early switch down by depth while charging (the import it stops): the deficit below
             # the 3p minimum, up to the gap between the 3p and the 1p minimum (full depth),
             # integrated over the wait.
-            gap = self._min_3p_w - self._min_1p_w
-            t = self._down_ms + self._depth_ms(dt_ms, self._min_3p_w - self._surplus_w,
-                                               gap if gap > 0 else 1)
+            t = self._down_ms + self._depth_ms(dt_ms, self._min_3p_w - s, self._down_full_w)
             self._down_ms = t if t < hyst else hyst
             early = t >= hyst * _STOP_DEPTH_16 // 16
         else:
@@ -740,21 +742,18 @@ class PowerManager:
         if want != on:
             if pmode == PHASES_EXTERNAL or self.on_state_change_delay == 0 or mode_free:
                 on = want
-            elif early:
-                # Deep enough for long enough: act now (the block has done its job), spend a token.
+            elif early or ledger:
+                # Deep enough for long enough: act now (the block has done its job), spend a token
+                # (a stop without an early token: the ledger's).
                 on = want
-                self._early_ms -= _EARLY_REFILL_MS
+                if early:
+                    self._early_ms -= _EARLY_REFILL_MS
+                else:
+                    self._led_tok_ms = 0
                 self.on_state_change_delay = 0
                 self._deficit_ms = 0
                 self._wait_ms = 0
                 self._excess_ms = 0
-            elif ledger:
-                # The same early stop, paid with the ledger's token.
-                on = want
-                self._led_tok_ms = 0
-                self.on_state_change_delay = 0
-                self._deficit_ms = 0
-                self._wait_ms = 0
             elif not self.uptime_past_hysteresis:
                 # The one free switch after boot (shared with phase switching).
                 self.uptime_past_hysteresis = True
