@@ -59,6 +59,25 @@ def test_energy_attribution_adds_up_and_counts_starts_and_switches():
     assert abs(r["pv_kwh"] - 3000 * 1800 / 3.6e6) < 1e-9
 
 
+def test_grid_energy_at_the_minimum_current_is_split_from_tracking_import():
+    # 500 W export without the EV. First 600 s the EV is held at 6 A on one phase (~1.3-1.4 kW:
+    # import at the minimum), then 600 s at 10 A (~2.2-2.3 kW: import while above it), then
+    # 600 s at 6 A on three phases (~4 kW: at the 3p minimum).
+    site = _site([(0, 1500, -500), (3600, 1500, -500)])
+    acct = Account(230, 6000, 16000)
+    for i in range(1800 * 4):
+        t = i * 250
+        ma, phases = (6000, 1) if t < 600000 else (10000, 1) if t < 1200000 else (6000, 3)
+        site.step(250, ma, phases)
+        acct.step(250, site, phases)
+    r = acct.result()
+    tracking_kwh = r["ev_from_grid_kwh"] - r["ev_from_grid_at_min_kwh"]
+    # Tracking part: 600 s at ~2.2-2.3 kW less 500 W surplus.
+    assert 600 * 1600 / 3.6e6 < tracking_kwh < 600 * 1850 / 3.6e6
+    # At the minimum: ~0.8-0.9 kW on 1p plus ~3.4-3.6 kW on 3p, 600 s each (less the car's delay).
+    assert 600 * 4000 / 3.6e6 < r["ev_from_grid_at_min_kwh"] < 600 * 4600 / 3.6e6
+
+
 def test_battery_discharge_into_the_ev_is_counted_as_battery():
     bat = Battery(capacity_wh=10000, max_discharge_w=5000, soc_pct=90, tau_ms=250)
     site = _site([(0, 0, 0), (3600, 0, 0)], battery=bat)

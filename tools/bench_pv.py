@@ -181,7 +181,9 @@ def target_misses(o, setting, bnd=None):
                 " (clairvoyant bound with <= 6 starts, <= 3 %% grid: %.0f %%)" % (100 * bnd["upper_capture"])
                 if bnd else ""))
         if o["grid_share"] > TARGET_GRID_SHARE:
-            miss.append("grid %.1f %% > 3 %%" % (100 * o["grid_share"]))
+            # Where the import came from: holding the minimum current through dips, or tracking.
+            miss.append("grid %.1f %% > 3 %% (%.1f points at the minimum current)" % (
+                100 * o["grid_share"], 100 * o.get("ev_from_grid_at_min_kwh", 0) / o["ev_kwh"]))
         if o["starts"] > TARGET_STARTS:
             miss.append("starts %d > 6" % o["starts"])
         if o["phase_switches"] > TARGET_SWITCHES:

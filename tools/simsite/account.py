@@ -10,6 +10,10 @@
 #                     power of the range below it; 0 below the minimum. With 1p and 3p allowed
 #                     the range is [1p min, 1p max] u [3p min, 3p max] (dead band in between).
 #   peer_pv         = min(pv, ev)  (the peer's metric, ignores the house load)
+#   ev_grid_at_min  = the part of ev_from_grid drawn while the EV runs at (up to 2 % above) its
+#                     minimum power on the phases it has: what a controller imports while it holds
+#                     the car through a dip instead of pausing, as opposed to the import while it
+#                     tracks the surplus above the minimum (late reaction to a falling surplus).
 # Energies are integer W*ms sums; a start is the EV going from 0 W to drawing, except when it
 # resumes after a phase switch (the contactor moved while it was stopped): that is a switch.
 
@@ -27,6 +31,7 @@ class Account:
         self.house = 0
         self.ev = 0
         self.ev_grid = 0
+        self.ev_grid_at_min = 0
         self.ev_battery = 0
         self.ev_surplus = 0
         self.oracle = 0
@@ -90,6 +95,9 @@ class Account:
             if b > ev - g:
                 b = ev - g
             self.ev_grid += g * dt_ms
+            at_min_w = self.min_3p_w if phases == 3 else self.min_1p_w
+            if ev <= at_min_w * 102 // 100:
+                self.ev_grid_at_min += g * dt_ms
             self.ev_battery += b * dt_ms
             self.ev_surplus += (ev - g - b) * dt_ms
             self.peer_pv += (ev if ev < site.pv_w else site.pv_w) * dt_ms
@@ -133,6 +141,7 @@ class Account:
             "ev_from_surplus_kwh": self.ev_surplus / k,
             "ev_from_grid_kwh": self.ev_grid / k,
             "ev_from_battery_kwh": self.ev_battery / k,
+            "ev_from_grid_at_min_kwh": self.ev_grid_at_min / k,
             "capture_ratio": self.ev_surplus / self.oracle if self.oracle else 0.0,
             "grid_share": self.ev_grid / ev if ev else 0.0,
             "import_kwh": self.import_ / k,
