@@ -15,13 +15,14 @@ METER_MODEL ?= sdm630
 METER_SLAVE ?= 1
 HEAP     ?= 256wK
 
-.PHONY: setup sim test bench deploy bench-heap clean
+.PHONY: setup sim test bench bench-seeds deploy bench-heap clean
 .DEFAULT_GOAL := help
 
 help:
 	@echo "make sim    run the firmware on the MicroPython Unix port with a simulated site (http://127.0.0.1:$(PORT))"
 	@echo "make test   run the whole test suite"
 	@echo "make bench  control-quality benchmark on the PV days in ../shared/bench/profiles"
+	@echo "make bench-seeds   the same days with seeds 1-5 (SEEDS=1,3,7): spread of our controller's results"
 	@echo "make deploy PORT=/dev/ttyUSB0   compile to .mpy and copy to an ESP32 (docs/board.md; ROMFS=1: into its ROMFS partition)"
 	@echo "make bench-heap                 heap of the deployed firmware over a simulated hour, from ROMFS and from the filesystem (full RS485 site)"
 
@@ -42,6 +43,12 @@ PROFILES ?=
 BENCH_ARGS ?=
 bench: setup
 	$(PY) tools/bench_pv.py $(if $(strip $(PROFILES)),--profiles $(PROFILES)) $(BENCH_ARGS)
+
+# Robustness (docs/benchmark.md "Seed spread"): our controller once per seed of the house-load
+# model and EV draw noise; `make bench` is seed 1. Writes only bench/out/seeds.json.
+SEEDS ?= 1-5
+bench-seeds: setup
+	$(PY) tools/bench_pv.py --seeds $(SEEDS) $(if $(strip $(PROFILES)),--profiles $(PROFILES)) $(BENCH_ARGS)
 
 test: setup
 	$(VENV)/bin/pytest -q host_tests

@@ -4,10 +4,13 @@ Runs OUR controller (firmware/control/ on the MicroPython Unix port, tools/bench
 two peer baselines (host Python, tools/bench/baselines.py) on the same simulated site
 (tools/simsite) for every profile, in the default setting and the peer's setting, and prints a
 markdown table; writes bench/out/summary.json, bench/out/details.json and a PNG per day.
+With --seeds (`make bench-seeds`): our controller only, once per seed, a "Seed spread" table and
+bench/out/seeds.json.
 
     python tools/bench_pv.py [--profiles 'path/*.csv' ...] [--settings default,peer]
                              [--battery] [--cfg key=value ...] [--debug key=value ...]
                              [--no-baselines] [--no-plots] [--out bench/out] [--jobs N]
+                             [--seed N | --seeds 1-5]
 See docs/benchmark.md.
 """
 import argparse
@@ -15,7 +18,9 @@ import glob
 import json
 import os
 import subprocess
+import statistics
 import sys
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -42,6 +47,7 @@ TARGET_CAPTURE = 0.90
 TARGET_GRID_SHARE = 0.03
 TARGET_STARTS = 6
 TARGET_SWITCHES = 4
+MAX_SEEDS = 1000     # a typo like 1-10000 would queue hours of runs
 BATTERY = {"capacity_wh": 10000, "max_charge_w": 5000, "max_discharge_w": 5000, "soc_pct": 20}
 
 
@@ -91,6 +97,48 @@ def run_job(job):
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip()[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def parse_seeds(spec):
+    """'1-5', '1,3,7' or '1-3,7' -> [1, 2, 3, 7]. An argparse type, so a bad spec is argparse's
+    usage and one error line, exit 2."""
+    seeds = []
+    for part in spec.split(","):
+        lo, dash, hi = part.strip().partition("-")
+        try:
+            lo = int(lo)
+            hi = int(hi) if dash else lo
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r: expected seeds like 1-5 or 1,3,7" % spec)
+        if hi < lo:
+            raise argparse.ArgumentTypeError("%r: range %d-%d runs backwards" % (spec, lo, hi))
+        if hi - lo >= MAX_SEEDS:
+            raise argparse.ArgumentTypeError("%r: at most %d seeds" % (spec, MAX_SEEDS))
+        seeds += range(lo, hi + 1)
+    if len(set(seeds)) != len(seeds):
+        raise argparse.ArgumentTypeError("%r: a seed appears twice" % spec)
+    if len(seeds) > MAX_SEEDS:
+        raise argparse.ArgumentTypeError("%r: at most %d seeds" % (spec, MAX_SEEDS))
+    return seeds
+
+
+def base_job(path, samples, setting, seed):
+    """The part of a day's job every controller shares (run_job's input)."""
+    return {"profile": path if path == "default" else str(Path(path).resolve()),
+            "samples": samples, "setting": row_setting(setting), "seed": seed,
+            "root": str(ROOT), "battery": BATTERY if setting == "battery" else None}
+
+
+def run_jobs(jobs, n_workers):
+    # Threads only wait on the subprocesses, which do the work in parallel.
+    with ThreadPoolExecutor(max_workers=max(1, n_workers)) as ex:
+        return list(ex.map(run_job, jobs))
+
+
+def summary_row(name, setting, o):
+    """One summary.json object: exactly SUMMARY_KEYS, floats to 4 digits."""
+    return {k: (name if k == "profile" else setting if k == "setting" else
+                round(o[k], 4) if isinstance(o[k], float) else o[k]) for k in SUMMARY_KEYS}
 
 
 def _ratio(a, b):
@@ -229,10 +277,99 @@ def plot_day(path, name, runs):
     plt.close(fig)
 
 
+def _profile_label(name, setting):
+    return name if setting == "default" else "%s (%s)" % (name, setting)
+
+
+_MISS_ORDER = ("capture", "grid", "starts", "switches")   # as target_misses checks them
+
+
+def _miss_rank(kind):
+    # A target added to target_misses later still shows, after the known ones.
+    return _MISS_ORDER.index(kind) if kind in _MISS_ORDER else len(_MISS_ORDER)
+
+
+def table_seeds(rows):
+    """The "Seed spread" table from seeds.json rows: per profile and setting, the spread over
+    seeds and how often each target failed."""
+    lines = ["| profile | capture min / median / max | grid share min / median / max "
+             "| starts max | phase sw. max | targets met (misses) |",
+             "|---|---|---|---|---|---|"]
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["profile"], r["setting"]), []).append(r)
+    for (name, setting), rs in groups.items():
+        n = len(rs)
+        cap = [100 * r["capture_ratio"] for r in rs]
+        grid = [100 * r["grid_share"] for r in rs]
+        # A miss reads "grid 3.2 % > 3 %" (target_misses): its first word names the target.
+        kinds = {}
+        for r in rs:
+            for m in r["target_misses"]:
+                kinds[m.split()[0]] = kinds.get(m.split()[0], 0) + 1
+        met = sum(1 for r in rs if not r["target_misses"])
+        cells = [_profile_label(name, setting),
+                 "%.1f / %.1f / %.1f %%" % (min(cap), statistics.median(cap), max(cap)),
+                 # Two decimals: 2.98 % and 3.02 % are a met and a missed target.
+                 "%.2f / %.2f / %.2f %%" % (min(grid), statistics.median(grid), max(grid)),
+                 str(max(r["starts"] for r in rs)), str(max(r["phase_switches"] for r in rs)),
+                 "%d/%d" % (met, n) + (" (%s)" % ", ".join(
+                     "%s %d/%d" % (k, kinds[k], n) for k in sorted(kinds, key=_miss_rank))
+                     if kinds else "")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def seeds_totals(rows):
+    """Per setting and seed: on how many days every target was met."""
+    out = []
+    for setting in dict.fromkeys(r["setting"] for r in rows):
+        per = {}
+        for r in rows:
+            if r["setting"] == setting:
+                met, days = per.get(r["seed"], (0, 0))
+                per[r["seed"]] = (met + (not r["target_misses"]), days + 1)
+        out.append("%s setting: %s" % (setting, ", ".join(
+            "seed %d: %d/%d" % (s, m, d) for s, (m, d) in sorted(per.items()))))
+    return out
+
+
+def run_seeds(a, paths, samples, settings, cfg, dbg):
+    """--seeds: our controller on every profile x setting x seed, the same jobs and target check
+    as a plain run (no series, so no clairvoyant bound in the miss texts)."""
+    t0 = time.monotonic()
+    jobs = [dict(base_job(path, samples[path], setting, seed), controller="ours", cfg=cfg,
+                 debug=dbg, series_ms=0, label=setting, **json.loads(a.ours_job))
+            for path in paths for setting in settings for seed in a.seeds]
+    outs = run_jobs(jobs, a.jobs)
+    rows, errors = [], []
+    for job, out in zip(jobs, outs):
+        name = profile_name(job["profile"])
+        if "error" in out:
+            errors.append("%s %s seed %d: %s" % (name, job["label"], job["seed"], out["error"]))
+            continue
+        o = out["result"]
+        rows.append(dict(summary_row(name, job["label"], o), seed=job["seed"],
+                         target_misses=target_misses(o, job["label"])))
+    out_dir = Path(a.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "seeds.json").write_text(json.dumps(rows, indent=1) + "\n")
+    wall_s = time.monotonic() - t0
+    if rows and not a.quiet:
+        print("\n### Seed spread (seeds %s)\n" % ",".join(str(s) for s in a.seeds))
+        print(table_seeds(rows))
+    print("\nDays with every target met, per seed, " + "; ".join(seeds_totals(rows)) +
+          ". %d runs in %.0f s wall (--jobs %d). Output in %s" % (
+              len(jobs), wall_s, a.jobs, out_dir / "seeds.json"))
+    for e in errors:
+        print("ERROR " + e, file=sys.stderr)
+    return 1 if errors else 0
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--profiles", nargs="*", help="CSV files or globs (default: ../shared/bench/profiles/*.csv); 'default' = built-in day")
-    ap.add_argument("--settings", default="default,peer")
+    ap.add_argument("--settings", help="comma-separated: default, peer (default: default,peer; with --seeds: default)")
     ap.add_argument("--battery", action="store_true", help="also run the default setting with a 10 kWh home battery")
     ap.add_argument("--cfg", nargs="*", help="power_manager/config overrides key=value (tuning)")
     ap.add_argument("--debug", nargs="*", help="power_manager/debug_config overrides key=value")
@@ -241,9 +378,19 @@ def main(argv=None):
     ap.add_argument("--no-plots", action="store_true")
     ap.add_argument("--out", default=str(ROOT / "bench" / "out"))
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 2)
-    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--seed", type=int, help="house-load model and EV draw noise (default 1)")
+    ap.add_argument("--seeds", type=parse_seeds, metavar="SPEC",
+                    help="robustness run, e.g. 1-5 or 1,3,7: OUR controller only (no baselines, "
+                         "no plots), every profile x setting x seed; prints the 'Seed spread' "
+                         "table and writes only <out>/seeds.json (summary.json, details.json and "
+                         "the PNGs of a plain run in --out are left as they are)")
     ap.add_argument("--quiet", action="store_true", help="no table, summary line only")
     a = ap.parse_args(argv)
+    if a.seeds and a.seed is not None:
+        ap.error("--seed and --seeds exclude each other")
+    if a.seeds and a.settings and "peer" in a.settings.split(","):
+        # The targets (target_misses) are defined for the default and battery settings only.
+        ap.error("--seeds: the peer setting has no targets to count; use --settings default")
 
     paths = []
     for pat in (a.profiles or []):
@@ -258,7 +405,7 @@ def main(argv=None):
         paths = default_profiles()
         if not paths:
             raise SystemExit("no profiles found: pass --profiles 'path/*.csv' (or PROFILES=... to make)")
-    settings = [s for s in a.settings.split(",") if s]
+    settings = [s for s in (a.settings or ("default" if a.seeds else "default,peer")).split(",") if s]
     if a.battery:
         settings.append("battery")
     cfg = _kv(a.cfg)
@@ -266,14 +413,12 @@ def main(argv=None):
     series_ms = 0 if a.no_plots else 60000
 
     samples = {path: check_profile(path) for path in paths}
+    if a.seeds:
+        return run_seeds(a, paths, samples, settings, cfg, dbg)
     jobs = []
     for path in paths:
         for setting in settings:
-            base = {"profile": path if path == "default" else str(Path(path).resolve()),
-                    "samples": samples[path],
-                    "setting": "default" if setting == "battery" else setting,
-                    "seed": a.seed, "root": str(ROOT),
-                    "battery": BATTERY if setting == "battery" else None}
+            base = base_job(path, samples[path], setting, 1 if a.seed is None else a.seed)
             # Our default-setting series also feeds the clairvoyant bound (tools/bench/bound.py).
             want_series = 60000 if setting in ("default", "battery", "peer") else 0
             jobs.append(dict(base, controller="ours", cfg=cfg, debug=dbg, series_ms=want_series,
@@ -282,8 +427,7 @@ def main(argv=None):
                 for b in BASELINES:
                     jobs.append(dict(base, controller=b, series_ms=series_ms if want_series else 0,
                                      label=setting))
-    with ThreadPoolExecutor(max_workers=max(1, a.jobs)) as ex:
-        outs = list(ex.map(run_job, jobs))
+    outs = run_jobs(jobs, a.jobs)
 
     # Group: (profile, setting) -> {controller: output}
     grouped = {}
@@ -346,8 +490,7 @@ def main(argv=None):
         row["perf"] = runs["ours"]["perf"]
         perf.append(runs["ours"]["perf"])
         by_setting.setdefault(setting, []).append(row)
-        summary.append({k: (name if k == "profile" else setting if k == "setting" else
-                            round(o[k], 4) if isinstance(o[k], float) else o[k]) for k in SUMMARY_KEYS})
+        summary.append(summary_row(name, setting, o))
         details.append(row)
         if setting == "default" and not a.no_plots:
             plot_day(out_dir / ("%s.png" % name), name, runs)
