@@ -129,6 +129,12 @@ def base_job(path, samples, setting, seed):
             "root": str(ROOT), "battery": BATTERY if setting == "battery" else None}
 
 
+def ours_job(base, setting, a, cfg, dbg, series_ms):
+    """Our controller's job on a base_job: the tuning overrides and --ours-job's EV knobs."""
+    return dict(base, controller="ours", cfg=cfg, debug=dbg, series_ms=series_ms, label=setting,
+                **json.loads(a.ours_job))
+
+
 def run_jobs(jobs, n_workers):
     # Threads only wait on the subprocesses, which do the work in parallel.
     with ThreadPoolExecutor(max_workers=max(1, n_workers)) as ex:
@@ -338,8 +344,7 @@ def run_seeds(a, paths, samples, settings, cfg, dbg):
     """--seeds: our controller on every profile x setting x seed, the same jobs and target check
     as a plain run (no series, so no clairvoyant bound in the miss texts)."""
     t0 = time.monotonic()
-    jobs = [dict(base_job(path, samples[path], setting, seed), controller="ours", cfg=cfg,
-                 debug=dbg, series_ms=0, label=setting, **json.loads(a.ours_job))
+    jobs = [ours_job(base_job(path, samples[path], setting, seed), setting, a, cfg, dbg, 0)
             for path in paths for setting in settings for seed in a.seeds]
     outs = run_jobs(jobs, a.jobs)
     rows, errors = [], []
@@ -421,8 +426,7 @@ def main(argv=None):
             base = base_job(path, samples[path], setting, 1 if a.seed is None else a.seed)
             # Our default-setting series also feeds the clairvoyant bound (tools/bench/bound.py).
             want_series = 60000 if setting in ("default", "battery", "peer") else 0
-            jobs.append(dict(base, controller="ours", cfg=cfg, debug=dbg, series_ms=want_series,
-                             label=setting, **json.loads(a.ours_job)))
+            jobs.append(ours_job(base, setting, a, cfg, dbg, want_series))
             if not a.no_baselines:
                 for b in BASELINES:
                     jobs.append(dict(base, controller=b, series_ms=series_ms if want_series else 0,
