@@ -308,11 +308,12 @@ def table_seeds(rows):
         n = len(rs)
         cap = [100 * r["capture_ratio"] for r in rs]
         grid = [100 * r["grid_share"] for r in rs]
-        # A miss reads "grid 3.2 % > 3 %" (target_misses): its first word names the target.
+        # A miss reads "grid 3.2 % > 3 % (...)" (target_misses): its first word names the target.
         kinds = {}
         for r in rs:
             for m in r["target_misses"]:
-                kinds[m.split()[0]] = kinds.get(m.split()[0], 0) + 1
+                k = m.split()[0]
+                kinds[k] = kinds.get(k, 0) + 1
         met = sum(1 for r in rs if not r["target_misses"])
         cells = [_profile_label(name, setting),
                  "%.1f / %.1f / %.1f %%" % (min(cap), statistics.median(cap), max(cap)),
