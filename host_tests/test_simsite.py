@@ -71,8 +71,11 @@ for bad in (["t_s,pv_w", "0,1", "0,2"], ["pv,x", "0,1"], ["t_s,pv_w", "0,abc"], 
     except ProfileError as e:
         errs.append(str(e))
 nob = Profile.parse(["t_s,pv_w", "0,5", "60,6"])
+# As a spreadsheet saves it: byte-order mark, quoted cells, CRLF, columns in another order.
+xl = Profile.parse(["\ufeff\"pv_w\",\"t_s\"\r\n", "\"7\",\"0\"\r\n", "\"8\",\"60\"\r\n"])
 print(json.dumps({"q": q, "dur": p.duration_ms, "has": p.has_base_grid, "errs": errs,
-                  "nob": [nob.has_base_grid, nob.base_grid_w_at(0), nob.duration_ms]}))
+                  "nob": [nob.has_base_grid, nob.base_grid_w_at(0), nob.duration_ms],
+                  "xl": [xl.pv_w_at(0), xl.pv_w_at(60000), xl.has_base_grid]}))
 """)
     # Time counts from the first sample (t_s 100 -> 0); each sample holds until the next.
     assert r["q"] == [[0, 200, None], [59, 200, None], [60, 300, -50], [61, 300, -50],
@@ -82,6 +85,7 @@ print(json.dumps({"q": q, "dur": p.duration_ms, "has": p.has_base_grid, "errs": 
     assert all(r["errs"]) and "increase" in r["errs"][0] and "header" in r["errs"][1]
     assert "number" in r["errs"][2]
     assert r["nob"] == [False, None, 120000]
+    assert r["xl"] == [7, 8, False]
 
 
 def test_default_day_is_a_looping_10_kwp_day():

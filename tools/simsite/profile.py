@@ -5,6 +5,9 @@
 #   0,219,-27
 #   60,198,          <- base_grid_w may be empty (no grid data in this dataset)
 #
+# Files saved by a spreadsheet are read too: a UTF-8 byte-order mark, CRLF line ends and cells in
+# double quotes ("t_s","pv_w") are accepted.
+#
 # Each sample holds until the next one (the datasets are ~60 s apart with some gaps). Samples are
 # kept in integer arrays (not lists of tuples) so a long day stays small in the MicroPython heap.
 import math
@@ -65,10 +68,12 @@ class Profile:
         lineno = 0
         for line in lines:
             lineno += 1
+            if lineno == 1 and line and line[0] == "\ufeff":
+                line = line[1:]  # UTF-8 byte-order mark (a spreadsheet's "CSV UTF-8")
             line = line.strip()
             if not line or line[0] == "#":
                 continue
-            cells = [c.strip() for c in line.split(",")]
+            cells = [c.strip().strip('"').strip() for c in line.split(",")]
             if col_t < 0:
                 # The first non-comment line is the header; columns are found by name.
                 if "t_s" not in cells or "pv_w" not in cells:
