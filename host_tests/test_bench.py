@@ -174,3 +174,34 @@ def test_a_day_without_surplus_misses_no_capture_target():
     assert target_misses(none, "default") == []
     some = dict(none, oracle_kwh=0.2)
     assert target_misses(some, "default") == ["capture 0 % < 90 %"]
+
+
+def test_starts_and_switches_are_limits_a_day_on_a_profile_of_several_days(tmp_path):
+    from tools.bench_pv import check_profile, target_misses
+    ok = {"oracle_kwh": 5.0, "capture_ratio": 0.95, "grid_share": 0.01, "starts": 12,
+          "phase_switches": 8}
+    assert target_misses(ok, "default", days=2) == []
+    assert target_misses(ok, "default") == ["starts 12 > 6", "switches 8 > 4"]
+    assert target_misses(dict(ok, starts=13, phase_switches=9), "default", days=2) == [
+        "starts 13 > 12 (6 a day over 2 days)", "switches 9 > 8 (4 a day over 2 days)"]
+    # Days are the file's span counted up after an hour's grace: midnight to midnight plus one
+    # sample is one day, three daylight windows a day apart (2 days + 11 h) are three.
+    for minutes, days in ((1441, 1), (25 * 60, 1), (16 * 60, 1), (2 * 1440, 2),
+                          (2 * 1440 + 11 * 60, 3)):
+        prof = tmp_path / ("span_%d.csv" % minutes)
+        prof.write_text("t_s,pv_w\n" + "".join("%d,0\n" % (m * 60) for m in range(minutes)))
+        assert check_profile(str(prof)) == (minutes, days)
+
+
+def test_a_file_given_twice_runs_once_and_two_files_of_one_name_are_refused(tmp_path):
+    from tools.bench_pv import unique_profiles
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    one, two = tmp_path / "a" / "day1.csv", tmp_path / "b" / "day1.csv"
+    for p in (one, two):
+        p.write_text("t_s,pv_w\n0,0\n")
+    assert unique_profiles([str(one), "default", str(tmp_path / "b" / ".." / "a" / "day1.csv")]) == [
+        str(one), "default"]
+    proc = _bench(["--profiles", str(one), str(two)], tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "two profiles are named 'day1'" in proc.stderr and "rename one" in proc.stderr
