@@ -120,6 +120,13 @@ def _clamp(v, lo, hi):
     return lo if v < lo else (hi if v > hi else v)
 
 
+def _refill(bucket_ms, dt_ms, cap_ms):
+    # A token bucket kept as ms of refill time (a token is its refill period): fills with time
+    # up to its capacity (tokens x refill period).
+    t = bucket_ms + dt_ms
+    return t if t < cap_ms else cap_ms
+
+
 class PowerManager:
     def __init__(self):
         self._filter = CloudFilter()
@@ -324,8 +331,7 @@ class PowerManager:
         self.on_state_change_delay = d if d > 0 else 0
         d = self.phase_state_change_delay - dt_ms
         self.phase_state_change_delay = d if d > 0 else 0
-        d = self._phase_ms + dt_ms
-        self._phase_ms = d if d < _PHASE_CAP_MS else _PHASE_CAP_MS
+        self._phase_ms = _refill(self._phase_ms, dt_ms, _PHASE_CAP_MS)
 
         is3 = self.is_3phase
         if self._first:
@@ -666,8 +672,7 @@ class PowerManager:
             self._led_ev = self._led_ev * 7 // 8
             self._led_grid = self._led_grid * 7 // 8
         self._led_decay_ms = d
-        t = self._led_tok_ms + dt_ms
-        self._led_tok_ms = t if t < _LEDGER_REFILL_MS else _LEDGER_REFILL_MS
+        self._led_tok_ms = _refill(self._led_tok_ms, dt_ms, _LEDGER_REFILL_MS)
         if not pv or not self.is_on_last or charging_w < _IDLE_W:
             return
         if dt_ms > 1000:
@@ -696,8 +701,7 @@ class PowerManager:
             self.wants_on_last = want
             self.on_state_change_delay = self.hysteresis_ms
         on = self.is_on_last
-        e = self._early_ms + dt_ms
-        self._early_ms = e if e < _EARLY_CAP_MS else _EARLY_CAP_MS
+        self._early_ms = _refill(self._early_ms, dt_ms, _EARLY_CAP_MS)
         # Early decision (PV mode only): how deep below / above the minimum the wait has been.
         hyst = self.hysteresis_ms
         early = False
