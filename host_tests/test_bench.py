@@ -205,3 +205,27 @@ def test_a_file_given_twice_runs_once_and_two_files_of_one_name_are_refused(tmp_
     proc = _bench(["--profiles", str(one), str(two)], tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
     assert "two profiles are named 'day1'" in proc.stderr and "rename one" in proc.stderr
+
+
+def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):
+    # As documented: make bench PROFILES='path/*.csv'. One name has a space (as in a dataset
+    # called "Day 2 Grid IE"), one file is a copy saved by a spreadsheet (byte-order mark, CRLF).
+    days = tmp_path / "further_days"
+    days.mkdir()
+    rows = ["%d,%d," % (m * 60, 3000 if 30 <= m < 150 else 0) for m in range(180)]
+    (days / "sunny noon.csv").write_text("t_s,pv_w,base_grid_w\n" + "\n".join(rows) + "\n")
+    (days / "excel.csv").write_bytes(
+        b"\xef\xbb\xbf" + ("t_s,pv_w,base_grid_w\r\n" + "\r\n".join(rows) + "\r\n").encode())
+    (days / "notes.txt").write_text("not a profile")
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        ["make", "--no-print-directory", "-C", str(ROOT), "bench",
+         "PROFILES=%s/*.csv" % days,
+         "BENCH_ARGS=--settings default --no-baselines --no-plots --jobs 2 --out %s" % out],
+        capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(r["profile"] for r in summary) == ["excel", "sunny noon"]
+    a, b = summary
+    assert a["pv_kwh"] == b["pv_kwh"] == 6.0 and a["ev_kwh"] == b["ev_kwh"] > 4
+    assert "| sunny noon |" in proc.stdout and "| excel |" in proc.stdout
