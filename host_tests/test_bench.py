@@ -119,7 +119,7 @@ def test_bench_smoke_on_a_short_synthetic_day(tmp_path):
         # The oracle is not an upper bound of EV from surplus: a car held at its minimum while
         # a switch-off waits also uses surplus below the oracle's minimum power (0 for the
         # oracle), e.g. 9.62 vs 9.60 kWh here in the peer setting with the 240 s default, and
-        # capture 100.6 % / 101.7 % on day2 / day3_grid_ie. PV is.
+        # capture 100.6 % on day2. PV is.
         assert r["oracle_kwh"] <= r["pv_kwh"] + 1e-3
         assert r["ev_from_surplus_kwh"] <= r["pv_kwh"] + 1e-3
         assert abs(r["ev_from_surplus_kwh"] + r["ev_from_grid_kwh"] + r["ev_from_battery_kwh"]
