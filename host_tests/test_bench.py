@@ -193,18 +193,20 @@ def test_starts_and_switches_are_limits_a_day_on_a_profile_of_several_days(tmp_p
         assert check_profile(str(prof)) == (minutes, days)
 
 
-def test_a_file_given_twice_runs_once_and_two_files_of_one_name_are_refused(tmp_path):
+def test_a_file_given_twice_runs_once_and_two_different_files_of_one_name_are_refused(tmp_path):
     from tools.bench_pv import unique_profiles
-    (tmp_path / "a").mkdir()
-    (tmp_path / "b").mkdir()
-    one, two = tmp_path / "a" / "day1.csv", tmp_path / "b" / "day1.csv"
-    for p in (one, two):
-        p.write_text("t_s,pv_w\n0,0\n")
-    assert unique_profiles([str(one), "default", str(tmp_path / "b" / ".." / "a" / "day1.csv")]) == [
-        str(one), "default"]
-    proc = _bench(["--profiles", str(one), str(two)], tmp_path)
+    for d in "abc":
+        (tmp_path / d).mkdir()
+    one, copy, other = (tmp_path / d / "day1.csv" for d in "abc")
+    one.write_text("t_s,pv_w\n0,0\n")
+    copy.write_text("t_s,pv_w\n0,0\n")
+    other.write_text("t_s,pv_w\n0,5\n")
+    # The same path twice, and a byte-identical copy under the same name: one run.
+    assert unique_profiles([str(one), "default", str(tmp_path / "b" / ".." / "a" / "day1.csv"),
+                            str(copy), "default"]) == [str(one), "default"]
+    proc = _bench(["--profiles", str(one), str(other)], tmp_path)
     assert proc.returncode != 0 and "Traceback" not in proc.stderr
-    assert "two profiles are named 'day1'" in proc.stderr and "rename one" in proc.stderr
+    assert "two different profiles are named 'day1'" in proc.stderr and "rename one" in proc.stderr
 
 
 def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):

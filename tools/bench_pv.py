@@ -76,19 +76,20 @@ def check_profile(path):
 
 
 def unique_profiles(paths):
-    """The same file given twice runs once; two files with the same name would overwrite each
-    other's row, plot and peer comparison (all keyed by the name), so that is an error."""
-    seen, by_name, out = set(), {}, []
+    """The same file given twice (or a copy of it under the same name, e.g. the shared folder and
+    a copy of it) runs once; two different files with the same name would overwrite each other's
+    row, plot and peer comparison (all keyed by the name), so that is an error."""
+    by_name, out = {}, []
     for path in paths:
-        real = path if path == "default" else os.path.realpath(path)
-        if real in seen:
-            continue
-        seen.add(real)
         name = profile_name(path)
         if name in by_name:
-            raise SystemExit("bench: two profiles are named %r (%s, %s): rows, plots and the peer's "
-                             "published figures are matched by file name; rename one" % (
-                                 name, by_name[name], path))
+            first = by_name[name]
+            if path == first or (path != "default" and first != "default"
+                                 and Path(path).read_bytes() == Path(first).read_bytes()):
+                continue
+            raise SystemExit("bench: two different profiles are named %r (%s, %s): rows, plots and "
+                             "the peer's published figures are matched by file name; rename one" % (
+                                 name, first, path))
         by_name[name] = path
         out.append(path)
     return out
