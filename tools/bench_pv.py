@@ -258,8 +258,10 @@ def target_misses(o, setting, bnd=None, days=1):
     def per_day(limit):
         return " (%d a day over %d days)" % (limit, days) if days > 1 else ""
 
-    # The clairvoyant bound (tools/bench/bound.py) the miss is measured against, where computed.
-    if bnd and "switch_upper_capture" in bnd:
+    # The clairvoyant bound (tools/bench/bound.py) the miss is measured against, where computed;
+    # with the phase limit where the day switches phases.
+    phase_bound = bool(bnd) and "switch_upper_capture" in bnd
+    if phase_bound:
         why = " (clairvoyant bound with <= %d starts, <= %d switches, <= 3 %% grid: %.0f %%)" % (
             bnd["max_starts"], bnd["max_switches"], 100 * bnd["switch_upper_capture"])
     elif bnd:
@@ -280,7 +282,7 @@ def target_misses(o, setting, bnd=None, days=1):
     if o["phase_switches"] > max_switches:
         miss.append("switches %d > %d%s%s" % (o["phase_switches"], max_switches,
                                               per_day(TARGET_SWITCHES),
-                                              why if "switch_upper_capture" in (bnd or {}) else ""))
+                                              why if phase_bound else ""))
     return miss
 
 
@@ -456,6 +458,7 @@ def main(argv=None):
 
     paths = unique_profiles(paths)
     shapes = {path: check_profile(path) for path in paths}
+    days_of_name = {profile_name(path): shapes[path][1] for path in paths}  # names are unique
     if a.seeds:
         return run_seeds(a, paths, shapes, settings, cfg, dbg)
     jobs = []
@@ -473,11 +476,9 @@ def main(argv=None):
 
     # Group: (profile, setting) -> {controller: output}
     grouped = {}
-    days_of = {}
     errors = []
     for job, out in zip(jobs, outs):
         key = (profile_name(job["profile"]), job["label"])
-        days_of[key[0]] = job["days"]
         if "error" in out:
             errors.append("%s %s %s: %s" % (key[0], key[1], job["controller"], out["error"]))
             continue
@@ -491,7 +492,7 @@ def main(argv=None):
         if "ours" not in runs:
             continue
         o = runs["ours"]["result"]
-        days = days_of[name]
+        days = days_of_name[name]
         row = {"profile": name, "setting": setting, "days": days, "ours": o}
         for b in BASELINES:
             if b in runs:
