@@ -240,3 +240,38 @@ pm.step(100)
 out(pm.wants_on, pm.charge_manager_available_current, pm.config_error_flags)
 """)
     assert res == [[255, 255, 0, 3, 4, 1000000, 240000], [False, 0, 5]]
+
+
+def test_thresholds_follow_the_measured_voltage():
+    # At 240 V the car's 6 A draw 1440 W: deciding on/off against the nominal 1380 W would hold
+    # it on while it imports up to 60 W (and a 1p->3p switch at the nominal 4025 W would land
+    # on a 3p minimum of 4320 W). The powers follow a plausible measured voltage, back to the
+    # nominal numbers (the spec's example) without one.
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=10)
+for v in (0, 240, 220, 400, 0):
+    pm.voltage_v = v
+    pm.grid_w = 0
+    pm.grid_fresh = True
+    pm.step(100)
+    s = pm.low_level_state()
+    out(s["overall_min_power"], s["threshold_3to1"], s["threshold_1to3"])
+# A 240 V site with 1400 W surplus (above 1380, below 1440 W): no start; with 1450 W it starts.
+for surplus in (1400, 1450):
+    pm = mk(mode=2, hyst=10, cfg={"phase_switching_mode": 1})
+    site = Site(pm, pv_w=surplus, house_w=0)
+    pm.voltage_v = 240
+    on = site.until(lambda p: p.wants_on, 60000)
+    out(surplus, on >= 0)
+# Charging at 6 A on a 240 V site while the surplus falls to 1400 W: it stops after the block.
+pm = mk(mode=2, hyst=10, cfg={"phase_switching_mode": 1})
+pm.voltage_v = 240
+site = Site(pm, pv_w=2400, house_w=0)
+site.run(30000)
+site.pv_w = 1400
+off = site.until(lambda p: not p.wants_on, 120000)
+out(pm.wants_on, 0 < off <= 30000)
+""")
+    assert res == [[1380, 3795, 4025], [1440, 3960, 4200], [1320, 3630, 3850],
+                   [1380, 3795, 4025], [1380, 3795, 4025],
+                   [1400, False], [1450, True], [False, True]]

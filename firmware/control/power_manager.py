@@ -150,6 +150,7 @@ class PowerManager:
         self.charger_count = 0
         self._min_1p_w = 0
         self._min_3p_w = 0
+        self._scale_v = _NOMINAL_V     # the voltage the powers below were computed at
         self._can_1p = True
         self.config_error_flags = 0
         self.charge_mode = MODE_FAST
@@ -249,28 +250,7 @@ class PowerManager:
         self.charger_count = int(g("charger_count", 0))
         self.stale_ms = _clamp(int(g("stale_ms", _STALE_MS)), 1000, 3600000)
 
-        # Thresholds at the nominal voltage (the spec's example numbers).
-        max_1p_w = _NOMINAL_V * self.max_current_ma // 1000
-        min_3p_w = 3 * _NOMINAL_V * self.min_current_3p_ma // 1000
-        # At least 1 W: with a (nonsensical) minimum current of 0, no power must still mean off.
-        self._min_1p_w = max(_NOMINAL_V * self.min_current_1p_ma // 1000, 1)
-        self._min_3p_w = max(min_3p_w, 1)
-        # Held on 3p (no phase token): charge while at most half the 1p minimum comes from the grid.
-        self._hold_min_w = max(self._min_3p_w - self._min_1p_w // 2, self._min_1p_w)
-        # Phase budget (_decide_phase): full depth of an early switch down (the gap between the 3p
-        # and the 1p minimum), and the drop below the recent peak that makes a dip sudden.
-        gap = self._min_3p_w - self._min_1p_w
-        self._down_full_w = max(gap, 1)
-        self._sudden_drop_w = max(gap, self._min_1p_w)
-        if min_3p_w > max_1p_w:
-            # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
-            # quarter from each end, so neither side sits at its limit right after a switch.
-            gap = min_3p_w - max_1p_w
-            self.threshold_3to1 = max_1p_w + gap // 4
-            self.threshold_1to3 = max_1p_w + gap * 3 // 4
-        else:
-            self.threshold_3to1 = min_3p_w
-            self.threshold_1to3 = max_1p_w
+        self._scale(self._scale_v)   # the last measured voltage (nominal until one is known)
 
         m = self.phase_switching_mode
         needs_contactor = m == PHASES_AUTO or m == PHASES_EXTERNAL or m == PHASES_PV1_FAST3
@@ -295,6 +275,35 @@ class PowerManager:
         if self.hysteresis_ms <= self._uptime_ms:
             self.uptime_past_hysteresis = True
         self._recalc = True
+
+    def _scale(self, v):
+        # The powers of the minimum and maximum currents at v volts per phase (no allocation:
+        # small ints only; step() calls this when the measured voltage changes). At the nominal
+        # 230 V these are the spec's example numbers; at a measured 240 V the car's 6 A draw
+        # 1440 W, and a switch-off decided at 1380 W would hold it on importing up to 60 W
+        # (measured: docs/benchmark.md, "Thresholds at the measured voltage").
+        self._scale_v = v
+        max_1p_w = v * self.max_current_ma // 1000
+        min_3p_w = 3 * v * self.min_current_3p_ma // 1000
+        # At least 1 W: with a (nonsensical) minimum current of 0, no power must still mean off.
+        self._min_1p_w = max(v * self.min_current_1p_ma // 1000, 1)
+        self._min_3p_w = max(min_3p_w, 1)
+        # Held on 3p (no phase token): charge while at most half the 1p minimum comes from the grid.
+        self._hold_min_w = max(self._min_3p_w - self._min_1p_w // 2, self._min_1p_w)
+        # Phase budget (_decide_phase): full depth of an early switch down (the gap between the 3p
+        # and the 1p minimum), and the drop below the recent peak that makes a dip sudden.
+        gap = self._min_3p_w - self._min_1p_w
+        self._down_full_w = max(gap, 1)
+        self._sudden_drop_w = max(gap, self._min_1p_w)
+        if min_3p_w > max_1p_w:
+            # Dead band between the largest 1p and the smallest 3p power: switch inside it, a
+            # quarter from each end, so neither side sits at its limit right after a switch.
+            gap = min_3p_w - max_1p_w
+            self.threshold_3to1 = max_1p_w + gap // 4
+            self.threshold_1to3 = max_1p_w + gap * 3 // 4
+        else:
+            self.threshold_3to1 = min_3p_w
+            self.threshold_1to3 = max_1p_w
 
     def set_charge_mode(self, mode):
         self.charge_mode = _clamp(int(mode), 0, 3)
@@ -398,6 +407,8 @@ class PowerManager:
         v = self.voltage_v
         if v < _V_MIN or v > _V_MAX:
             v = _NOMINAL_V
+        if v != self._scale_v:
+            self._scale(v)
         max_ma = self.max_current_ma
         d = _clamp(self.dlm_limit_ma, 0, _I_LIMIT_MA)
         if d < max_ma:
@@ -656,7 +667,7 @@ class PowerManager:
 
     def _depth_ms(self, dt_ms, d, omin):
         # dt_ms weighted by d / omin (d clamped to 0..omin), in 1/256 steps: at most
-        # 3.6e6 x 256 < 2**30 (dt_ms <= _MAX_DT_MS; omin <= 3 x 230 x 1000 A, x 256 < 2**28).
+        # 3.6e6 x 256 < 2**30 (dt_ms <= _MAX_DT_MS; omin <= 3 x 270 V x 1000 A, x 256 < 2**28).
         if d <= 0:
             return 0
         if d > omin:
