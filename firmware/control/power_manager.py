@@ -283,10 +283,10 @@ class PowerManager:
 
     def _scale(self, v):
         # The powers of the minimum and maximum currents at v volts per phase (no allocation:
-        # small ints only; step() calls this when the measured voltage moved by _V_RESCALE). At the nominal
-        # 230 V these are the spec's example numbers; at a measured 240 V the car's 6 A draw
-        # 1440 W, and a switch-off decided at 1380 W would hold it on importing up to 60 W
-        # (measured: docs/benchmark.md, "Thresholds at the measured voltage").
+        # small ints only; step() calls this once the measured voltage moved by _V_RESCALE). At
+        # the nominal 230 V these are the spec's example numbers; at a measured 240 V the car's
+        # 6 A draw 1440 W, and a switch-off decided at 1380 W would hold it on importing up to
+        # 60 W (measured: docs/benchmark.md, finding 7 "Thresholds at the measured voltage").
         self._scale_v = v
         max_1p_w = v * self.max_current_ma // 1000
         min_3p_w = 3 * v * self.min_current_3p_ma // 1000
