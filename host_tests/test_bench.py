@@ -231,3 +231,33 @@ def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):
     a, b = summary
     assert a["pv_kwh"] == b["pv_kwh"] == 6.0 and a["ev_kwh"] == b["ev_kwh"] > 4
     assert "| sunny noon |" in proc.stdout and "| excel |" in proc.stdout
+
+
+def test_load_noise_option_costs_import_while_tracking_and_is_recorded(tmp_path):
+    # 3 h at a steady 2.5 kW surplus (measured base_grid_w): the car tracks it all the time.
+    # A house load restless by 60 W from second to second makes a zero-mean regulator import
+    # during about half of it; without the option the run is what it always was.
+    prof = tmp_path / "steady.csv"
+    prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
+        "%d,3000,-2500\n" % (m * 60) for m in range(181)))
+    runs = {}
+    for w in (0, 60):
+        out = tmp_path / ("out%d" % w)
+        proc = subprocess.run(
+            [sys.executable, str(ROOT / "tools" / "bench_pv.py"), "--profiles", str(prof),
+             "--settings", "default", "--no-baselines", "--no-plots", "--out", str(out),
+             "--load-noise-w", str(w)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        (row,) = json.loads((out / "summary.json").read_text())
+        details = json.loads((out / "details.json").read_text())
+        runs[w] = (row, details, proc.stdout)
+    quiet, noisy = runs[0][0], runs[60][0]
+    assert runs[0][1]["load_noise_w"] == 0 and runs[60][1]["load_noise_w"] == 60
+    assert "1-s fluctuation of 60 W" in runs[60][2] and "fluctuation" not in runs[0][2]
+    assert quiet["ev_kwh"] > 6.5 and quiet["starts"] == noisy["starts"] == 1
+    # 0.4 x 60 W ~ 24 W for ~2.9 h ~ 70 Wh: well above the quiet run's few Wh.
+    assert noisy["ev_from_grid_kwh"] > quiet["ev_from_grid_kwh"] + 0.03
+    for bad in ("-5", "1001", "4O"):
+        proc = _bench(["--profiles", str(prof), "--load-noise-w", bad], tmp_path)
+        assert proc.returncode == 2 and "--load-noise-w" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr

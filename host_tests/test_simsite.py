@@ -1,11 +1,15 @@
 """The simulated site (tools/simsite) on the MicroPython Unix port: EV, profiles, house, battery."""
 import json
+import sys
 
-from mp import run_mp
+from mp import ROOT, run_mp
+
+sys.path.insert(0, str(ROOT))
+from tools.simsite.noise import LoadNoise  # noqa: E402
 
 
-def _mp_json(code):
-    out = run_mp(code)
+def _mp_json(code, heap="100wK"):
+    out = run_mp(code, heap=heap)
     return json.loads(out.strip().splitlines()[-1])
 
 
@@ -147,3 +151,77 @@ print(json.dumps({"err": max(abs(x) for x in out), "grid": s.grid_w, "bat": s.ba
     assert -5000 + r["ev"] + r["bat"] == r["grid"]
     assert r["pc"][0] > r["pc"][1]       # the EV is on L1
     assert r["g2"] == -3000 and r["vals"][0] == -3000.0 and r["vals"][4] == 230.0
+
+
+def test_load_noise_is_seeded_bell_shaped_and_correlated_over_seconds():
+    code = """
+import json
+from tools.simsite.noise import LoadNoise
+def seq(seed, n):
+    z = LoadNoise(40, seed)
+    return [z.w_at(s * 1000 + 500) for s in range(n)]
+a = seq(3, 20000)
+z = LoadNoise(40, 3)
+held = [z.w_at(t) for t in (0, 250, 999, 1000, 1750)]
+print(json.dumps({"a": a, "a2": seq(3, 50), "b": seq(4, 50), "held": held}))
+"""
+    r = _mp_json(code, heap="4M")
+    a = r["a"]
+    assert r["a2"] == a[:50] and r["b"] != a[:50]
+    # The host's CPython run of the baselines sees the same fluctuation.
+    z = LoadNoise(40, 3)
+    assert [z.w_at(s * 1000 + 500) for s in range(20000)] == a
+    n = len(a)
+    mean = sum(a) / n
+    var = sum((x - mean) ** 2 for x in a) / n
+
+    def corr(lag):
+        return sum((a[i] - mean) * (a[i + lag] - mean) for i in range(n - lag)) / (n - lag) / var
+
+    assert abs(mean) < 4
+    assert 36 <= var ** 0.5 <= 44                      # the deviation asked for
+    assert 2.5 * 40 <= max(abs(x) for x in a) <= 5 * 40   # bell-shaped: tails, none wild
+    assert 0.77 <= corr(1) <= 0.87                     # exp(-1 s / 5 s) = 0.82
+    assert 0.28 <= corr(5) <= 0.46                     # exp(-1) = 0.37
+    # One value per second: held within a second, a new one at the next.
+    assert r["held"][0] == r["held"][1] == r["held"][2] and r["held"][3] == r["held"][4]
+
+
+def test_load_noise_moves_the_house_load_and_never_makes_it_a_generator():
+    r = _mp_json("""
+import json
+from tools.simsite.site import Site
+from tools.simsite.profile import Profile
+from tools.simsite.house import House
+from tools.simsite.noise import LoadNoise
+from tools.simsite.ev import EV
+measured = Profile.parse(["t_s,pv_w,base_grid_w", "0,3000,-2500", "3600,3000,-2500"])
+modelled = Profile.parse(["t_s,pv_w,base_grid_w", "0,3000,", "3600,3000,"])
+s = Site(profile=measured, ev=EV(), load_noise=LoadNoise(60, 2))
+ref = LoadNoise(60, 2)
+dev = []
+err = 0
+perr = 0
+for i in range(4 * 600):
+    s.step(250, 6000, 1)
+    dev.append(s.grid_w - (-2500 + s.ev.power_w))
+    err = max(err, abs(dev[-1] - ref.w_at(s.t_ms)), abs(s.house_w - (500 + ref.w)))
+    # Per phase: the house's third (rounded per phase), the PV's third, the EV on L1.
+    perr = max(perr, abs(sum(s.phase_currents_ma) - sum(s.ev.phase_currents_ma)
+                         - (s.house_w - 3000) * 1000 // 230))
+big = Site(profile=modelled, house=House(seed=1, duration_s=3600), load_noise=LoadNoise(1000, 5))
+houses = []
+for i in range(4 * 600):
+    big.step(250, 0, 1)
+    houses.append(big.house_w)
+none = Site(profile=modelled, house=False, load_noise=LoadNoise(1000, 5))
+grids = []
+for i in range(40):
+    grids.append(none.step(250, 0, 1))
+print(json.dumps({"err": err, "dev": dev, "houses": houses, "grids": grids, "perr": perr}))
+""", heap="4M")
+    assert r["err"] == 0
+    assert max(r["dev"]) - min(r["dev"]) > 100       # the meter sees the fluctuation
+    assert min(r["houses"]) == 0 < max(r["houses"])  # floored at 0 W, not below
+    assert set(r["grids"]) == {-3000}                # no house at all: nothing to fluctuate
+    assert r["perr"] <= 3                            # per phase: the house's share (rounding)

@@ -9,6 +9,7 @@
 from tools.simsite.battery import Battery
 from tools.simsite.ev import EV
 from tools.simsite.house import House
+from tools.simsite.noise import LoadNoise
 from tools.simsite.profile import Profile
 from tools.simsite.site import Site
 
@@ -37,7 +38,8 @@ def setting_opts(name):
 
 def build_site(job):
     """Site for job {"profile": path or "default", "setting": ..., "seed": int,
-    "battery": None or {Battery kwargs}}. Returns (site, opts)."""
+    "battery": None or {Battery kwargs}, "load_noise_w": 0 or the house load's 1-s
+    fluctuation in W}. Returns (site, opts)."""
     opts = setting_opts(job.get("setting", "default"))
     path = job.get("profile") or "default"
     prof = Profile.default_day(loop=False) if path == "default" else Profile.load(path)
@@ -51,7 +53,10 @@ def build_site(job):
     ev = EV(**ev_kw)
     bat = job.get("battery")
     battery = Battery(**bat) if bat else None
-    site = Site(profile=prof, house=house, ev=ev, battery=battery, voltage_v=opts["voltage_v"])
+    noise_w = job.get("load_noise_w") or 0
+    noise = LoadNoise(noise_w, seed) if noise_w else None
+    site = Site(profile=prof, house=house, ev=ev, battery=battery, voltage_v=opts["voltage_v"],
+                load_noise=noise)
     return site, opts
 
 

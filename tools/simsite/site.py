@@ -6,6 +6,8 @@
 # in it) that replaces the house model: grid_w = base_grid_w + ev_w + battery_w, and the house
 # load shown is base_grid_w + pv_w. Per-phase currents: house load on its phases (measured data:
 # spread evenly), PV and battery inverters on all three, the EV on the phases it charges on.
+# An optional LoadNoise (tools/simsite/noise.py) adds a second-to-second fluctuation to the house
+# load (measured or modelled; none without a house), spread evenly over the phases.
 from tools.simsite.ev import EV
 from tools.simsite.house import House
 from tools.simsite.profile import Profile
@@ -19,10 +21,11 @@ BATTERY_VALUE_IDS = (74, 387)
 
 class Site:
     def __init__(self, profile=None, house=None, ev=None, battery=None, voltage_v=230,
-                 use_base_grid=True, start_ms=0):
+                 use_base_grid=True, start_ms=0, load_noise=None):
         """profile: a Profile (None = the built-in default day, looping).
         house: a House, None = seeded default (seed 1); pass False for no house load.
-        use_base_grid: use the profile's base_grid_w where present (else house model + PV)."""
+        use_base_grid: use the profile's base_grid_w where present (else house model + PV).
+        load_noise: a LoadNoise added to the house load, or None."""
         self.profile = profile if profile is not None else Profile.default_day()
         if house is None:
             house = House(seed=1, duration_s=max(1, self.profile.duration_ms // 1000))
@@ -31,6 +34,7 @@ class Site:
         self.battery = battery
         self.voltage_v = voltage_v
         self.use_base_grid = use_base_grid
+        self.load_noise = load_noise
         self.t_ms = start_ms
         self.pv_w = 0
         self.house_w = 0
@@ -72,6 +76,15 @@ class Site:
         else:
             house = 0
             hp[0] = hp[1] = hp[2] = 0
+        if self.load_noise is not None and (base is not None or self.house is not None):
+            n = self.load_noise.w_at(t)
+            if house + n < 0 <= house:
+                n = -house     # a load does not become a generator
+            house += n
+            third = n // 3
+            hp[0] += n - 2 * third
+            hp[1] += third
+            hp[2] += third
         self.pv_w = pv
         self.house_w = house
         self.base_grid_w = base
