@@ -261,3 +261,23 @@ def test_load_noise_option_costs_import_while_tracking_and_is_recorded(tmp_path)
         proc = _bench(["--profiles", str(prof), "--load-noise-w", bad], tmp_path)
         assert proc.returncode == 2 and "--load-noise-w" in proc.stderr, proc.stderr
         assert "Traceback" not in proc.stderr
+
+
+def test_tune_sends_load_noise_to_the_site_and_the_rest_to_the_configs(monkeypatch):
+    from tools.bench import tune
+    seen = []
+
+    def fake_main(argv):
+        seen.append(argv)
+        Path(argv[argv.index("--out") + 1], "details.json").write_text('{"rows": []}')
+
+    monkeypatch.setattr(tune.bench_pv, "main", fake_main)
+    combo = {"cloud_filter_mode": 1, "load_noise_w": 40, "hysteresis_time": 120}
+    assert tune.run_combo(combo, "default", None, 2) == []
+    assert combo["load_noise_w"] == 40           # the caller's combo (printed) is untouched
+    (argv,) = seen
+    assert argv[argv.index("--load-noise-w") + 1] == "40"
+    assert argv[argv.index("--cfg") + 1:argv.index("--debug")] == ["cloud_filter_mode=1"]
+    assert argv[argv.index("--debug") + 1:] == ["hysteresis_time=120"]
+    tune.run_combo({"cloud_filter_mode": 0}, "default", None, 2)
+    assert seen[1][seen[1].index("--load-noise-w") + 1] == "0"
