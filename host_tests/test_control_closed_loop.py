@@ -5,12 +5,15 @@ from control_helpers import run_lines
 
 _LOOP = r"""
 from tools.simsite.ev import EV
+from tools.simsite.noise import LoadNoise
 
-def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300):
+def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300, noise_w=0):
+    # noise_w: the house load restless by this deviation from one 1 s sample to the next.
     c = {"phase_switching_mode": 1, "cloud_filter_mode": 2}
     c.update(cfg or {})
     pm = mk(mode=mode, hyst=hyst, cfg=c)
     ev = EV(draw_min_pct=draw_min, seed=5)
+    noise = LoadNoise(noise_w, 3)
     t = 0
     imp = exp = car = 0
     lo = 10**9
@@ -20,7 +23,7 @@ def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300):
     for dur, pv in profile:
         end = t + dur
         while t < end:
-            grid = 300 - pv + ev.power_w
+            grid = 300 + noise.w_at(t) - pv + ev.power_w
             pm.grid_w = grid
             pm.grid_fresh = t % 500 == 0          # 2 Hz meter, 4 Hz loop
             pm.grid_age_ms = 100
@@ -72,3 +75,35 @@ out(*loop([(600000, 0)], mode=3, cfg={"guaranteed_power": 2300}))
 """)
     assert (lo, hi) == (10000, 10000)
     assert exp == 0 and starts == 1
+
+
+def test_noise_margin_keeps_a_restless_house_from_importing():
+    # 40 min at 2700 W excess, the car drawing exactly its offer, the house restless by 60 W
+    # from second to second. Holding the grid at 0 W on average imports in every upward wiggle
+    # (~0.4 x 60 W = 24 W, 16 Wh in 40 min); the noise margin aims the current below the
+    # target by twice the mean sample-to-sample change. "without" is the same loop with the
+    # restlessness estimate switched off (margin 0).
+    rows = run_lines(_LOOP + r"""
+prof = [(2520000, 3000)]
+quiet = loop(prof, draw_min=100)
+noisy = loop(prof, draw_min=100, noise_w=60)
+steps = loop([(120000, 3000), (60000, 1900), (120000, 3300), (30000, 2500), (120000, 3800)] * 3,
+             draw_min=100)
+PowerManager._restless = lambda self, err_w: None
+out(*quiet)
+out(*noisy)
+out(*steps)
+out(*loop(prof, draw_min=100))
+out(*loop(prof, draw_min=100, noise_w=60))
+out(*loop([(120000, 3000), (60000, 1900), (120000, 3300), (30000, 2500), (120000, 3800)] * 3,
+          draw_min=100))
+""")
+    (imp_q, exp_q, car_q, _, _, _), (imp_n, exp_n, car_n, _, _, st), (imp_s, exp_s, car_s, _, _, _) = rows[:3]
+    (imp_q0, exp_q0, car_q0, _, _, _), (imp_n0, exp_n0, car_n0, _, _, _), (imp_s0, exp_s0, car_s0, _, _, _) = rows[3:]
+    assert imp_n0 >= 10, rows                        # the zero-mean regulator imports
+    assert imp_n * 2 <= imp_n0, rows                 # the margin takes most of it away
+    assert exp_n - exp_n0 <= 25 and car_n >= car_n0 * 97 // 100, rows   # for a little export
+    assert st == 1
+    # A quiet meter gives no margin; PV steps (1-minute data) are not taken for noise.
+    assert imp_q <= 1 and exp_q <= exp_q0 + 3 and car_q >= car_q0 - 3, rows
+    assert exp_s <= exp_s0 + 10 and car_s >= car_s0 - 10, rows

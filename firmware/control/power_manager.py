@@ -62,6 +62,7 @@ _HYST_MIN_S = const(10)            # debug_config hysteresis_time range (DOMAIN 
 _HYST_MAX_S = const(3600)
 _HYST_DEFAULT_S = const(240)   # == api HYSTERESIS_TIME_DEFAULT_S (benchmarked)
 _MIN_CURRENT_DEFAULT_MA = const(6000)
+_NOISE_CAP_W = const(10)           # noise margin: a sample-to-sample change counts <= 2 x mean + this
 # Early on/off decisions in PV mode (docs/control.md step 9, measured in docs/benchmark.md): the
 # wait for a switch-off ends early once the deficit below the minimum power, integrated over the
 # wait, equals _STOP_DEPTH_16/16 of the hysteresis at full depth (surplus 0: 75 s of 240 s); a
@@ -135,6 +136,9 @@ def _refill(bucket_ms, dt_ms, cap_ms):
 class PowerManager:
     def __init__(self):
         self._filter = CloudFilter()
+        self._restless16 = 0     # 16 x the mean sample-to-sample change of the control error (W)
+        self._last_err_w = None  # the control error at the last fresh sample (None: none yet)
+        self._track_w = 0        # the power the current is set from (PV modes: less the margin)
         # configuration (configure())
         self.phase_switching_mode = PHASES_1
         self.excess_charging_enable = False
@@ -438,6 +442,7 @@ class PowerManager:
         if mode == MODE_OFF:
             pa = 0
             paf = 0
+            self._track_w = 0
         elif mode == MODE_FAST:
             # Fast: everything the chargers may draw on the phases Fast will run on.
             if pmode == PHASES_1:
@@ -452,18 +457,27 @@ class PowerManager:
                 ph = 3 if is3 else 1
             pa = v * ph * max_ma // 1000
             paf = pa
+            self._track_w = pa
         elif blocked:
             # PV control suspended (stale/missing data or no meter): PV gets nothing; Min+PV
             # keeps its guaranteed power, which needs no meter numbers.
             pa = g if mode == MODE_MIN_PV else 0
             paf = pa
+            self._track_w = pa
         elif fresh or self._recalc:
             target = self.target_power_from_grid
             # The chargers' measured power (within 110 % of it, firmware/control/charging_input.py),
             # not their bare allocation: with a loop faster than the cars react, allocation +
             # gain x error winds up (measured: docs/control.md). The error is the (filtered)
             # surplus minus what the chargers draw now: target - grid while the power is steady.
-            pa = charging_w + self._p_adjust(target + flt.fast_w - charging_w, charging_w)
+            err = target + flt.fast_w - charging_w
+            if fresh:
+                self._restless(err)
+            pa = charging_w + self._p_adjust(err, charging_w)
+            # The current aims below the target by the noise margin; on/off and phase
+            # decisions (pa, paf) judge the surplus at the target itself.
+            margin = self._restless16 >> 3
+            pt = charging_w + self._p_adjust(err - margin, charging_w) if margin else pa
             self._surplus_w = target + flt.fast_w
             paf = charging_w + self._p_adjust(target + flt.filtered_w - charging_w, charging_w)
             if mode == MODE_MIN_PV:
@@ -471,6 +485,9 @@ class PowerManager:
                     pa = g
                 if paf < g:
                     paf = g
+                if pt < g:
+                    pt = g
+            self._track_w = pt
         else:
             # Act on fresh samples only: between them the chargers' power moves but the grid
             # value does not show it yet.
@@ -520,7 +537,7 @@ class PowerManager:
             ph = 3 if is3 else 1
             # On while the power is below the minimum (a switch-off waiting for its block, or
             # the fast value dipping): the clamp below holds the minimum current.
-            p = pa
+            p = self._track_w
             cap_w = v * ph * max_ma // 1000
             if p > cap_w:
                 p = cap_w
@@ -554,6 +571,26 @@ class PowerManager:
         if b < 0 or self.battery_mode == 0:
             grid_w -= b
         return _clamp(grid_w, -_P_LIMIT_W, _P_LIMIT_W)
+
+    def _restless(self, err_w):
+        # Noise margin (docs/control.md step 5, measured in docs/benchmark.md finding 8): a 1 Hz
+        # meter shows the house restless by tens of watts from one sample to the next. A loop
+        # that holds the grid at the target on average imports in every upward wiggle (about
+        # 0.4 x their deviation, all day). So the current aims below the target by twice the
+        # mean change of the error between samples, averaged over ~16 samples. A change counts
+        # at most twice that mean plus _NOISE_CAP_W, so a cloud edge or a kettle is not noise.
+        last = self._last_err_w
+        self._last_err_w = err_w
+        if last is None:
+            return
+        d = err_w - last
+        if d < 0:
+            d = -d
+        r = self._restless16
+        cap = (r >> 3) + _NOISE_CAP_W
+        if d > cap:
+            d = cap
+        self._restless16 = r + d - (r >> 4)
 
     def _p_adjust(self, err_w, charging_w):
         # Adaptive P gain as n/8: 8/8 while off or nothing charges (so the switch-on threshold is
