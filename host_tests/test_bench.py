@@ -233,10 +233,11 @@ def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):
     assert "| sunny noon |" in proc.stdout and "| excel |" in proc.stdout
 
 
-def test_load_noise_option_costs_import_while_tracking_and_is_recorded(tmp_path):
+def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
     # 3 h at a steady 2.5 kW surplus (measured base_grid_w): the car tracks it all the time.
-    # A house load restless by 60 W from second to second makes a zero-mean regulator import
-    # during about half of it; without the option the run is what it always was.
+    # A house load restless by 60 W from second to second shows on the grid meter: some import
+    # in its upward wiggles (what is left after the noise margin: ~13 Wh here, ~88 Wh without
+    # it) and the margin's export; without the option the run is what it always was.
     prof = tmp_path / "steady.csv"
     prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
         "%d,3000,-2500\n" % (m * 60) for m in range(181)))
@@ -255,8 +256,9 @@ def test_load_noise_option_costs_import_while_tracking_and_is_recorded(tmp_path)
     assert runs[0][1]["load_noise_w"] == 0 and runs[60][1]["load_noise_w"] == 60
     assert "1-s fluctuation of 60 W" in runs[60][2] and "fluctuation" not in runs[0][2]
     assert quiet["ev_kwh"] > 6.5 and quiet["starts"] == noisy["starts"] == 1
-    # 0.4 x 60 W ~ 24 W for ~2.9 h ~ 70 Wh: well above the quiet run's few Wh.
-    assert noisy["ev_from_grid_kwh"] > quiet["ev_from_grid_kwh"] + 0.03
+    q, n = (runs[w][1]["rows"][0]["ours"] for w in (0, 60))
+    assert n["ev_from_grid_kwh"] > q["ev_from_grid_kwh"] + 0.005
+    assert n["export_kwh"] > q["export_kwh"] + 0.1
     for bad in ("-5", "1001", "4O"):
         proc = _bench(["--profiles", str(prof), "--load-noise-w", bad], tmp_path)
         assert proc.returncode == 2 and "--load-noise-w" in proc.stderr, proc.stderr
