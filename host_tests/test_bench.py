@@ -254,7 +254,8 @@ def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
         runs[w] = (row, details, proc.stdout)
     quiet, noisy = runs[0][0], runs[60][0]
     assert runs[0][1]["load_noise_w"] == 0 and runs[60][1]["load_noise_w"] == 60
-    assert "1-s fluctuation of 60 W" in runs[60][2] and "fluctuation" not in runs[0][2]
+    assert "Summary (house load +-60 W each second):" in runs[60][2]
+    assert "Summary: " in runs[0][2]
     assert quiet["ev_kwh"] > 6.5 and quiet["starts"] == noisy["starts"] == 1
     q, n = (runs[w][1]["rows"][0]["ours"] for w in (0, 60))
     assert n["ev_from_grid_kwh"] > q["ev_from_grid_kwh"] + 0.005
@@ -265,7 +266,7 @@ def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
-def test_tune_sends_load_noise_to_the_site_and_the_rest_to_the_configs(monkeypatch):
+def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkeypatch):
     from tools.bench import tune
     seen = []
 
@@ -274,11 +275,14 @@ def test_tune_sends_load_noise_to_the_site_and_the_rest_to_the_configs(monkeypat
         Path(argv[argv.index("--out") + 1], "details.json").write_text('{"rows": []}')
 
     monkeypatch.setattr(tune.bench_pv, "main", fake_main)
-    combo = {"cloud_filter_mode": 1, "load_noise_w": 40, "hysteresis_time": 120}
+    combo = {"cloud_filter_mode": 1, "load_noise_w": 40, "hysteresis_time": 120,
+             "grid_impedance_mohm": 300}
     assert tune.run_combo(combo, "default", None, 2) == []
     assert combo["load_noise_w"] == 40           # the caller's combo (printed) is untouched
     (argv,) = seen
     assert argv[argv.index("--load-noise-w") + 1] == "40"
+    assert argv[argv.index("--voltage-noise-v") + 1] == "0"
+    assert argv[argv.index("--grid-impedance-mohm") + 1] == "300"
     assert argv[argv.index("--cfg") + 1:argv.index("--debug")] == ["cloud_filter_mode=1"]
     assert argv[argv.index("--debug") + 1:] == ["hysteresis_time=120"]
     tune.run_combo({"cloud_filter_mode": 0}, "default", None, 2)

@@ -5,7 +5,7 @@ from control_helpers import run_lines
 
 _LOOP = r"""
 from tools.simsite.ev import EV
-from tools.simsite.noise import LoadNoise
+from tools.simsite.noise import Noise
 
 def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300, noise_w=0):
     # noise_w: the house load restless by this deviation from one 1 s sample to the next.
@@ -13,7 +13,7 @@ def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300, noi
     c.update(cfg or {})
     pm = mk(mode=mode, hyst=hyst, cfg=c)
     ev = EV(draw_min_pct=draw_min, seed=5)
-    noise = LoadNoise(noise_w, 3)
+    noise = Noise(noise_w, 3)
     t = 0
     imp = exp = car = 0
     lo = 10**9
@@ -23,7 +23,7 @@ def loop(profile, mode=2, cfg=None, settle_ms=120000, draw_min=95, hyst=300, noi
     for dur, pv in profile:
         end = t + dur
         while t < end:
-            grid = 300 + noise.w_at(t) - pv + ev.power_w
+            grid = 300 + noise.at(t) - pv + ev.power_w
             pm.grid_w = grid
             pm.grid_fresh = t % 500 == 0          # 2 Hz meter, 4 Hz loop
             pm.grid_age_ms = 100

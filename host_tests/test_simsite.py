@@ -5,7 +5,7 @@ import sys
 from mp import ROOT, run_mp
 
 sys.path.insert(0, str(ROOT))
-from tools.simsite.noise import LoadNoise  # noqa: E402
+from tools.simsite.noise import Noise  # noqa: E402
 
 
 def _mp_json(code, heap="100wK"):
@@ -156,21 +156,21 @@ print(json.dumps({"err": max(abs(x) for x in out), "grid": s.grid_w, "bat": s.ba
 def test_load_noise_is_seeded_bell_shaped_and_correlated_over_seconds():
     code = """
 import json
-from tools.simsite.noise import LoadNoise
+from tools.simsite.noise import Noise
 def seq(seed, n):
-    z = LoadNoise(40, seed)
-    return [z.w_at(s * 1000 + 500) for s in range(n)]
+    z = Noise(40, seed)
+    return [z.at(s * 1000 + 500) for s in range(n)]
 a = seq(3, 20000)
-z = LoadNoise(40, 3)
-held = [z.w_at(t) for t in (0, 250, 999, 1000, 1750)]
+z = Noise(40, 3)
+held = [z.at(t) for t in (0, 250, 999, 1000, 1750)]
 print(json.dumps({"a": a, "a2": seq(3, 50), "b": seq(4, 50), "held": held}))
 """
     r = _mp_json(code, heap="4M")
     a = r["a"]
     assert r["a2"] == a[:50] and r["b"] != a[:50]
     # The host's CPython run of the baselines sees the same fluctuation.
-    z = LoadNoise(40, 3)
-    assert [z.w_at(s * 1000 + 500) for s in range(20000)] == a
+    z = Noise(40, 3)
+    assert [z.at(s * 1000 + 500) for s in range(20000)] == a
     n = len(a)
     mean = sum(a) / n
     var = sum((x - mean) ** 2 for x in a) / n
@@ -193,28 +193,28 @@ import json
 from tools.simsite.site import Site
 from tools.simsite.profile import Profile
 from tools.simsite.house import House
-from tools.simsite.noise import LoadNoise
+from tools.simsite.noise import Noise
 from tools.simsite.ev import EV
 measured = Profile.parse(["t_s,pv_w,base_grid_w", "0,3000,-2500", "3600,3000,-2500"])
 modelled = Profile.parse(["t_s,pv_w,base_grid_w", "0,3000,", "3600,3000,"])
-s = Site(profile=measured, ev=EV(), load_noise=LoadNoise(60, 2))
-ref = LoadNoise(60, 2)
+s = Site(profile=measured, ev=EV(), load_noise=Noise(60, 2))
+ref = Noise(60, 2)
 dev = []
 err = 0
 perr = 0
 for i in range(4 * 600):
     s.step(250, 6000, 1)
     dev.append(s.grid_w - (-2500 + s.ev.power_w))
-    err = max(err, abs(dev[-1] - ref.w_at(s.t_ms)), abs(s.house_w - (500 + ref.w)))
+    err = max(err, abs(dev[-1] - ref.at(s.t_ms)), abs(s.house_w - (500 + ref.value)))
     # Per phase: the house's third (rounded per phase), the PV's third, the EV on L1.
     perr = max(perr, abs(sum(s.phase_currents_ma) - sum(s.ev.phase_currents_ma)
                          - (s.house_w - 3000) * 1000 // 230))
-big = Site(profile=modelled, house=House(seed=1, duration_s=3600), load_noise=LoadNoise(1000, 5))
+big = Site(profile=modelled, house=House(seed=1, duration_s=3600), load_noise=Noise(1000, 5))
 houses = []
 for i in range(4 * 600):
     big.step(250, 0, 1)
     houses.append(big.house_w)
-none = Site(profile=modelled, house=False, load_noise=LoadNoise(1000, 5))
+none = Site(profile=modelled, house=False, load_noise=Noise(1000, 5))
 grids = []
 for i in range(40):
     grids.append(none.step(250, 0, 1))
@@ -225,3 +225,45 @@ print(json.dumps({"err": err, "dev": dev, "houses": houses, "grids": grids, "per
     assert min(r["houses"]) == 0 < max(r["houses"])  # floored at 0 W, not below
     assert set(r["grids"]) == {-3000}                # no house at all: nothing to fluctuate
     assert r["perr"] <= 3                            # per phase: the house's share (rounding)
+
+
+def test_site_voltage_follows_its_own_current_and_the_voltage_noise():
+    r = _mp_json("""
+import json
+from tools.simsite.site import Site
+from tools.simsite.profile import Profile
+from tools.simsite.noise import Noise
+from tools.simsite.ev import EV
+night = Profile.parse(["t_s,pv_w,base_grid_w", "0,0,500", "3600,0,500"])
+sunny = Profile.parse(["t_s,pv_w,base_grid_w", "0,9000,-8000", "3600,9000,-8000"])
+out = {}
+for name, prof, offer in (("night", night, 16000), ("sunny", sunny, 0)):
+    s = Site(profile=prof, ev=EV(car_phases=1), impedance_mohm=400)
+    for i in range(4 * 30):
+        s.step(250, offer, 1)
+    l1 = s.phase_currents_ma[0]
+    s.step(250, offer, 1)
+    out[name] = [s.voltage_v, l1, s.ev.power_w, s.ev.phase_currents_ma[0], s.grid_values()[4]]
+stiff = Site(profile=night, ev=EV(car_phases=1))
+shaky = Site(profile=night, ev=EV(car_phases=1), voltage_noise=Noise(2, 9))
+ref = Noise(2, 9)
+vs = []
+err = 0
+for i in range(4 * 600):
+    stiff.step(250, 0, 1)
+    shaky.step(250, 0, 1)
+    vs.append(shaky.voltage_v)
+    err = max(err, abs(shaky.voltage_v - 230 - ref.at(shaky.t_ms)))
+out["stiff"] = stiff.voltage_v
+out["err"] = err
+out["vs"] = [min(vs), max(vs)]
+print(json.dumps(out))
+""")
+    v, l1, ev_w, ev_ma, meter_v = r["night"]
+    # Importing ~16 A + the house on L1 across 0.4 Ohm: ~7 V below the nominal 230 V.
+    assert l1 > 16000 and v == 230 - (400 * l1 + 500000) // 1000000 and 222 <= v <= 224
+    assert meter_v == v and ev_w == ev_ma * v // 1000     # the meter and the car see it
+    v, l1, ev_w, ev_ma, meter_v = r["sunny"]
+    assert l1 < -10000 and v == 230 - (400 * l1 + 500000) // 1000000 >= 234   # export raises it
+    assert r["stiff"] == 230 and r["err"] == 0
+    assert r["vs"][0] <= 227 and r["vs"][1] >= 233         # +-2 V noise reaches 3 deviations

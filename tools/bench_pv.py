@@ -11,6 +11,7 @@ bench/out/seeds.json.
                              [--battery] [--cfg key=value ...] [--debug key=value ...]
                              [--no-baselines] [--no-plots] [--out bench/out] [--jobs N]
                              [--seed N | --seeds 1-5] [--load-noise-w W]
+                             [--voltage-noise-v V] [--grid-impedance-mohm MOHM]
 See docs/benchmark.md.
 """
 import argparse
@@ -48,7 +49,6 @@ TARGET_GRID_SHARE = 0.03
 TARGET_STARTS = 6
 TARGET_SWITCHES = 4
 MAX_SEEDS = 1000     # a typo like 1-10000 would queue hours of runs
-MAX_NOISE_W = 1000   # a 1-s fluctuation beyond 1 kW is a load profile, not noise
 BATTERY = {"capacity_wh": 10000, "max_charge_w": 5000, "max_discharge_w": 5000, "soc_pct": 20}
 
 
@@ -147,24 +147,46 @@ def parse_seeds(spec):
     return seeds
 
 
-def load_noise_w(text):
-    """--load-noise-w: an integer deviation in W, 0 (off) to MAX_NOISE_W."""
-    try:
-        w = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError("%r: expected a whole number of watts" % text) from None
-    if not 0 <= w <= MAX_NOISE_W:
-        raise argparse.ArgumentTypeError("%r: expected 0 to %d W" % (text, MAX_NOISE_W))
-    return w
+def _bounded(unit, hi):
+    """An argparse type: a whole number of `unit` from 0 (off) to hi."""
+    def parse(text):
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError("%r: expected a whole number of %s" % (text, unit)) from None
+        if not 0 <= n <= hi:
+            raise argparse.ArgumentTypeError("%r: expected 0 to %d %s" % (text, hi, unit))
+        return n
+    return parse
 
 
-def base_job(path, shape, setting, seed, noise_w=0):
+# Options of the simulated site beyond the profile (tools/simsite/noise.py, site.py): job key,
+# command-line option, unit, upper limit, help, how the summary line names it.
+SITE_OPTIONS = (
+    ("load_noise_w", "--load-noise-w", "W", 1000,
+     "a seeded 1-s fluctuation of the house load with this deviation (a 1-s fluctuation beyond "
+     "1 kW is a load profile, not noise)", "house load +-%d W each second"),
+    ("voltage_noise_v", "--voltage-noise-v", "V", 20,
+     "a seeded 1-s fluctuation of the grid voltage with this deviation", "voltage +-%d V each second"),
+    ("grid_impedance_mohm", "--grid-impedance-mohm", "mOhm", 2000,
+     "the grid's impedance seen from the meter: the site's own L1 current moves the voltage",
+     "grid impedance %d mOhm"),
+)
+
+
+def site_options(a):
+    """The site options of a parsed command line as job keys (all of them, 0 = off)."""
+    return {key: getattr(a, key) for key, *_ in SITE_OPTIONS}
+
+
+def base_job(path, shape, setting, seed, site=None):
     """The part of a day's job every controller shares (run_job's input); shape: check_profile's
-    (samples, days); noise_w: the house load's 1-s fluctuation (tools/simsite/noise.py), 0 = none."""
-    return {"profile": path if path == "default" else str(Path(path).resolve()),
-            "samples": shape[0], "days": shape[1], "setting": row_setting(setting), "seed": seed,
-            "root": str(ROOT), "battery": BATTERY if setting == "battery" else None,
-            "load_noise_w": noise_w}
+    (samples, days); site: site_options() (noise, grid impedance; None = none)."""
+    job = {"profile": path if path == "default" else str(Path(path).resolve()),
+           "samples": shape[0], "days": shape[1], "setting": row_setting(setting), "seed": seed,
+           "root": str(ROOT), "battery": BATTERY if setting == "battery" else None}
+    job.update(site or {})
+    return job
 
 
 def ours_job(base, setting, a, cfg, dbg, series_ms):
@@ -396,7 +418,7 @@ def run_seeds(a, paths, shapes, settings, cfg, dbg):
     """--seeds: our controller on every profile x setting x seed, the same jobs and target check
     as a plain run (no series, so no clairvoyant bound in the miss texts)."""
     t0 = time.monotonic()
-    jobs = [ours_job(base_job(path, shapes[path], setting, seed, a.load_noise_w), setting, a, cfg,
+    jobs = [ours_job(base_job(path, shapes[path], setting, seed, site_options(a)), setting, a, cfg,
                      dbg, 0)
             for path in paths for setting in settings for seed in a.seeds]
     outs = run_jobs(jobs, a.jobs)
@@ -442,9 +464,9 @@ def main(argv=None):
                          "no plots), every profile x setting x seed; prints the 'Seed spread' "
                          "table and writes only <out>/seeds.json (summary.json, details.json and "
                          "the PNGs of a plain run in --out are left as they are)")
-    ap.add_argument("--load-noise-w", type=load_noise_w, default=0, metavar="W",
-                    help="add a seeded 1-s fluctuation of this deviation (W, 0-%d) to the house "
-                         "load of every day (tools/simsite/noise.py; default 0)" % MAX_NOISE_W)
+    for key, opt, unit, hi, text, _ in SITE_OPTIONS:
+        ap.add_argument(opt, dest=key, type=_bounded(unit, hi), default=0, metavar=unit.upper(),
+                        help="%s (%s, 0-%d; default 0: none)" % (text, unit, hi))
     ap.add_argument("--quiet", action="store_true", help="no table, summary line only")
     a = ap.parse_args(argv)
     if a.seeds and a.seed is not None:
@@ -482,7 +504,7 @@ def main(argv=None):
     for path in paths:
         for setting in settings:
             base = base_job(path, shapes[path], setting, 1 if a.seed is None else a.seed,
-                            a.load_noise_w)
+                            site_options(a))
             # Our default-setting series also feeds the clairvoyant bound (tools/bench/bound.py).
             want_series = 60000 if setting in ("default", "battery", "peer") else 0
             jobs.append(ours_job(base, setting, a, cfg, dbg, want_series))
@@ -562,7 +584,7 @@ def main(argv=None):
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out_dir / "details.json").write_text(json.dumps(
         {"cfg_overrides": cfg, "debug_overrides": dbg, "ours_job": json.loads(a.ours_job),
-         "load_noise_w": a.load_noise_w, "rows": details}, indent=1) + "\n")
+         **site_options(a), "rows": details}, indent=1) + "\n")
 
     if not a.quiet:
         for setting, rows in by_setting.items():
@@ -598,8 +620,8 @@ def main(argv=None):
                 sum(1 for r in rows if r.get("beats")))
         else:
             agg[setting] = "targets met on %d/%d" % (sum(1 for r in rows if not r["target_misses"]), len(rows))
-    noise = " (house load with a 1-s fluctuation of %d W)" % a.load_noise_w if a.load_noise_w else ""
-    print("Summary%s: " % noise + "; ".join("%s: %s" % kv for kv in agg.items()) +
+    site = ", ".join(fmt % getattr(a, key) for key, *_, fmt in SITE_OPTIONS if getattr(a, key))
+    print("Summary%s: " % (" (%s)" % site if site else "") + "; ".join("%s: %s" % kv for kv in agg.items()) +
           ". Output in %s" % out_dir)
     for e in errors:
         print("ERROR " + e, file=sys.stderr)

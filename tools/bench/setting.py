@@ -9,7 +9,7 @@
 from tools.simsite.battery import Battery
 from tools.simsite.ev import EV
 from tools.simsite.house import House
-from tools.simsite.noise import LoadNoise
+from tools.simsite.noise import Noise
 from tools.simsite.profile import Profile
 from tools.simsite.site import Site
 
@@ -39,7 +39,8 @@ def setting_opts(name):
 def build_site(job):
     """Site for job {"profile": path or "default", "setting": ..., "seed": int,
     "battery": None or {Battery kwargs}, "load_noise_w": 0 or the house load's 1-s
-    fluctuation in W}. Returns (site, opts)."""
+    fluctuation in W, "voltage_noise_v": 0 or the voltage's in V, "grid_impedance_mohm": 0 or
+    the grid impedance in mOhm}. Returns (site, opts)."""
     opts = setting_opts(job.get("setting", "default"))
     path = job.get("profile") or "default"
     prof = Profile.default_day(loop=False) if path == "default" else Profile.load(path)
@@ -54,9 +55,11 @@ def build_site(job):
     bat = job.get("battery")
     battery = Battery(**bat) if bat else None
     noise_w = job.get("load_noise_w") or 0
-    noise = LoadNoise(noise_w, seed) if noise_w else None
+    noise_v = job.get("voltage_noise_v") or 0
     site = Site(profile=prof, house=house, ev=ev, battery=battery, voltage_v=opts["voltage_v"],
-                load_noise=noise)
+                load_noise=Noise(noise_w, seed) if noise_w else None,
+                voltage_noise=Noise(noise_v, seed * 31 + 7) if noise_v else None,
+                impedance_mohm=job.get("grid_impedance_mohm") or 0)
     return site, opts
 
 

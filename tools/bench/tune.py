@@ -8,9 +8,9 @@ docs/benchmark.md:
 
 Keys of power_manager/debug_config (hysteresis_time) and experiment keys x_<name> (a temporary
 constant the firmware reads from debug_config while it is being measured) go to --debug,
-job.<key> to --ours-job (experiments such as job.base_pct=110), load_noise_w to --load-noise-w
-(the site's 1-s house-load fluctuation: `--grid cloud_filter_mode=0,1 load_noise_w=0,40`), the
-rest to --cfg.
+job.<key> to --ours-job (experiments such as job.base_pct=110), load_noise_w, voltage_noise_v
+and grid_impedance_mohm to the simulated site (`--grid cloud_filter_mode=0,1 load_noise_w=0,40`),
+the rest to --cfg.
 """
 import argparse
 import io
@@ -36,15 +36,18 @@ def _is_debug(key):
 
 def run_combo(combo, settings, profiles, jobs):
     combo = dict(combo)
-    # load_noise_w=v: the site's house-load fluctuation (bench_pv --load-noise-w), not a setting
-    noise_w = combo.pop("load_noise_w", 0)
+    # load_noise_w, voltage_noise_v, grid_impedance_mohm: the simulated site (bench_pv's
+    # --load-noise-w ...), not settings of the firmware
+    site = []
+    for key, opt, *_ in bench_pv.SITE_OPTIONS:
+        site += [opt, str(combo.pop(key, 0))]
     cfg = ["%s=%s" % kv for kv in combo.items() if not _is_debug(kv[0]) and "." not in kv[0]]
     dbg = ["%s=%s" % kv for kv in combo.items() if _is_debug(kv[0])]
     # job.<key>=v: experiment knobs of our run (tools/bench/mp_day.py), e.g. job.base_pct=110
     extra = {k[4:]: v for k, v in combo.items() if k.startswith("job.")}
     with tempfile.TemporaryDirectory() as out:
         argv = ["--quiet", "--no-plots", "--no-baselines", "--settings", settings, "--out", out,
-                "--jobs", str(jobs), "--load-noise-w", str(noise_w)]
+                "--jobs", str(jobs)] + site
         if profiles:
             argv += ["--profiles"] + profiles
         if cfg:

@@ -93,7 +93,8 @@ def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_
     a firmware PhaseSwitch to run the real switch sequence (else InstantContactor)."""
     m = Measurements()
     m.voltage_v = site.voltage_v
-    acct = Account(site.voltage_v, site.ev.min_ma, site.ev.max_ma,
+    # The oracle's power range at the nominal voltage (a varying voltage moves it by ~1 %).
+    acct = Account(site.nominal_v, site.ev.min_ma, site.ev.max_ma,
                    allow_1p=allow_switch or start_phases == 1,
                    allow_3p=allow_switch or start_phases == 3)
     contactor = (SequenceContactor(phase_switch, start_phases) if phase_switch is not None
@@ -120,6 +121,7 @@ def run_day(site, ctl, allow_switch=True, start_phases=1, meter_ms=1000, series_
         if meter_acc >= meter_ms:
             meter_acc = 0
             m.grid_w = site.grid_w
+            m.voltage_v = site.voltage_v
             m.grid_fresh = True
             m.grid_age_ms = 0
             if site.battery is not None:

@@ -6,8 +6,12 @@
 # in it) that replaces the house model: grid_w = base_grid_w + ev_w + battery_w, and the house
 # load shown is base_grid_w + pv_w. Per-phase currents: house load on its phases (measured data:
 # spread evenly), PV and battery inverters on all three, the EV on the phases it charges on.
-# An optional LoadNoise (tools/simsite/noise.py) adds a second-to-second fluctuation to the house
+# An optional Noise (tools/simsite/noise.py) adds a second-to-second fluctuation to the house
 # load (measured or modelled; none without a house), spread evenly over the phases.
+#
+# Voltage: the nominal voltage, plus an optional Noise in volts, less the drop the site's own L1
+# current makes across the grid's impedance (import lowers it, export raises it; the current of
+# the step before). One voltage for all three phases (the L1 one, which the firmware reads).
 from tools.simsite.ev import EV
 from tools.simsite.house import House
 from tools.simsite.profile import Profile
@@ -21,18 +25,24 @@ BATTERY_VALUE_IDS = (74, 387)
 
 class Site:
     def __init__(self, profile=None, house=None, ev=None, battery=None, voltage_v=230,
-                 use_base_grid=True, start_ms=0, load_noise=None):
+                 use_base_grid=True, start_ms=0, load_noise=None, voltage_noise=None,
+                 impedance_mohm=0):
         """profile: a Profile (None = the built-in default day, looping).
         house: a House, None = seeded default (seed 1); pass False for no house load.
         use_base_grid: use the profile's base_grid_w where present (else house model + PV).
-        load_noise: a LoadNoise added to the house load, or None."""
+        load_noise: a Noise added to the house load (W), or None.
+        voltage_noise: a Noise added to the voltage (V), or None; impedance_mohm: the grid's
+        impedance seen from the meter (mOhm, 0 = a stiff grid)."""
         self.profile = profile if profile is not None else Profile.default_day()
         if house is None:
             house = House(seed=1, duration_s=max(1, self.profile.duration_ms // 1000))
         self.house = house or None
         self.ev = ev if ev is not None else EV()
         self.battery = battery
+        self.nominal_v = voltage_v
         self.voltage_v = voltage_v
+        self.voltage_noise = voltage_noise
+        self.impedance_mohm = impedance_mohm
         self.use_base_grid = use_base_grid
         self.load_noise = load_noise
         self.t_ms = start_ms
@@ -77,7 +87,7 @@ class Site:
             house = 0
             hp[0] = hp[1] = hp[2] = 0
         if self.load_noise is not None and (base is not None or self.house is not None):
-            n = self.load_noise.w_at(t)
+            n = self.load_noise.at(t)
             if house + n < 0 <= house:
                 n = -house     # a load does not become a generator
             house += n
@@ -89,6 +99,8 @@ class Site:
         self.house_w = house
         self.base_grid_w = base
         self.surplus_w = pv - house
+        if self.voltage_noise is not None or self.impedance_mohm:
+            self.voltage_v = self._voltage(t)
         v = self.voltage_v
         ev = self.ev
         ev_w = ev.step(dt_ms, offered_ma, phases, v)
@@ -111,6 +123,14 @@ class Site:
         else:
             self.export_wms -= grid * dt_ms
         return grid
+
+    def _voltage(self, t_ms):
+        v = self.nominal_v
+        if self.voltage_noise is not None:
+            v += self.voltage_noise.at(t_ms)
+        # mOhm x mA = uV, rounded to whole volts as the firmware reads them.
+        v -= (self.impedance_mohm * self.phase_currents_ma[0] + 500000) // 1000000
+        return 150 if v < 150 else 300 if v > 300 else v
 
     # -- what the simulated meters report ----------------------------------------------------
     def grid_values(self):
