@@ -9,6 +9,7 @@ SIM_SPEED ?= 1
 SIM_PROFILE ?=
 SIM_START ?= 9
 SIM_BATTERY ?= 0
+SIM_NOISE ?= 0
 # make sim GRID_METER=/tmp/m/a: the grid meter slot read over RS485 from that pty (docs/meters.md)
 GRID_METER ?=
 METER_MODEL ?= sdm630
@@ -34,7 +35,7 @@ $(VENV)/.stamp: requirements-dev.txt
 	touch $@
 
 sim: setup
-	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)" --start $(SIM_START) --battery $(SIM_BATTERY) \
+	$(MP) -X heapsize=$(HEAP) tools/sim_main.py --port $(PORT) --dir $(SIM_DIR) --speed $(SIM_SPEED) --profile "$(SIM_PROFILE)" --start $(SIM_START) --battery $(SIM_BATTERY) --noise $(SIM_NOISE) \
 	  $(if $(GRID_METER),--grid-meter $(GRID_METER) --meter-model $(METER_MODEL) --meter-slave $(METER_SLAVE))
 
 # Control-quality benchmark (docs/benchmark.md): PROFILES='path/*.csv' to use other days,

@@ -22,3 +22,25 @@ def test_sim_with_home_battery(tmp_path):
             time.sleep(0.1)
     finally:
         s.stop()
+
+
+def test_make_sim_noise_makes_the_grid_meter_restless(tmp_path):
+    """make sim SIM_NOISE=40: the house load moves from one simulated second to the next, as a
+    real meter's does; without it the grid power only moves with the profile's minute steps and
+    the house model's appliances."""
+    changes = {}
+    for noise in ("0", "40"):
+        s = Sim(tmp_path / ("flash" + noise), speed=10, via_make=True,
+                make_vars=("SIM_NOISE=" + noise,))
+        try:
+            s.put("power_manager/charge_mode", 1)      # Off: the car's steps would hide it
+            time.sleep(0.5)
+            seen = []
+            end = time.monotonic() + 4                 # ~40 simulated seconds
+            while time.monotonic() < end:
+                seen.append(s.get("meters/3/values")["74"])
+                time.sleep(0.1)
+            changes[noise] = sum(1 for a, b in zip(seen, seen[1:]) if a != b)
+        finally:
+            s.stop()
+    assert changes["40"] >= 8 and changes["0"] <= 3, changes

@@ -16,14 +16,14 @@ from tools.simsite.wiring import make_installer  # noqa: E402
 
 def parse_args(argv):
     opts = {"port": "8080", "dir": ".sim", "speed": "1", "profile": "", "start": "9", "battery": "0",
-            "host": "127.0.0.1",
+            "noise": "0", "host": "127.0.0.1",
             "grid-meter": "", "meter-model": "sdm630", "meter-slave": "1"}
     i = 1
     while i < len(argv):
         key = argv[i]
         if not key.startswith("--") or key[2:] not in opts or i + 1 >= len(argv):
             print("usage: sim_main.py [--port N] [--dir DIR] [--speed N] [--profile CSV] "
-                  "[--start HOUR] [--battery 0|1] [--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
+                  "[--start HOUR] [--battery 0|1] [--noise W] [--host ADDR] [--grid-meter PTY --meter-model M --meter-slave N]")
             sys.exit(2)
         opts[key[2:]] = argv[i + 1]
         i += 2
@@ -36,7 +36,7 @@ def main():
     board = UnixBoard(opts["dir"])
     app = App(board, clock, subsystems=(
         make_installer(opts["profile"] or None, int(opts["start"]) * 3600000,
-                       opts["battery"] == "1"),))
+                       opts["battery"] == "1", int(opts["noise"])),))
     if opts["grid-meter"]:  # docs/meters.md: a simulated RS485 meter as the grid meter
         from tools.sim_rs485 import use_rs485_grid_meter
         use_rs485_grid_meter(app, opts["grid-meter"], opts["meter-model"], int(opts["meter-slave"]))

@@ -4,6 +4,7 @@
 from tools.simsite.site import Site, GRID_VALUE_IDS, BATTERY_VALUE_IDS
 from tools.simsite.profile import Profile
 from tools.simsite.battery import Battery
+from tools.simsite.noise import Noise
 from firmware.meters.slots import TYPE_SIM
 from firmware.chargers import manager as charge_manager
 from tools.simsite.sim_charger import SimCharger
@@ -54,12 +55,14 @@ def _seed_battery(app):
     app.configs["power_manager/config"].write({"meter_slot_battery_power": BATTERY_SLOT})
 
 
-def make_installer(profile_path=None, start_ms=0, battery=False):
+def make_installer(profile_path=None, start_ms=0, battery=False, noise_w=0):
     """start_ms: where in the profile the simulation starts (make sim: 09:00, when the sun is up).
-    battery: add a 10 kWh home battery that holds the grid at 0 W (SIM_BATTERY=1)."""
+    battery: add a 10 kWh home battery that holds the grid at 0 W (SIM_BATTERY=1).
+    noise_w: the house load restless by this many watts from second to second (SIM_NOISE=40)."""
     def install(app):
         profile = Profile.load(profile_path) if profile_path else None
-        site = Site(profile=profile, start_ms=start_ms, battery=Battery() if battery else None)
+        site = Site(profile=profile, start_ms=start_ms, battery=Battery() if battery else None,
+                    load_noise=Noise(noise_w) if noise_w > 0 else None)
         app.sim_site = site
         # The contactor model sits on the board's pins, like the real relay and aux contact.
         contactor = app.sim_contactor = SimContactor(app.board, "contactor", "contactor_feedback")
