@@ -1,7 +1,7 @@
 """Power manager: phase switching of automatic 1p/3p on PV power (docs/control.md step 7).
 
-Every automatic 1p->3p switch spends a token (2, one back every 8 h); a 1p->3p switch without a
-token waits. With a token, a 3p->1p switch acts early by depth (5/16 of the hysteresis at full
+Every automatic 1p->3p switch spends a token (2, one back 16 h after it was spent); a 1p->3p switch
+without a token waits. With a token, a 3p->1p switch acts early by depth (5/16 of the hysteresis at full
 depth). With no token left, a 3p->1p switch in PV mode is held for 6 hysteresis times while the
 minimum power is the 3p minimum less half the 1p minimum (3450 W): the on/off rule pauses
 charging in a deep dip instead of moving the contactor twice; a hold whose surplus fell suddenly
@@ -65,7 +65,9 @@ site.pv_w = 8000
 c.run(1800000)
 snap("no token", pm, c)                # the switch up waits for a token
 c.run(6 * 3600000, 5000)
-snap("refilled", pm, c)                # 8 h after the first spend: up
+snap("not yet", pm, c)                 # ~11 h after the first spend: still no token
+c.run(6 * 3600000, 5000)
+snap("refilled", pm, c)                # 16 h after the first spend: up
 """)
     assert res == [
         ["sun", 1, True, True, 1380, False, True],
@@ -75,7 +77,34 @@ snap("refilled", pm, c)                # 8 h after the first spend: up
         ["sun 3", 3, True, True, 1380, False, True],
         ["long low", 4, False, True, 1380, False, False],
         ["no token", 4, False, True, 1380, True, True],
+        ["not yet", 4, False, True, 1380, True, True],
         ["refilled", 5, True, True, 1380, False, True],
+    ], res
+
+
+def test_a_long_day_of_clouds_moves_the_contactor_at_most_four_times():
+    # 14 h of 3p surplus (PV 8000 W) with a 30-minute cloud (PV 1000 W) every 2.5 h, then the
+    # evening. Up at boot (token 1), down in the first cloud (a token left), up (token 2); every
+    # later cloud pauses on 3p. With a token back every 8 h (before) a later cloud got a round
+    # trip too: 6 moves.
+    res = run_lines(_PRE + r"""
+pm = mk(mode=2, hyst=240)
+site = Site(pm, pv_w=8000)
+c = Count(site)
+c.run(3600000, 5000)
+for n in range(5):
+    site.pv_w = 1000
+    c.run(1800000, 5000)
+    site.pv_w = 8000
+    c.run(2 * 3600000, 5000)
+snap("afternoon", pm, c)
+site.pv_w = 0
+c.run(3 * 3600000, 5000)
+snap("night", pm, c)
+""")
+    assert res == [
+        ["afternoon", 3, True, True, 1380, False, True],
+        ["night", 4, False, False, 1380, False, False],
     ], res
 
 

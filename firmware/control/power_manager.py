@@ -96,7 +96,10 @@ _LEDGER_MAX_W = const(1000000)     # power counted per step (the inputs' clamp)
 # docs/benchmark.md, finding 6). The switch down 3p->1p is what stops import, the switch
 # up only adds the surplus above the 1p maximum, so:
 # - every automatic 1p->3p switch spends a token of a bucket of _PHASE_TOKENS (one back every
-#   _PHASE_REFILL_MS, so about two a day); without a token the switch up waits;
+#   _PHASE_REFILL_MS); without a token the switch up waits. A token comes back 16 h after it was
+#   spent: longer than any day's 3p surplus lasts, so one day has at most two switches up (four
+#   moves), and the night refills the bucket for the next morning (with 8 h a long summer day
+#   got a third round trip: 6 moves, docs/benchmark.md "A bigger array");
 # - with a token left, a 3p->1p switch acts early once the deficit below the 3p minimum,
 #   integrated over the wait, equals _STOP_DEPTH_16/16 of the hysteresis at full depth (a surplus
 #   at the 1p minimum: 75 s of 240 s), as the early switch-off does; a shallow deficit waits the
@@ -106,8 +109,8 @@ _LEDGER_MAX_W = const(1000000)     # power counted per step (the inputs' clamp)
 #   shallow dip rides on 3p and a deep one pauses charging (the on/off rule) instead of moving
 #   the contactor twice; only a deficit that lasts that long switches down.
 _PHASE_TOKENS = const(2)
-_PHASE_REFILL_MS = const(28800000)
-_PHASE_CAP_MS = const(57600000)    # _PHASE_TOKENS x _PHASE_REFILL_MS
+_PHASE_REFILL_MS = const(57600000)
+_PHASE_CAP_MS = const(115200000)   # _PHASE_TOKENS x _PHASE_REFILL_MS
 _PHASE_HOLD_HYST = const(6)
 # A hold that has run out is judged once: if the surplus (a ~1 min average, _SMOOTH_MS) lies more
 # than the gap between the 3p and the 1p minimum below its recent peak (which falls by 1 W every
