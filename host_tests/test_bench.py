@@ -266,6 +266,36 @@ def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
         assert "Traceback" not in proc.stderr
 
 
+def test_pv_scale_option_makes_a_bigger_array_under_the_same_sky(tmp_path):
+    # 2 h of PV 2000 W over a measured house load of 500 W (base_grid_w -1500). At 200 % the PV
+    # doubles and the house load stays (base_grid_w -3500): the car charges at ~3.5 kW instead
+    # of ~1.5 kW. The file is named like a peer day: at 100 % its published row is compared, a
+    # scaled array has none to beat.
+    prof = tmp_path / "day1.csv"
+    prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
+        "%d,2000,-1500\n" % (m * 60) for m in range(121)))
+    runs = {}
+    for pct in (100, 200):
+        out = tmp_path / ("out%d" % pct)
+        proc = _bench(["--profiles", str(prof), "--settings", "default,peer", "--no-baselines",
+                       "--no-plots", "--out", str(out), "--pv-scale-pct", str(pct)], tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        details = json.loads((out / "details.json").read_text())
+        rows = {r["setting"]: r for r in details["rows"]}
+        runs[pct] = (rows, details, proc.stdout)
+    one, two = runs[100][0]["default"]["ours"], runs[200][0]["default"]["ours"]
+    assert abs(two["pv_kwh"] - 2 * one["pv_kwh"]) < 1e-6 and abs(one["pv_kwh"] - 4.0) < 0.05
+    assert abs(two["house_kwh"] - one["house_kwh"]) < 1e-6 and abs(one["house_kwh"] - 1.0) < 0.05
+    assert one["ev_kwh"] < 3.2 < 6 < two["ev_kwh"]
+    assert runs[100][1]["pv_scale_pct"] == 100 and runs[200][1]["pv_scale_pct"] == 200
+    assert "beats" in runs[100][0]["peer"] and "beats" not in runs[200][0]["peer"]
+    assert "Summary (PV at 200 %):" in runs[200][2] and "Summary: " in runs[100][2]
+    for bad in ("5", "1001", "x"):
+        proc = _bench(["--profiles", str(prof), "--pv-scale-pct", bad], tmp_path)
+        assert proc.returncode == 2 and "--pv-scale-pct" in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
 def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkeypatch):
     from tools.bench import tune
     seen = []
@@ -276,14 +306,16 @@ def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkey
 
     monkeypatch.setattr(tune.bench_pv, "main", fake_main)
     combo = {"cloud_filter_mode": 1, "load_noise_w": 40, "hysteresis_time": 120,
-             "grid_impedance_mohm": 300}
+             "grid_impedance_mohm": 300, "pv_scale_pct": 250}
     assert tune.run_combo(combo, "default", None, 2) == []
     assert combo["load_noise_w"] == 40           # the caller's combo (printed) is untouched
     (argv,) = seen
     assert argv[argv.index("--load-noise-w") + 1] == "40"
     assert argv[argv.index("--voltage-noise-v") + 1] == "0"
     assert argv[argv.index("--grid-impedance-mohm") + 1] == "300"
+    assert argv[argv.index("--pv-scale-pct") + 1] == "250"
     assert argv[argv.index("--cfg") + 1:argv.index("--debug")] == ["cloud_filter_mode=1"]
     assert argv[argv.index("--debug") + 1:] == ["hysteresis_time=120"]
     tune.run_combo({"cloud_filter_mode": 0}, "default", None, 2)
     assert seen[1][seen[1].index("--load-noise-w") + 1] == "0"
+    assert seen[1][seen[1].index("--pv-scale-pct") + 1] == "100"

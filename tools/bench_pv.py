@@ -147,35 +147,40 @@ def parse_seeds(spec):
     return seeds
 
 
-def _bounded(unit, hi):
-    """An argparse type: a whole number of `unit` from 0 (off) to hi."""
+def _bounded(unit, lo, hi):
+    """An argparse type: a whole number of `unit` from lo to hi."""
     def parse(text):
         try:
             n = int(text)
         except ValueError:
             raise argparse.ArgumentTypeError("%r: expected a whole number of %s" % (text, unit)) from None
-        if not 0 <= n <= hi:
-            raise argparse.ArgumentTypeError("%r: expected 0 to %d %s" % (text, hi, unit))
+        if not lo <= n <= hi:
+            raise argparse.ArgumentTypeError("%r: expected %d to %d %s" % (text, lo, hi, unit))
         return n
     return parse
 
 
-# Options of the simulated site beyond the profile (tools/simsite/noise.py, site.py): job key,
-# command-line option, unit, upper limit, help, how the summary line names it.
+# Options of the simulated site beyond the profile (tools/simsite/noise.py, site.py,
+# profile.py): job key, command-line option, unit, range, the value that changes nothing (the
+# default), help, how the summary line names another value.
 SITE_OPTIONS = (
-    ("load_noise_w", "--load-noise-w", "W", 1000,
+    ("pv_scale_pct", "--pv-scale-pct", "%", 10, 1000, 100,
+     "the profile's PV scaled to this percentage: a bigger or smaller array under the same sky "
+     "(a measured base_grid_w keeps its house load); default 100: as measured", "PV at %d %%"),
+    ("load_noise_w", "--load-noise-w", "W", 0, 1000, 0,
      "a seeded 1-s fluctuation of the house load with this deviation (a 1-s fluctuation beyond "
-     "1 kW is a load profile, not noise)", "house load +-%d W each second"),
-    ("voltage_noise_v", "--voltage-noise-v", "V", 20,
-     "a seeded 1-s fluctuation of the grid voltage with this deviation", "voltage +-%d V each second"),
-    ("grid_impedance_mohm", "--grid-impedance-mohm", "mOhm", 2000,
-     "the grid's impedance seen from the meter: the site's own L1 current moves the voltage",
-     "grid impedance %d mOhm"),
+     "1 kW is a load profile, not noise); default 0: none", "house load +-%d W each second"),
+    ("voltage_noise_v", "--voltage-noise-v", "V", 0, 20, 0,
+     "a seeded 1-s fluctuation of the grid voltage with this deviation; default 0: none",
+     "voltage +-%d V each second"),
+    ("grid_impedance_mohm", "--grid-impedance-mohm", "mOhm", 0, 2000, 0,
+     "the grid's impedance seen from the meter: the site's own L1 current moves the voltage; "
+     "default 0: a stiff grid", "grid impedance %d mOhm"),
 )
 
 
 def site_options(a):
-    """The site options of a parsed command line as job keys (all of them, 0 = off)."""
+    """The site options of a parsed command line as job keys (all of them)."""
     return {key: getattr(a, key) for key, *_ in SITE_OPTIONS}
 
 
@@ -464,9 +469,10 @@ def main(argv=None):
                          "no plots), every profile x setting x seed; prints the 'Seed spread' "
                          "table and writes only <out>/seeds.json (summary.json, details.json and "
                          "the PNGs of a plain run in --out are left as they are)")
-    for key, opt, unit, hi, text, _ in SITE_OPTIONS:
-        ap.add_argument(opt, dest=key, type=_bounded(unit, hi), default=0, metavar=unit.upper(),
-                        help="%s (%s, 0-%d; default 0: none)" % (text, unit, hi))
+    for key, opt, unit, lo, hi, neutral, text, _ in SITE_OPTIONS:
+        ap.add_argument(opt, dest=key, type=_bounded(unit, lo, hi), default=neutral,
+                        metavar="PCT" if unit == "%" else unit.upper(),
+                        help="%s (%s, %d-%d)" % (text, unit, lo, hi))
     ap.add_argument("--quiet", action="store_true", help="no table, summary line only")
     a = ap.parse_args(argv)
     if a.seeds and a.seed is not None:
@@ -537,7 +543,8 @@ def main(argv=None):
         for b in BASELINES:
             if b in runs:
                 row[b] = runs[b]["result"]
-        pub = peer.published(name) if setting == "peer" else None
+        # The published rows are for the measured PV: a scaled array has no row to beat.
+        pub = peer.published(name) if setting == "peer" and a.pv_scale_pct == 100 else None
         if pub:
             row["peer_published"] = pub
             row["beats"] = peer.beats(o, pub)
@@ -620,7 +627,8 @@ def main(argv=None):
                 sum(1 for r in rows if r.get("beats")))
         else:
             agg[setting] = "targets met on %d/%d" % (sum(1 for r in rows if not r["target_misses"]), len(rows))
-    site = ", ".join(fmt % getattr(a, key) for key, *_, fmt in SITE_OPTIONS if getattr(a, key))
+    site = ", ".join(fmt % getattr(a, key) for key, _, _, _, _, neutral, _, fmt in SITE_OPTIONS
+                     if getattr(a, key) != neutral)
     print("Summary%s: " % (" (%s)" % site if site else "") + "; ".join("%s: %s" % kv for kv in agg.items()) +
           ". Output in %s" % out_dir)
     for e in errors:

@@ -8,9 +8,9 @@ docs/benchmark.md:
 
 Keys of power_manager/debug_config (hysteresis_time) and experiment keys x_<name> (a temporary
 constant the firmware reads from debug_config while it is being measured) go to --debug,
-job.<key> to --ours-job (experiments such as job.base_pct=110), load_noise_w, voltage_noise_v
-and grid_impedance_mohm to the simulated site (`--grid cloud_filter_mode=0,1 load_noise_w=0,40`),
-the rest to --cfg.
+job.<key> to --ours-job (experiments such as job.base_pct=110), pv_scale_pct, load_noise_w,
+voltage_noise_v and grid_impedance_mohm to the simulated site (`--grid cloud_filter_mode=0,1
+load_noise_w=0,40`, `--grid pv_scale_pct=100,250`), the rest to --cfg.
 """
 import argparse
 import io
@@ -36,11 +36,11 @@ def _is_debug(key):
 
 def run_combo(combo, settings, profiles, jobs):
     combo = dict(combo)
-    # load_noise_w, voltage_noise_v, grid_impedance_mohm: the simulated site (bench_pv's
-    # --load-noise-w ...), not settings of the firmware
+    # pv_scale_pct, load_noise_w, voltage_noise_v, grid_impedance_mohm: the simulated site
+    # (bench_pv's --pv-scale-pct ...), not settings of the firmware
     site = []
-    for key, opt, *_ in bench_pv.SITE_OPTIONS:
-        site += [opt, str(combo.pop(key, 0))]
+    for key, opt, _, _, _, neutral, *_ in bench_pv.SITE_OPTIONS:
+        site += [opt, str(combo.pop(key, neutral))]
     cfg = ["%s=%s" % kv for kv in combo.items() if not _is_debug(kv[0]) and "." not in kv[0]]
     dbg = ["%s=%s" % kv for kv in combo.items() if _is_debug(kv[0])]
     # job.<key>=v: experiment knobs of our run (tools/bench/mp_day.py), e.g. job.base_pct=110

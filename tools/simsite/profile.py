@@ -130,6 +130,17 @@ class Profile:
             base_w.append(_NONE)
         return cls(t_s, pv_w, base_w, name="default_day", loop=loop)
 
+    def scale_pv(self, pct):
+        """A bigger (pct > 100) or smaller array under the same sky: PV times pct/100. A measured
+        base_grid_w (house - PV) keeps its house load, so it drops by the added PV."""
+        pv = self._pv_w
+        base = self._base_w
+        for i in range(len(pv)):
+            w = pv[i] * pct // 100
+            if base[i] != _NONE:
+                base[i] -= w - pv[i]
+            pv[i] = w
+
     # -- look-up -----------------------------------------------------------------------------
     def _index(self, t_ms):
         if self.loop:
