@@ -233,6 +233,26 @@ def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):
     assert "| sunny noon |" in proc.stdout and "| excel |" in proc.stdout
 
 
+def _runs_with(tmp_path, prof, opt, values, settings="default"):
+    """Bench `prof` once per value of the option `opt`: {value: (details.json, stdout)}."""
+    runs = {}
+    for v in values:
+        out = tmp_path / ("out%s" % v)
+        proc = _bench(["--profiles", str(prof), "--settings", settings, "--no-baselines",
+                       "--out", str(out), opt, str(v)], tmp_path)
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        runs[v] = (json.loads((out / "details.json").read_text()), proc.stdout)
+    return runs
+
+
+def _rejects(tmp_path, prof, opt, bad_values):
+    # A bad option value: argparse's usage and one error line naming the option, exit 2.
+    for bad in bad_values:
+        proc = _bench(["--profiles", str(prof), opt, bad], tmp_path)
+        assert proc.returncode == 2 and opt in proc.stderr, proc.stderr
+        assert "Traceback" not in proc.stderr
+
+
 def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
     # 3 h at a steady 2.5 kW surplus (measured base_grid_w): the car tracks it all the time.
     # A house load restless by 60 W from second to second shows on the grid meter: some import
@@ -241,29 +261,15 @@ def test_load_noise_option_reaches_the_site_and_is_recorded(tmp_path):
     prof = tmp_path / "steady.csv"
     prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
         "%d,3000,-2500\n" % (m * 60) for m in range(181)))
-    runs = {}
-    for w in (0, 60):
-        out = tmp_path / ("out%d" % w)
-        proc = subprocess.run(
-            [sys.executable, str(ROOT / "tools" / "bench_pv.py"), "--profiles", str(prof),
-             "--settings", "default", "--no-baselines", "--no-plots", "--out", str(out),
-             "--load-noise-w", str(w)], capture_output=True, text=True, cwd=ROOT, timeout=300)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        (row,) = json.loads((out / "summary.json").read_text())
-        details = json.loads((out / "details.json").read_text())
-        runs[w] = (row, details, proc.stdout)
-    quiet, noisy = runs[0][0], runs[60][0]
-    assert runs[0][1]["load_noise_w"] == 0 and runs[60][1]["load_noise_w"] == 60
-    assert "Summary (house load +-60 W each second):" in runs[60][2]
-    assert "Summary: " in runs[0][2]
-    assert quiet["ev_kwh"] > 6.5 and quiet["starts"] == noisy["starts"] == 1
-    q, n = (runs[w][1]["rows"][0]["ours"] for w in (0, 60))
+    runs = _runs_with(tmp_path, prof, "--load-noise-w", (0, 60))
+    assert runs[0][0]["load_noise_w"] == 0 and runs[60][0]["load_noise_w"] == 60
+    assert "Summary (house load +-60 W each second):" in runs[60][1]
+    assert "Summary: " in runs[0][1]
+    q, n = (runs[w][0]["rows"][0]["ours"] for w in (0, 60))
+    assert q["ev_kwh"] > 6.5 and q["starts"] == n["starts"] == 1
     assert n["ev_from_grid_kwh"] > q["ev_from_grid_kwh"] + 0.005
     assert n["export_kwh"] > q["export_kwh"] + 0.1
-    for bad in ("-5", "1001", "4O"):
-        proc = _bench(["--profiles", str(prof), "--load-noise-w", bad], tmp_path)
-        assert proc.returncode == 2 and "--load-noise-w" in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stderr
+    _rejects(tmp_path, prof, "--load-noise-w", ("-5", "1001", "4O"))
 
 
 def test_pv_scale_option_makes_a_bigger_array_under_the_same_sky(tmp_path):
@@ -274,26 +280,16 @@ def test_pv_scale_option_makes_a_bigger_array_under_the_same_sky(tmp_path):
     prof = tmp_path / "day1.csv"
     prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
         "%d,2000,-1500\n" % (m * 60) for m in range(121)))
-    runs = {}
-    for pct in (100, 200):
-        out = tmp_path / ("out%d" % pct)
-        proc = _bench(["--profiles", str(prof), "--settings", "default,peer", "--no-baselines",
-                       "--no-plots", "--out", str(out), "--pv-scale-pct", str(pct)], tmp_path)
-        assert proc.returncode == 0, proc.stdout + proc.stderr
-        details = json.loads((out / "details.json").read_text())
-        rows = {r["setting"]: r for r in details["rows"]}
-        runs[pct] = (rows, details, proc.stdout)
-    one, two = runs[100][0]["default"]["ours"], runs[200][0]["default"]["ours"]
+    runs = _runs_with(tmp_path, prof, "--pv-scale-pct", (100, 200), settings="default,peer")
+    rows = {pct: {r["setting"]: r for r in runs[pct][0]["rows"]} for pct in runs}
+    one, two = rows[100]["default"]["ours"], rows[200]["default"]["ours"]
     assert abs(two["pv_kwh"] - 2 * one["pv_kwh"]) < 1e-6 and abs(one["pv_kwh"] - 4.0) < 0.05
     assert abs(two["house_kwh"] - one["house_kwh"]) < 1e-6 and abs(one["house_kwh"] - 1.0) < 0.05
     assert one["ev_kwh"] < 3.2 < 6 < two["ev_kwh"]
-    assert runs[100][1]["pv_scale_pct"] == 100 and runs[200][1]["pv_scale_pct"] == 200
-    assert "beats" in runs[100][0]["peer"] and "beats" not in runs[200][0]["peer"]
-    assert "Summary (PV at 200 %):" in runs[200][2] and "Summary: " in runs[100][2]
-    for bad in ("5", "1001", "x"):
-        proc = _bench(["--profiles", str(prof), "--pv-scale-pct", bad], tmp_path)
-        assert proc.returncode == 2 and "--pv-scale-pct" in proc.stderr, proc.stderr
-        assert "Traceback" not in proc.stderr
+    assert runs[100][0]["pv_scale_pct"] == 100 and runs[200][0]["pv_scale_pct"] == 200
+    assert "beats" in rows[100]["peer"] and "beats" not in rows[200]["peer"]
+    assert "Summary (PV at 200 %):" in runs[200][1] and "Summary: " in runs[100][1]
+    _rejects(tmp_path, prof, "--pv-scale-pct", ("5", "1001", "x"))
 
 
 def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkeypatch):
