@@ -292,6 +292,17 @@ def test_pv_scale_option_makes_a_bigger_array_under_the_same_sky(tmp_path):
     _rejects(tmp_path, prof, "--pv-scale-pct", ("5", "1001", "x"))
 
 
+def test_help_names_every_site_option(tmp_path):
+    # argparse %-formats help texts: a bare "%" in one (the PV scale's unit) broke --help.
+    proc = _bench(["--help"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    text = " ".join(proc.stdout.split())     # whatever width argparse wrapped to
+    for opt in ("--pv-scale-pct PCT", "--load-noise-w W", "--voltage-noise-v V",
+                "--grid-impedance-mohm MOHM"):
+        assert opt in text, text
+    assert "(%, 10-1000)" in text
+
+
 def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkeypatch):
     from tools.bench import tune
     seen = []

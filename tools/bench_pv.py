@@ -22,6 +22,7 @@ import subprocess
 import statistics
 import sys
 import time
+from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -163,7 +164,8 @@ def _bounded(unit, lo, hi):
 # Options of the simulated site beyond the profile (tools/simsite/noise.py, site.py,
 # profile.py): job key, command-line option, unit, range, the value that changes nothing (the
 # default), help, how the summary line names another value.
-SITE_OPTIONS = (
+SiteOption = namedtuple("SiteOption", "key opt unit lo hi neutral help fmt")
+SITE_OPTIONS = tuple(SiteOption(*o) for o in (
     ("pv_scale_pct", "--pv-scale-pct", "%", 10, 1000, 100,
      "the profile's PV scaled to this percentage: a bigger or smaller array under the same sky "
      "(a measured base_grid_w keeps its house load); default 100: as measured", "PV at %d %%"),
@@ -176,12 +178,12 @@ SITE_OPTIONS = (
     ("grid_impedance_mohm", "--grid-impedance-mohm", "mOhm", 0, 2000, 0,
      "the grid's impedance seen from the meter: the site's own L1 current moves the voltage; "
      "default 0: a stiff grid", "grid impedance %d mOhm"),
-)
+))
 
 
 def site_options(a):
     """The site options of a parsed command line as job keys (all of them)."""
-    return {key: getattr(a, key) for key, *_ in SITE_OPTIONS}
+    return {o.key: getattr(a, o.key) for o in SITE_OPTIONS}
 
 
 def base_job(path, shape, setting, seed, site=None):
@@ -469,10 +471,10 @@ def main(argv=None):
                          "no plots), every profile x setting x seed; prints the 'Seed spread' "
                          "table and writes only <out>/seeds.json (summary.json, details.json and "
                          "the PNGs of a plain run in --out are left as they are)")
-    for key, opt, unit, lo, hi, neutral, text, _ in SITE_OPTIONS:
-        ap.add_argument(opt, dest=key, type=_bounded(unit, lo, hi), default=neutral,
-                        metavar="PCT" if unit == "%" else unit.upper(),
-                        help="%s (%s, %d-%d)" % (text, unit, lo, hi))
+    for o in SITE_OPTIONS:
+        ap.add_argument(o.opt, dest=o.key, type=_bounded(o.unit, o.lo, o.hi), default=o.neutral,
+                        metavar="PCT" if o.unit == "%" else o.unit.upper(),
+                        help="%s (%s, %d-%d)" % (o.help, o.unit.replace("%", "%%"), o.lo, o.hi))
     ap.add_argument("--quiet", action="store_true", help="no table, summary line only")
     a = ap.parse_args(argv)
     if a.seeds and a.seed is not None:
@@ -627,8 +629,7 @@ def main(argv=None):
                 sum(1 for r in rows if r.get("beats")))
         else:
             agg[setting] = "targets met on %d/%d" % (sum(1 for r in rows if not r["target_misses"]), len(rows))
-    site = ", ".join(fmt % getattr(a, key) for key, _, _, _, _, neutral, _, fmt in SITE_OPTIONS
-                     if getattr(a, key) != neutral)
+    site = ", ".join(o.fmt % getattr(a, o.key) for o in SITE_OPTIONS if getattr(a, o.key) != o.neutral)
     print("Summary%s: " % (" (%s)" % site if site else "") + "; ".join("%s: %s" % kv for kv in agg.items()) +
           ". Output in %s" % out_dir)
     for e in errors:

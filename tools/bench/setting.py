@@ -39,9 +39,8 @@ def setting_opts(name):
 def build_site(job):
     """Site for job {"profile": path or "default", "setting": ..., "seed": int,
     "battery": None or {Battery kwargs}, "pv_scale_pct": 100 or the PV's scale in %,
-    "load_noise_w": 0 or the house load's 1-s
-    fluctuation in W, "voltage_noise_v": 0 or the voltage's in V, "grid_impedance_mohm": 0 or
-    the grid impedance in mOhm}. Returns (site, opts)."""
+    "load_noise_w": 0 or the house load's 1-s fluctuation in W, "voltage_noise_v": 0 or the
+    voltage's in V, "grid_impedance_mohm": 0 or the grid impedance in mOhm}. Returns (site, opts)."""
     opts = setting_opts(job.get("setting", "default"))
     path = job.get("profile") or "default"
     prof = Profile.default_day(loop=False) if path == "default" else Profile.load(path)

@@ -39,8 +39,8 @@ def run_combo(combo, settings, profiles, jobs):
     # pv_scale_pct, load_noise_w, voltage_noise_v, grid_impedance_mohm: the simulated site
     # (bench_pv's --pv-scale-pct ...), not settings of the firmware
     site = []
-    for key, opt, _, _, _, neutral, *_ in bench_pv.SITE_OPTIONS:
-        site += [opt, str(combo.pop(key, neutral))]
+    for o in bench_pv.SITE_OPTIONS:
+        site += [o.opt, str(combo.pop(o.key, o.neutral))]
     cfg = ["%s=%s" % kv for kv in combo.items() if not _is_debug(kv[0]) and "." not in kv[0]]
     dbg = ["%s=%s" % kv for kv in combo.items() if _is_debug(kv[0])]
     # job.<key>=v: experiment knobs of our run (tools/bench/mp_day.py), e.g. job.base_pct=110
