@@ -10,7 +10,7 @@ bench/out/seeds.json.
     python tools/bench_pv.py [--profiles 'path/*.csv' ...] [--settings default,peer]
                              [--battery] [--cfg key=value ...] [--debug key=value ...]
                              [--no-baselines] [--no-plots] [--out bench/out] [--jobs N]
-                             [--seed N | --seeds 1-5] [--load-noise-w W]
+                             [--seed N | --seeds 1-5] [--pv-scale-pct PCT] [--load-noise-w W]
                              [--voltage-noise-v V] [--grid-impedance-mohm MOHM]
 See docs/benchmark.md.
 """
@@ -188,7 +188,7 @@ def site_options(a):
 
 def base_job(path, shape, setting, seed, site=None):
     """The part of a day's job every controller shares (run_job's input); shape: check_profile's
-    (samples, days); site: site_options() (noise, grid impedance; None = none)."""
+    (samples, days); site: site_options() (PV scale, noise, grid impedance; None = as measured)."""
     job = {"profile": path if path == "default" else str(Path(path).resolve()),
            "samples": shape[0], "days": shape[1], "setting": row_setting(setting), "seed": seed,
            "root": str(ROOT), "battery": BATTERY if setting == "battery" else None}
