@@ -176,6 +176,25 @@ def test_a_day_without_surplus_misses_no_capture_target():
     assert target_misses(some, "default") == ["capture 0 % < 90 %"]
 
 
+def test_a_day_without_surplus_shows_no_capture_figure():
+    # 0 of an oracle of 0 is undefined: the tables say so instead of printing "0.0 %" next to "met".
+    from tools.bench_pv import table_default, table_seeds
+    keys = ("pv_kwh", "oracle_kwh", "ev_kwh", "ev_from_surplus_kwh", "ev_from_grid_kwh",
+            "ev_from_battery_kwh", "capture_ratio", "grid_share", "starts", "phase_switches",
+            "shortest_run_s")
+    dark = dict.fromkeys(keys, 0)
+    sunny = dict(dark, oracle_kwh=2.0, ev_from_surplus_kwh=1.9, ev_kwh=1.9, capture_ratio=0.95)
+    rows = [{"profile": n, "ours": o, "target_misses": []} for n, o in (("dark", dark), ("sunny", sunny))]
+    table = table_default(rows).splitlines()
+    assert "| dark | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | 0.00 | - (no surplus) |" in table[2]
+    assert "| 95.0 % |" in table[3]
+    seeds = [dict(o, profile=n, setting="default", seed=s, target_misses=[])
+             for n, o in (("dark", dark), ("sunny", sunny)) for s in (1, 2)]
+    table = table_seeds(seeds).splitlines()
+    assert table[2].startswith("| dark | - (no surplus) | 0.00 / 0.00 / 0.00 % |")
+    assert table[3].startswith("| sunny | 95.0 / 95.0 / 95.0 % |")
+
+
 def test_starts_and_switches_are_limits_a_day_on_a_profile_of_several_days(tmp_path):
     from tools.bench_pv import check_profile, target_misses
     ok = {"oracle_kwh": 5.0, "capture_ratio": 0.95, "grid_share": 0.01, "starts": 12,

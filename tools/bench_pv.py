@@ -223,6 +223,11 @@ def fmt_ratio(a, b):
     return "inf" if r == float("inf") else "%.2f" % r
 
 
+def _capture_cell(o):
+    # No oracle (no surplus above the EV's minimum all day): the ratio is undefined, not 0 %.
+    return "%.1f %%" % (100 * o["capture_ratio"]) if o["oracle_kwh"] > 0 else "- (no surplus)"
+
+
 def table_default(rows):
     lines = ["| profile | PV kWh | oracle kWh | EV kWh | from surplus | from grid | from battery "
              "| capture | grid share | starts (oracle) | phase sw. | shortest run s "
@@ -233,7 +238,7 @@ def table_default(rows):
         o = r["ours"]
         cells = [r["profile"], "%.2f" % o["pv_kwh"], "%.2f" % o["oracle_kwh"], "%.2f" % o["ev_kwh"],
                  "%.2f" % o["ev_from_surplus_kwh"], "%.2f" % o["ev_from_grid_kwh"],
-                 "%.2f" % o["ev_from_battery_kwh"], "%.1f %%" % (100 * o["capture_ratio"]),
+                 "%.2f" % o["ev_from_battery_kwh"], _capture_cell(o),
                  "%.1f %%" % (100 * o["grid_share"]),
                  "%d (%d)" % (o["starts"], o.get("oracle_starts", -1)), str(o["phase_switches"]),
                  str(o["shortest_run_s"])]
@@ -386,7 +391,7 @@ def table_seeds(rows):
         groups.setdefault((r["profile"], r["setting"]), []).append(r)
     for (name, setting), rs in groups.items():
         n = len(rs)
-        cap = [100 * r["capture_ratio"] for r in rs]
+        cap = [100 * r["capture_ratio"] for r in rs if r["oracle_kwh"] > 0]
         grid = [100 * r["grid_share"] for r in rs]
         # A miss reads "grid 3.2 % > 3 % (...)" (target_misses): its first word names the target.
         kinds = {}
@@ -396,7 +401,8 @@ def table_seeds(rows):
                 kinds[k] = kinds.get(k, 0) + 1
         met = sum(1 for r in rs if not r["target_misses"])
         cells = [_profile_label(name, setting),
-                 "%.1f / %.1f / %.1f %%" % (min(cap), statistics.median(cap), max(cap)),
+                 "%.1f / %.1f / %.1f %%" % (min(cap), statistics.median(cap), max(cap))
+                 if cap else "- (no surplus)",
                  # Two decimals: 2.98 % and 3.02 % are a met and a missed target.
                  "%.2f / %.2f / %.2f %%" % (min(grid), statistics.median(grid), max(grid)),
                  str(max(r["starts"] for r in rs)), str(max(r["phase_switches"] for r in rs)),
