@@ -228,6 +228,21 @@ def test_a_file_given_twice_runs_once_and_two_different_files_of_one_name_are_re
     assert "two different profiles are named 'day1'" in proc.stderr and "rename one" in proc.stderr
 
 
+def test_profiles_may_name_a_folder_of_csv_files(tmp_path):
+    from tools.bench_pv import expand_profiles
+    days = tmp_path / "further [days]"     # glob characters in a folder name are no pattern
+    days.mkdir()
+    for name in ("b.csv", "a.csv", "notes.txt"):
+        (days / name).write_text("t_s,pv_w\n0,0\n")
+    assert expand_profiles([str(days), "default"]) == [str(days / "a.csv"), str(days / "b.csv"),
+                                                       "default"]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = _bench(["--profiles", str(empty)], tmp_path)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    assert "no *.csv file in the folder" in proc.stderr
+
+
 def test_make_bench_runs_the_files_a_profiles_glob_names(tmp_path):
     # As documented: make bench PROFILES='path/*.csv'. One name has a space (as in a dataset
     # called "Day 2 Grid IE"), one file is a copy saved by a spreadsheet (byte-order mark, CRLF).

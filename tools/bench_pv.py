@@ -77,6 +77,26 @@ def check_profile(path):
     return len(p), max(1, -(-(p.duration_ms - 3600000) // 86400000))
 
 
+def expand_profiles(patterns):
+    """The --profiles arguments as paths: a file, a glob (quoted, so the shell leaves it to us),
+    a folder (its *.csv files, e.g. PROFILES=path/to/further_days) or 'default'."""
+    paths = []
+    for pat in patterns:
+        if pat == "default":
+            paths.append("default")
+            continue
+        if os.path.isdir(pat):
+            hits = sorted(glob.glob(os.path.join(glob.escape(pat), "*.csv")))
+            if not hits:
+                raise SystemExit("bench: no *.csv file in the folder %r" % pat)
+        else:
+            hits = sorted(glob.glob(pat))
+            if not hits:
+                raise SystemExit("bench: no profile matches %r" % pat)
+        paths += hits
+    return paths
+
+
 def unique_profiles(paths):
     """The same file given twice (or a copy of it under the same name, e.g. the shared folder and
     a copy of it) runs once; two different files with the same name would overwrite each other's
@@ -461,7 +481,7 @@ def run_seeds(a, paths, shapes, settings, cfg, dbg):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--profiles", nargs="*", help="CSV files or globs (default: ../shared/bench/profiles/*.csv); 'default' = built-in day")
+    ap.add_argument("--profiles", nargs="*", help="CSV files, globs or folders of *.csv (default: ../shared/bench/profiles/*.csv); 'default' = built-in day")
     ap.add_argument("--settings", help="comma-separated: default, peer (default: default,peer; with --seeds: default)")
     ap.add_argument("--battery", action="store_true", help="also run the default setting with a 10 kWh home battery")
     ap.add_argument("--cfg", nargs="*", help="power_manager/config overrides key=value (tuning)")
@@ -489,15 +509,7 @@ def main(argv=None):
         # The targets (target_misses) are defined for the default and battery settings only.
         ap.error("--seeds: the peer setting has no targets to count; use --settings default")
 
-    paths = []
-    for pat in (a.profiles or []):
-        if pat == "default":
-            paths.append("default")
-            continue
-        hits = sorted(glob.glob(pat))
-        if not hits:
-            raise SystemExit("no profile matches %r" % pat)
-        paths += hits
+    paths = expand_profiles(a.profiles or [])
     if not a.profiles:
         paths = default_profiles()
         if not paths:
