@@ -153,6 +153,27 @@ def test_api_meter_update(s):
     assert state["stale"] is False and state["readings"] == 1 and state["age_ms"] >= 0
 
 
+def test_api_meter_rejects_numbers_too_large_for_the_readers(s):
+    # 1.7976931348623157e308 is a finite JSON number, but what reads a slot made it inf: the
+    # DLM's A -> mA (v * 1000) killed the control task with OverflowError when the slot fed
+    # dynamic load management, and meters/N/values (round(v, 4)) answered `{"74": inf}`,
+    # which is not JSON. Nothing a home meter reports comes near 1e9 (W, A, V, kWh, %).
+    assert s.put("meters/6/config", {"type": 1, "value_ids": [74, 14, 18, 22]})[0] == 200
+    try:
+        assert s.put("meters/6/update", "[-4000, 5.5, 6, 7]")[0] == 200
+        for body, vid in (("[1.7976931348623157e308, 1, 1, 1]", 74),
+                          ("[1, 1, -1e300, 1]", 18),
+                          ("[1, 1, 1, 1000000001]", 22),
+                          ("[-1e10, 1, 1, 1]", 74)):
+            code, text = s.put("meters/6/update", body)
+            assert code == 400 and "value id %d" % vid in text and "1e9" in text, (body, text)
+        assert s.get("meters/6/values") == {"74": -4000, "14": 5.5, "18": 6, "22": 7}
+        assert s.put("meters/6/update", "[-1e9, 1000000000, 0, 0]")[0] == 200  # the bounds
+        assert s.get("meters/6/values") == {"74": -1e9, "14": 1000000000, "18": 0, "22": 0}
+    finally:
+        assert s.put("meters/6/config", {"type": 0})[0] == 200
+
+
 def test_config_error_flags_for_meters(s):
     def flags():
         return s.get("power_manager/state")["config_error_flags"]
