@@ -1,5 +1,6 @@
 """Every API error path, against the running firmware: status, message, and nothing changed."""
 import json
+import pathlib
 
 import pytest
 
@@ -172,6 +173,24 @@ def test_api_meter_rejects_numbers_too_large_for_the_readers(s):
         assert s.get("meters/6/values") == {"74": -1e9, "14": 1000000000, "18": 0, "22": 0}
     finally:
         assert s.put("meters/6/config", {"type": 0})[0] == 200
+
+
+def test_a_secret_written_back_as_the_null_it_reads_keeps_its_value(s):
+    # A client may PUT what it GOT: mqtt/config took its own null password back, network/wifi
+    # answered 400 "Key 'ap_password' must be of type string" to it.
+    for path, key in (("network/wifi", "ap_password"), ("mqtt/config", "password")):
+        saved = pathlib.Path(s.sim_dir) / (path.replace("/", "_") + ".json")
+        assert s.put(path, {key: "12345678"})[0] == 200
+        try:
+            got = s.get(path)
+            assert got[key] is None
+            code, text = s.put(path, json.dumps(got))
+            assert code == 200, (path, text)
+            assert s.get(path) == got
+            assert json.loads(saved.read_text())[key] == "12345678"
+        finally:
+            assert s.put(path, {key: ""})[0] == 200
+        assert json.loads(saved.read_text())[key] == ""
 
 
 def test_config_error_flags_for_meters(s):

@@ -118,7 +118,10 @@ def validate(obj, payload):
             raise ApiError(400, "JSON object has unknown key '%s'" % key)
     merged = dict(obj.values)
     for key, value in payload.items():
-        err = field_error(by_key[key], value)
+        f = by_key[key]
+        if value is None and f.secret:
+            continue    # a secret reads as null: a client that PUTs what it GOT keeps it
+        err = field_error(f, value)
         if err:
             raise ApiError(400, err)
         merged[key] = value
