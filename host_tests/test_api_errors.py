@@ -43,6 +43,24 @@ BAD_WRITES = [
      ["Grid and battery storage cannot use the same power meter"]),
     ("power_manager/config", '{"default_mode": 1, "guaranteed_power": 1380, "bogus": 1}', 400,
      ["unknown key 'bogus'"]),
+    # What curl -d sends for an empty or form-style body, and trailing garbage.
+    ("power_manager/config", "", 400, ["parse JSON"]),
+    ("power_manager/config", "guaranteed_power=1380", 400, ["parse JSON"]),
+    ("power_manager/config", '{"guaranteed_power": 1380} x', 400, ["parse JSON"]),
+    ("power_manager/config", "null", 400, ["must be an object"]),
+    ("power_manager/config", '{"guaranteed_power": null}', 400, ["'guaranteed_power'", "int"]),
+    ("power_manager/config", '{"guaranteed_power": 100001}', 400, ["maximum 100000"]),
+    ("power_manager/config", '{"target_power_from_grid": -100001}', 400, ["minimum -100000"]),
+    ("power_manager/config", '{"default_mode": 4}', 400, ["'default_mode'", "maximum 3"]),
+    ("power_manager/config", '{"battery_mode": 2}', 400, ["'battery_mode'", "maximum 1"]),
+    ("power_manager/config", '{"battery_inverted": "false"}', 400, ["'battery_inverted'", "bool"]),
+    ("power_manager/config", '{"battery_deadzone": -1}', 400, ["'battery_deadzone'", "minimum 0"]),
+    ("power_manager/config", '{"meter_slot_battery_power": 7}', 400,
+     ["'meter_slot_battery_power'"]),
+    ("power_manager/dynamic_load_config", '{"meter_slot_grid_currents": 7}', 400,
+     ["'meter_slot_grid_currents'", "maximum 6"]),
+    ("power_manager/dynamic_load_config", '{"current_limit": -1}', 400, ["minimum 0"]),
+    ("power_manager/dynamic_load_config", '{"enabled": "true"}', 400, ["'enabled'", "bool"]),
     ("power_manager/dynamic_load_config", '{"enabled": true, "current_limit": 10000}', 400,
      ["Invalid current limit. Must be at least 16A."]),
     ("power_manager/dynamic_load_config",
@@ -56,6 +74,13 @@ BAD_WRITES = [
     ("power_manager/charge_mode", '"2"', 400, ["'mode'", "int"]),
     ("power_manager/charge_mode", '{"mode": 1, "x": 1}', 400, ["unknown key 'x'"]),
     ("power_manager/charge_mode", "{}", 400, ["missing key 'mode'"]),
+    ("power_manager/charge_mode", "", 400, ["parse JSON"]),
+    ("power_manager/charge_mode", "mode=2", 400, ["parse JSON"]),
+    ("power_manager/charge_mode", "2.0", 400, ["'mode'", "int"]),
+    ("power_manager/charge_mode", "true", 400, ["'mode'", "int"]),
+    ("power_manager/charge_mode", "-1", 400, ["'mode'"]),
+    ("power_manager/external_control", '{"phases_wanted": 0}', 400, ["Only 1 or 3 are allowed"]),
+    ("power_manager/external_control", '"3"', 400, ["'phases_wanted'", "int"]),
     ("power_manager/external_control", '{"phases_wanted": 2}', 400,
      ["Invalid value for phases_wanted! Only 1 or 3 are allowed."]),
     ("power_manager/external_control", "0", 400, ["Only 1 or 3 are allowed"]),
@@ -112,6 +137,41 @@ def test_partial_write_keeps_other_keys(s):
     assert after["target_power_from_grid"] == -200
     assert {k: v for k, v in after.items() if k != "target_power_from_grid"} == \
         {k: v for k, v in before.items() if k != "target_power_from_grid"}
+
+
+VALID_WRITES = [
+    # path, key, values at and inside the bounds (each written alone, then read back)
+    ("power_manager/config", "guaranteed_power", [0, 100000, 1380]),
+    ("power_manager/config", "target_power_from_grid", [-100000, 100000, -50]),
+    ("power_manager/config", "cloud_filter_mode", [0, 1, 2, 3]),
+    ("power_manager/config", "phase_switching_mode", [0, 1, 2, 4]),
+    ("power_manager/config", "default_mode", [0, 1, 2, 3]),
+    ("power_manager/config", "meter_slot_battery_power", [0, 6, 255]),
+    ("power_manager/config", "battery_mode", [1, 0]),
+    ("power_manager/config", "battery_inverted", [True, False]),
+    ("power_manager/config", "battery_deadzone", [0, 10000, 100]),
+    ("power_manager/dynamic_load_config", "current_limit", [16000, 1000000, 0]),
+    ("power_manager/dynamic_load_config", "largest_consumer_current", [0, 1000000]),
+    ("power_manager/dynamic_load_config", "safety_margin_pct", [0, 50]),
+    ("power_manager/dynamic_load_config", "meter_slot_grid_currents", [0, 6]),
+    ("power_manager/debug_config", "hysteresis_time", [10, 3600]),
+]
+
+
+@pytest.mark.parametrize("path,key,values", VALID_WRITES)
+def test_valid_values_are_taken_and_read_back(s, path, key, values):
+    before = s.get(path)
+    try:
+        for v in values:
+            code, text = s.request("POST", path, json.dumps({key: v}),
+                                   {"Content-Type": "application/x-www-form-urlencoded"})
+            assert code == 200, (v, text)
+            after = s.get(path)
+            assert after[key] == v and type(after[key]) is type(v)
+            assert {k: x for k, x in after.items() if k != key} == \
+                {k: x for k, x in before.items() if k != key}
+    finally:
+        assert s.put(path, {key: before[key]})[0] == 200
 
 
 def test_unknown_path_and_method(s):
