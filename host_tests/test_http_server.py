@@ -150,6 +150,10 @@ def test_bad_requests_get_clear_errors(port):
         b"HTTP/1.0 400 ")
     assert raw(port, b"PUT /w HTTP/1.0\r\nContent-Length: -5\r\n\r\n").startswith(
         b"HTTP/1.0 400 ")
+    # A header line without its colon was an IndexError, answered 500 (a server bug).
+    for name in (b"Content-Length", b"Content-Type", b"Transfer-Encoding", b"X-Any"):
+        reply = raw(port, b"PUT /w HTTP/1.0\r\n" + name + b"\r\n\r\n2")
+        assert reply.startswith(b"HTTP/1.0 400 ") and reply.endswith(b"Bad request\n"), reply
     reply = raw(port, b"PUT /w HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
     assert reply.startswith(b"HTTP/1.0 411 ") and b"send a Content-Length" in reply
     status, _, body = call(port, "PUT", "/big", json.dumps({"pad": "x" * 5000}))

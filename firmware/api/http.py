@@ -70,6 +70,10 @@ async def _request(stream, registry, routes):
             for line in lines[1:]:
                 name_value = line.split(b":", 1)
                 name = name_value[0].strip().lower()
+                if len(name_value) < 2:
+                    if name:
+                        raise ValueError          # a header line without its colon: a 400
+                    continue                      # the blank line that ends the head
                 if name == b"content-length":
                     length = int(name_value[1])   # ValueError: a 400 below
                     if length < 0:
