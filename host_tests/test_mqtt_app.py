@@ -93,6 +93,37 @@ def test_topics_writes_and_discovery_on_the_firmware(sim, broker):
         obs.close()
 
 
+def test_api_meter_fed_over_mqtt_and_bad_values_rejected(sim, broker):
+    """meters/N/update is writable (a registry tuple with a write function, not an object with
+    write()): its _update topic is subscribed and takes exactly what PUT takes; NaN, Infinity,
+    non-UTF-8 bytes and strings are rejected on the error topic and leave the values alone."""
+    s = sim(speed=SPEED)
+    assert s.put("meters/0/config", {"type": 1, "value_ids": [74, 14]})[0] == 200
+    obs = Observer(broker.port, [PFX + "/#"])
+    try:
+        _enable(s, broker.port, discovery=False)
+        _mqtt_connected(s)
+        obs.wait_logged(PFX + "/meters/0/values")
+        upd = PFX + "/meters/0/update_update"
+        obs.publish(upd, b"[-2300.5, -3.25]")
+        end = time.monotonic() + 10
+        while s.get("meters/0/values") != {"74": -2300.5, "14": -3.25}:
+            assert time.monotonic() < end, (s.get("meters/0/values"), s.log()[-1500:])
+            time.sleep(0.05)
+        readings = s.get("meters/0/state")["readings"]
+        for payload, text in ((b"[NaN, 1]", "Failed to parse"), (b"[-Infinity, 1]", "Failed to parse"),
+                              (b"[1e400, 1]", "must be a number"), (b'["1", 1]', "must be a number"),
+                              (b"[1]", "Expected 2 values"), (b"\xff\xfe", "Failed to parse"),
+                              (b'{"74": 1}', "JSON array")):
+            obs.publish(upd, payload)
+            e = json.loads(obs.wait_topic(PFX + "/mqtt/error")[1])
+            assert e["topic"] == upd and e["status"] == 400 and text in e["error"], (payload, e)
+        assert s.get("meters/0/values") == {"74": -2300.5, "14": -3.25}
+        assert s.get("meters/0/state")["readings"] == readings
+    finally:
+        obs.close()
+
+
 def test_paused_broker_and_restart_on_the_firmware(sim, broker):
     """The control loop (250 ms) keeps its period while the broker is SIGSTOPped for 30 s of
     firmware time; after SIGCONT and after a broker restart everything is published again."""

@@ -105,7 +105,11 @@ def setup(b):
     b.hashes = array("i", b"\xff" * (4 * len(b.paths)))
     if not b.read_only:
         for path in b.paths:
-            if hasattr(reg.get_object(path), "write"):
+            # Writable as the registry sees it: an object with write() (or write_body()), or a
+            # tuple entry with a write function (meters/N/update, the API meter).
+            obj = reg.get_object(path)
+            if (len(obj) > 2 if type(obj) is tuple
+                    else hasattr(obj, "write") or hasattr(obj, "write_body")):
                 b.client.subscribe(b.prefix + "/" + path + "_update", 1)
 
 
