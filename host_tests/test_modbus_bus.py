@@ -224,3 +224,32 @@ def test_a_cancelled_request_leaves_the_bus_quiet_then_usable(peer):
     assert len(out[0]) == 2
     assert out[1] >= 250  # the 300 ms response timeout from the cancel, less the 50 ms waited
     assert out[2]["requests"] == 2 and out[2]["ok"] == 1 and out[2]["crc_errors"] == 0
+
+
+@pytest.mark.parametrize("retries", [0, 1])
+def test_a_late_answer_is_not_taken_for_the_next_request(tmp_path, retries):
+    # A meter answers once after the response timeout. That answer (with a retry: the answer to
+    # the retry, the late one having served it) is still on its way when the transaction ends.
+    # RTU answers carry no request id: the next request, reading another register of the same
+    # size from the same meter, would take it for its own (the total power read as L1's
+    # voltage). The bus keeps the line quiet for a response timeout first.
+    peer = Peer(tmp_path, {1: "sdm630"}, delay_ms=30)  # every answer 30 ms after its request
+    try:
+        peer.meters[1].power_w = 4200.0
+        peer.proxy.slow_ms = 320  # the first answer comes ~40 ms after the 300 ms timeout
+        peer.fault("slow", 1)
+        out = run_bus(peer, """
+            out.append(await attempt(bus.read_input(1, 0x34, 2)))   # total power
+            out.append(await attempt(bus.read_input(1, 0x00, 2)))   # L1 voltage
+            out.append(await attempt(bus.read_input(1, 0x34, 2)))
+            out.append(bus.stats(1))
+        """, timeout_ms=300, retries=retries)
+    finally:
+        peer.close()
+    if retries:
+        assert _f32(out[0]) == pytest.approx(4200.0)  # the late answer served the retry
+    else:
+        assert out[0] == "ModbusTimeout"
+    assert _f32(out[1]) == pytest.approx(230.0), out
+    assert _f32(out[2]) == pytest.approx(4200.0), out
+    assert out[3]["timeouts"] == 1

@@ -251,6 +251,7 @@ class ModbusBus:
         st[_S_REQUESTS] += 1
         self.transactions += 1
         result = _TIMEOUT
+        late = False  # an attempt timed out: its answer may still come after this transaction
         for attempt in range(self.retries + 1):
             if attempt:
                 st[_S_RETRIES] += 1
@@ -286,6 +287,16 @@ class ModbusBus:
                 return _OK
             result = await self._receive(slave, fc, count)
             self._idle_at = self.clock.ticks_ms()
+            if result == _TIMEOUT:
+                late = True
+            if late and (result == _OK or result == _EXC or attempt == self.retries):
+                # The transaction ends, an answer may still be on its way: RTU answers carry no
+                # request id, so the next request (another register of the same size) would
+                # take the late answer, or the answer to a retry the late one served, for its
+                # own. The line stays quiet for a response timeout first; what comes meanwhile
+                # is dropped before the next request. (A retry goes out at once: an answer to
+                # the same request is a right answer.)
+                self._idle_at = _ticks_add(self._idle_at, self.timeout_ms)
             if result == _OK:
                 st[_S_OK] += 1
                 return _OK
