@@ -52,6 +52,11 @@ wrongcount = bytearray(b'\\x01\\x04\\x02\\x00\\x01\\x00\\x00'); rtu.append_crc(w
 res['wrong_count'] = scan(wrongcount)
 exc = bytearray(b'\\x01\\x84\\x02\\x00\\x00'); rtu.append_crc(exc, 3)
 res['exception'] = scan(exc)
+wrongfc = bytearray(good); wrongfc[1] = 3; rtu.append_crc(wrongfc, 7)    # an 03 answer to an 04 read
+res['wrong_fc'] = scan(wrongfc)
+otherexc = bytearray(exc); otherexc[0] = 2; rtu.append_crc(otherexc, 3)  # another slave's exception
+res['other_slave_exception'] = scan(otherexc)
+res['trailing_bytes'] = scan(good + bytearray(b'\\x01\\x04\\x00'))
 print(json.dumps(res))
 """)
     r = json.loads(out)
@@ -65,6 +70,9 @@ print(json.dumps(res))
     assert r["other_slave"] == [NEED]
     assert r["wrong_count"] == [NEED]
     assert r["exception"] == ["found", 0, True]
+    assert r["wrong_fc"] == [NEED]
+    assert r["other_slave_exception"] == [NEED]
+    assert r["trailing_bytes"] == ["found", 0, False]
 
 
 def test_write_answers_must_echo_the_request():
