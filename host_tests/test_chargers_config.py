@@ -129,3 +129,33 @@ print(json.dumps(['firmware.chargers.cm_config' in sys.modules,
                   [p for p in held if 'check_chargers' in getattr(p, '__globals__', ())]]))
 """)
     assert out[-1] == [False, False, []]
+
+
+def test_a_relay_pin_the_board_does_not_have_is_reported(tmp_path):
+    # On the ESP32 board.pin() raises for a name board.json does not map; the Unix board maps
+    # any name, so a board without 'relay9' and 'aux' stands in. The config write
+    # itself is valid (a pin map may change); contactor_state says why there is no contactor.
+    out = run_mp(_APP.replace("app = App(UnixBoard(%r)", """class Board(UnixBoard):
+    def pin(self, name, out=True):
+        if name in ('relay9', 'aux'):
+            raise ValueError("board.json: no gpio for pin '%%s'" %% name)
+        return UnixBoard.pin(self, name, out)
+app = App(Board(%r)""") % str(tmp_path) + """
+def cs():
+    s = app.registry.read('power_manager/contactor_state')
+    return [s['installed'], s['config_error']]
+print(json.dumps(w('power_manager/contactor_config', {'contactor_installed': True, 'relay_pin': 'relay9'})))
+print(json.dumps(cs()))
+w('power_manager/contactor_config', {'relay_pin': 'contactor', 'feedback_pin': 'aux'})
+print(json.dumps(cs()))
+w('power_manager/contactor_config', {'feedback_pin': 'contactor_feedback'})
+print(json.dumps(cs()))
+w('power_manager/contactor_config', {'contactor_installed': False})
+print(json.dumps(cs()))
+""", heap="1M")
+    out = [json.loads(x) for x in out.splitlines() if not x.startswith(("chargers:", "config:", "contactor:"))]
+    assert out[0] == 200
+    assert out[1] == [False, "board.json: no gpio for pin 'relay9'"]
+    assert out[2] == [False, "board.json: no gpio for pin 'aux'"]
+    assert out[3] == [True, ""]
+    assert out[4] == [False, ""]

@@ -82,6 +82,7 @@ def _contactor(m, v):
     the relay pin as read back (on the ESP32 a reset releases the relay, so the contactor really
     is in its 1p rest position then)."""
     m.ps = m.relay = m.feedback = None
+    m.contactor_error = ""
     if not v["contactor_installed"]:
         return
     try:
@@ -94,7 +95,8 @@ def _contactor(m, v):
         want = 1 if ps.relay_3p else 0
         if relay.value() != want:
             relay.value(want)
-    except Exception as e:  # noqa: BLE001 - unknown pin name etc.: no contactor
+    except Exception as e:  # noqa: BLE001 - unknown pin name etc.: no contactor, and say why
+        m.contactor_error = str(e)
         print("contactor:", e)
         return
     m.relay = relay

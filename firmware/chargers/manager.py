@@ -59,6 +59,7 @@ class ChargeManager:
     relay = None              # its relay output pin (energised = 3 phases)
     feedback = None           # its auxiliary contact input, None when not wired
     build_error = ""
+    contactor_error = ""      # why the configured contactor could not be set up (a pin name)
     _pm_stepped = False
 
     def __init__(self, app):
@@ -190,12 +191,14 @@ def contactor_state(m):
     if ps is None:
         return {"installed": False, "relay_3p": False, "feedback": -1,
                 "is_3phase": m.app.pm.is_3phase, "switching_state": 0, "error": 0,
-                "last_result": 0, "next_switch_allowed_in_ms": 0}
+                "last_result": 0, "next_switch_allowed_in_ms": 0,
+                "config_error": m.contactor_error}
     fb = m.feedback
     return {"installed": True, "relay_3p": ps.relay_3p,
             "feedback": -1 if fb is None else (1 if fb.value() else 0),
             "is_3phase": ps.is_3phase, "switching_state": ps.state, "error": ps.error,
-            "last_result": ps.last_result, "next_switch_allowed_in_ms": ps.interval_left_ms}
+            "last_result": ps.last_result, "next_switch_allowed_in_ms": ps.interval_left_ms,
+            "config_error": ""}
 
 
 class ContactorReset:
