@@ -253,3 +253,49 @@ def test_a_late_answer_is_not_taken_for_the_next_request(tmp_path, retries):
     assert _f32(out[1]) == pytest.approx(230.0), out
     assert _f32(out[2]) == pytest.approx(4200.0), out
     assert out[3]["timeouts"] == 1
+
+
+def test_a_line_that_never_falls_silent_ends_the_request_and_yields():
+    # Noise, or a second master talking on the bus: bytes keep coming faster than they are
+    # scanned, none of them our answer. The request must still end at its response timeout (a
+    # frame error), and the event loop must keep running meanwhile (the control task; on the
+    # board the watchdog would reset a stalled loop).
+    out = run_mp("""
+import asyncio, json
+from firmware.clock import Clock
+from firmware.modbus.bus import ModbusBus, ModbusError
+class Noise:
+    reads = 0
+    def readinto(self, buf):
+        self.reads += 1
+        for i in range(len(buf)):
+            buf[i] = 0x01 if i % 3 else 0x04    # our slave id and function code, never a frame
+        return len(buf)
+    def write(self, buf):
+        pass
+    def close(self):
+        pass
+noise = Noise()
+bus = ModbusBus(lambda: noise, Clock(), timeout_ms=100, retries=1, gap_ms=2)
+ticks = [0]
+async def ticker():
+    while True:
+        await asyncio.sleep_ms(5)
+        ticks[0] += 1
+async def main():
+    asyncio.create_task(ticker())
+    t = time.ticks_ms()
+    try:
+        await bus.read_input(1, 0, 2)
+        r = 'ok'
+    except ModbusError as e:
+        r = type(e).__name__
+    print(json.dumps([r, time.ticks_diff(time.ticks_ms(), t), ticks[0], bus.stats(1)]))
+import time
+asyncio.run(main())
+""", timeout=20)
+    r, took_ms, ticks, st = json.loads(out.strip().splitlines()[-1])
+    # (Chunk boundaries make some candidates whose CRC fails: a frame or a CRC error.)
+    assert r in ("ModbusFrameError", "ModbusCrcError") and st["frame_errors"] + st["crc_errors"] == 2
+    assert took_ms < 2000, took_ms
+    assert ticks >= took_ms // 5 // 4, (ticks, took_ms)  # the ticker ran all along

@@ -347,7 +347,12 @@ class ModbusBus:
                     if fc == rtu.FC_READ_HOLDING or fc == rtu.FC_READ_INPUT:
                         rtu.decode_registers(rx, r, count, self._regs)
                     return _OK
-                continue  # more may be waiting right now
+                if _ticks_diff(now, start) < limit_ms:
+                    # More may be waiting right now: read on, but let the other tasks run (a
+                    # line that never falls silent, noise or a second master, must neither
+                    # stall the event loop nor keep the request past its timeout).
+                    await clock.sleep_ms(0)
+                    continue
             if r == rtu.BAD_CRC and _ticks_diff(now, last_rx) >= self._silence_ms:
                 return _CRC  # a complete answer with a bad CRC, and the line went quiet
             if _ticks_diff(now, start) >= limit_ms:
