@@ -89,3 +89,26 @@ def test_corrupt_power_manager_config_still_boots(tmp_path):
     finally:
         s.stop()
 
+
+
+def test_saved_rs485_meter_of_an_unknown_model_is_reported(tmp_path):
+    # A model this firmware does not know (a file from a newer firmware, or edited by hand): the
+    # model check is the RS485 subsystem's, attached after the slots loaded their files, so it
+    # must look at them itself. The slot is not polled (it stays stale: PV control suspended);
+    # the file's values are kept, and system/state says why.
+    flash = tmp_path / "flash"
+    flash.mkdir()
+    (flash / "meters_0_config.json").write_text(
+        '{"type": 2, "model": "sdm999", "slave_id": 7, "value_ids": [74], "display_name": "",'
+        ' "stale_timeout_s": 30}')
+    s = Sim(flash)
+    try:
+        errors = s.get("system/state")["config_load_errors"]
+        assert any(e.startswith("meters/0/config") and "unknown meter model 'sdm999'" in e
+                   for e in errors), errors
+        cfg = s.get("meters/0/config")
+        assert (cfg["type"], cfg["model"], cfg["slave_id"]) == (2, "sdm999", 7)
+        assert s.get("meters/0/state")["stale"] is True
+        assert "config: meters/0/config: Key 'model' has unknown meter model 'sdm999'" in s.log()
+    finally:
+        s.stop()

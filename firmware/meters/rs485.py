@@ -39,6 +39,14 @@ def install(app):
         cfg = app.configs["meters/%d/config" % slot.index]
         cfg.check = check
         cfg.subscribe(changed)
-        if cfg["type"] == TYPE_RS485 and cfg["model"] in MODEL_NAMES:
-            changed(cfg)
+        if cfg["type"] == TYPE_RS485:
+            err = check(cfg.values)
+            if err is None:
+                changed(cfg)
+            else:
+                # The file was loaded before this check existed (a model of a newer firmware, an
+                # edited file): the meter is not polled (its slot stays stale), the values are
+                # kept, and system/state lists why, with the files that could not be loaded.
+                cfg.load_error = "%s: %s" % (cfg.name, err)
+                print("config:", cfg.load_error)
     return ()
