@@ -146,8 +146,9 @@ def test_writes_take_effect_and_bad_ones_are_rejected_safely(tmp_path, broker):
             e = _json(m)
             assert (e["topic"], e["status"]) == (mode + "_update", status) and text in e["error"], e
             assert m[2] is False
-        # Retained and empty commands are ignored: no change, no error message.
-        obs.publish(mode + "_update", b"1", retain=True)
+        # An empty command is ignored: no change, no error message. (A retained one is applied
+        # when published, the broker forwarding it as any other; its replays at a reconnect are
+        # ignored: test_retained_commands_present_at_connect_are_ignored.)
         obs.publish(mode + "_update", b"")
         obs.publish(PFX + "/power_manager/external_control_update", b"3")
         obs.wait_topic(PFX + "/power_manager/external_control",
@@ -163,6 +164,32 @@ def test_writes_take_effect_and_bad_ones_are_rejected_safely(tmp_path, broker):
         # mqtt/config through MQTT: same validation, and the password stays write-only.
         obs.publish(PFX + "/mqtt/config_update", b'{"interval": 0}')
         assert "below the minimum 1" in _json(obs.wait_topic(err))["error"]
+    finally:
+        mp.close()
+        obs.close()
+
+
+def test_retained_commands_present_at_connect_are_ignored(tmp_path, broker):
+    # Retained messages on _update topics (garbage, a valid write, one too large to hold) are
+    # replayed by the broker with the retain flag at every (re)connect: none of them may change
+    # anything or be answered on the error topic, the oversized one included.
+    pub = Observer(broker.port, ["unused"])
+    pub.publish(PFX + "/power_manager/charge_mode_update", b"x" * 300000, retain=True)
+    pub.publish(PFX + "/power_manager/external_control_update", b'{"phases_wanted": ', retain=True)
+    pub.publish(PFX + "/mqtt/config_update", b'{"interval": 5}', retain=True)
+    pub.close()
+    obs = Observer(broker.port, [PFX + "/#"])
+    mp = app_proc(tmp_path, broker.port, slow=10**6, discovery=False)
+    try:
+        mp.wait_line(lambda s: s == "CONN 1")
+        obs.wait_logged(PFX + "/power_manager/charge_mode")
+        time.sleep(1.5)
+        out = "".join(mp.out)
+        assert out.count("ignored retained message") == 3, out
+        assert not [m for m in obs.log if m[0] == PFX + "/mqtt/error"], out
+        assert _json([m for m in obs.log if m[0] == PFX + "/mqtt/config"][-1])["interval"] == 1
+        assert [_json(m) for m in obs.log if m[0] == PFX + "/power_manager/charge_mode"] == \
+            [{"mode": 0}]
     finally:
         mp.close()
         obs.close()

@@ -70,8 +70,8 @@ clock = Clock(%(speed)d)
 def on_msg(t, p, r):
     print("MSG", json.dumps([t, len(p), r]))
     c.publish("t/echo", p[:64], False, 1)
-def on_big(t):
-    print("BIG", t)
+def on_big(t, r):
+    print("BIG", t, r)
     c.publish("t/echo", "big:" + t, False, 1)
 c = MQTTClient(clock, %(host)r, %(port)d, client_id="dev1", user=%(user)r, password=%(pw)r,
                keepalive_s=%(keepalive)d, will=("t/avail", "offline", 1, True),

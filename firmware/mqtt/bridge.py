@@ -77,8 +77,8 @@ class Bridge:
         """A message on <prefix>/<path>_update: a write. payload None: it was too large."""
         call_once(_COLD, "write", self, topic, payload, retain)
 
-    def on_oversize(self, topic):
-        self.on_message(topic, None, False)
+    def on_oversize(self, topic, retain=False):
+        self.on_message(topic, None, retain)
 
     def on_drop(self, topic):
         """The client dropped a queued state: forget it was sent, so the next scan sends it."""

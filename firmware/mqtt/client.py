@@ -68,9 +68,9 @@ _RX = const(4)            # last packet received
 
 class MQTTClient:
     """`on_message(topic_str, payload_bytearray, retained)` runs in the receive task; an
-    exception it raises is logged, never breaks the connection. `on_oversize(topic_str)` is told
-    about a message that was skipped because it exceeds rx_bytes (or the heap had no room for
-    it). `on_connect()` runs in the receive task after every successful CONNACK (re-publish
+    exception it raises is logged, never breaks the connection. `on_oversize(topic_str, retained)` is
+    told about a message that was skipped because it exceeds rx_bytes (or the heap had no room
+    for it). `on_connect()` runs in the receive task after every successful CONNACK (re-publish
     retained state there)."""
 
     def __init__(self, clock, host, port=1883, client_id="", user="", password="",

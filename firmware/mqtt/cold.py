@@ -121,12 +121,14 @@ def write(b, topic, payload, retain):
             and topic.endswith("_update")):
         return
     path = topic[len(p) + 1:-7]
-    if payload is None:
-        status, message = 413, "Payload too large"
-    elif retain or not payload:
+    if retain or payload is not None and not payload:
+        # (A retained one however large: the broker would replay it, and its 413, at every
+        # reconnect.)
         b.log(("mqtt: ignored retained message on %s" if retain
                else "mqtt: ignored empty message on %s") % topic)
         return
+    if payload is None:
+        status, message = 413, "Payload too large"
     elif b.read_only:
         status, message = 405, "MQTT is read-only"
     else:

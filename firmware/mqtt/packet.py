@@ -78,7 +78,7 @@ async def receive_publish(c, first, n):
             left -= k
         c.log("mqtt: skipped %d byte message on %s" % (plen, topic))
         if topic is not None:
-            fn, args = c.on_oversize, (topic,)
+            fn, args = c.on_oversize, (topic, bool(first & 1))
     else:
         await c._read(buf, plen)
         if qos == 2:
