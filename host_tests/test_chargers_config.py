@@ -159,3 +159,32 @@ print(json.dumps(cs()))
     assert out[2] == [False, "board.json: no gpio for pin 'aux'"]
     assert out[3] == [True, ""]
     assert out[4] == [False, ""]
+
+
+def test_a_bus_address_used_twice_is_rejected(tmp_path):
+    # Every device on the RS485 bus needs its own id: a Modbus wallbox configured at the address
+    # of another wallbox or of an RS485 meter would send its set-points to that device (a meter's
+    # holding registers) and the meter's readings would come from the wallbox.
+    out = _run(tmp_path, """
+print(json.dumps(w('meters/2/config', {'type': 2, 'model': 'sdm630', 'slave_id': 5})))
+print(json.dumps(w('charge_manager/config', {'chargers': [{'name': 'a', 'type': 'heidelberg', 'address': 5}]})))
+print(json.dumps(w('charge_manager/config', {'chargers': [{'name': 'a', 'type': 'heidelberg', 'address': 3},
+    {'name': 'b', 'type': 'evse_wb', 'address': 3}]})))
+print(json.dumps(w('charge_manager/config', {'chargers': [{'name': 'a', 'type': 'heidelberg'},
+    {'name': 'b', 'type': 'evse_wb', 'address': 3}, {'name': 'c', 'type': 'warp_http', 'host': 'x', 'address': 3}]})))
+print(json.dumps(w('meters/4/config', {'type': 2, 'model': 'sdm630', 'slave_id': 3})))
+print(json.dumps(w('meters/4/config', {'type': 2, 'model': 'sdm630', 'slave_id': 1})))
+print(json.dumps(w('meters/4/config', {'type': 2, 'model': 'sdm630', 'slave_id': 5})))
+print(json.dumps(w('meters/4/config', {'type': 2, 'model': 'sdm630', 'slave_id': 6})))
+print(json.dumps([app.registry.read('meters/%d/config' % i)['slave_id'] for i in (2, 4)]))
+print(json.dumps([c['name'] for c in app.registry.read('charge_manager/config')['chargers']]))
+""")
+    assert out[0] == 200
+    assert out[1][0] == 400 and "address 5" in out[1][1] and "meters/2/config" in out[1][1], out[1]
+    assert out[2][0] == 400 and "address 3 is used twice" in out[2][1], out[2]
+    assert out[3] == 200  # 1 (the default) and 3; a warp_http charger is not on the bus
+    assert out[4][0] == 400 and "'slave_id': 3" in out[4][1] and "'b'" in out[4][1], out[4]
+    assert out[5][0] == 400 and "'slave_id': 1" in out[5][1] and "'a'" in out[5][1], out[5]
+    # Two meters at one id: the other slot reads the same meter (allowed, e.g. a test setup).
+    assert out[6] == 200 and out[7] == 200
+    assert out[8] == [5, 6] and out[9] == ["a", "b", "c"]

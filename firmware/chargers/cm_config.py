@@ -9,8 +9,9 @@ from micropython import const
 
 from firmware import call_once
 from firmware.api.config import ConfigObject, Field, BOOL, INT, STR
-from firmware.chargers.manager import ChargeManager, ChargersField, ContactorReset, check_cm, \
-    contactor_state
+from firmware.chargers.manager import BUS_TYPES, ChargeManager, ChargersField, ContactorReset, \
+    check_cm, contactor_state
+from firmware.meters.slots import TYPE_RS485
 
 _MAX_CHARGERS = const(16)     # == control.charge_alloc.MAX_CHARGERS
 _KEYS = ("name", "type", "host", "address", "max_current", "min_current")
@@ -28,6 +29,7 @@ def install(app):
     m = app.charge_manager = ChargeManager(app)
     chargers = ChargersField("chargers", None, [])
     chargers.types = factories
+    chargers.slots = app.slots
     cfg = app._add_config(ConfigObject("charge_manager/config", [
         chargers,
         # The maximum total current all chargers together may draw per phase (the supply line);
@@ -202,12 +204,13 @@ def contactor_reset(m, payload):
     m.ps.clear_error()
 
 
-def check_chargers(value, types):
+def check_chargers(value, types, slots=()):
     if not isinstance(value, list):
         return "Key 'chargers' must be of type array of objects"
     if len(value) > _MAX_CHARGERS:
         return "Key 'chargers' length %d is above the maximum %d" % (len(value), _MAX_CHARGERS)
     names = []
+    addresses = []
     for i, c in enumerate(value):
         err = _check_charger(i, c, types)
         if err:
@@ -215,6 +218,17 @@ def check_chargers(value, types):
         if c["name"] in names:
             return "Key 'chargers': name '%s' is used twice" % c["name"]
         names.append(c["name"])
+        if c["type"] in BUS_TYPES:
+            # One slave id per device on the bus: set-points sent to another wallbox, or to a
+            # meter's holding registers, and a meter read from a wallbox, are never right.
+            a = c.get("address", 1)
+            if a in addresses:
+                return "Key 'chargers': address %d is used twice on the RS485 bus" % a
+            addresses.append(a)
+            for s in slots:
+                if s.cfg["type"] == TYPE_RS485 and s.cfg["slave_id"] == a:
+                    return ("Key 'chargers' entry %d: address %d is the slave id of the RS485 "
+                            "meter in %s" % (i, a, s.cfg.name))
     return None
 
 

@@ -41,12 +41,19 @@ def check_cm(v):
     return _config_call("fallback_error", v)
 
 
+# The charger types on the RS485 bus: their 'address' is a slave id there, which no other
+# device (wallbox, RS485 meter) may have.
+BUS_TYPES = ("heidelberg", "evse_wb")
+
+
 class ChargersField(Field):
     """charge_manager/config 'chargers': a list of up to 16 charger objects (cm_config checks).
-    `types` is the app's charger_factories dict: its keys are the known types."""
+    `types` is the app's charger_factories dict: its keys are the known types; `slots` the
+    app's meter slots (an RS485 meter's slave id is taken on the bus)."""
+    slots = ()
 
     def check(self, value):
-        return _config_call("check_chargers", value, self.types)
+        return _config_call("check_chargers", value, self.types, self.slots)
 
 
 class ChargeManager:

@@ -25,9 +25,18 @@ def install(app):
         err = slot_check(v) if slot_check else None
         if err:
             return err
-        if v["type"] == TYPE_RS485 and v["model"] not in MODEL_NAMES:
+        if v["type"] != TYPE_RS485:
+            return None
+        if v["model"] not in MODEL_NAMES:
             return "Key 'model' has unknown meter model '%s': known are %s" % (
                 v["model"], ", ".join(MODEL_NAMES))
+        cm = app.configs.get("charge_manager/config")
+        if cm is not None:   # the charge manager is installed: its wallboxes are on the bus too
+            from firmware.chargers.manager import BUS_TYPES
+            for c in cm["chargers"]:
+                if c["type"] in BUS_TYPES and c.get("address", 1) == v["slave_id"]:
+                    return "Key 'slave_id': %d is the address of charger '%s' on the RS485 bus" % (
+                        v["slave_id"], c["name"])
         return None
 
     def changed(c):
