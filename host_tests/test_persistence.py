@@ -1,4 +1,5 @@
 """Configs survive a restart of the firmware; a corrupt file gives defaults and is reported."""
+import json
 import sys
 
 from mp import ROOT
@@ -112,3 +113,53 @@ def test_saved_rs485_meter_of_an_unknown_model_is_reported(tmp_path):
         assert "config: meters/0/config: Key 'model' has unknown meter model 'sdm999'" in s.log()
     finally:
         s.stop()
+
+
+_CONFIGS = ["power_manager/config", "power_manager/dynamic_load_config",
+            "power_manager/debug_config", "power_manager/contactor_config",
+            "charge_manager/config", "rs485/config", "mqtt/config", "network/wifi"] + \
+    ["meters/%d/config" % i for i in range(7)]
+
+
+def _wrong_types(d):
+    """Every key with a value of another JSON type."""
+    return {k: ("x" if isinstance(v, (bool, int, list)) else 5) for k, v in d.items()}
+
+
+def test_every_config_file_broken_every_way_boots_with_defaults_and_says_so(tmp_path):
+    # docs/input-audit.md: every config object's file truncated, garbage, of the wrong shape or
+    # with every key of the wrong type. Each boot must come up, name every broken file in
+    # system/state and the log, and serve the defaults.
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    try:
+        for path in _CONFIGS:   # a write creates each file (secrets read as null: left out)
+            cur = s.get(path)
+            status, text = s.put(path, {k: v for k, v in cur.items() if v is not None})
+            assert status == 200, (path, text)
+    finally:
+        s.stop()
+    files = {p: flash / (p.replace("/", "_") + ".json") for p in _CONFIGS}
+    good = {p: json.loads(f.read_text()) for p, f in files.items()}
+    variants = {
+        "empty": lambda p: b"",
+        "truncated": lambda p: json.dumps(good[p]).encode()[:9],
+        "garbage": lambda p: bytes(range(256)),
+        "a list": lambda p: b"[1, 2]",
+        "wrong types": lambda p: json.dumps(_wrong_types(good[p])).encode(),
+    }
+    for name, make in variants.items():
+        for p, f in files.items():
+            f.write_bytes(make(p))
+        s = Sim(flash)
+        try:
+            errors = s.get("system/state")["config_load_errors"]
+            for p in _CONFIGS:
+                assert any(e.startswith(p + ":") for e in errors), (name, p, errors)
+            assert s.get("power_manager/debug_config") == \
+                {"hysteresis_time": HYSTERESIS_TIME_DEFAULT_S}, name
+            assert s.get("mqtt/config")["enable"] is False
+            log = s.log()
+            assert "Traceback" not in log and "using defaults" in log, (name, log[-2000:])
+        finally:
+            s.stop()
