@@ -30,7 +30,7 @@ class Charger:
         self.last_seen_ms = None        # clock ticks of the last good answer
         self.errors = 0                 # failed exchanges (timeouts, bad answers)
         self.last_error = ""
-        self.pushed_ma = -1             # the set-point / CP state last sent to the charger
+        self.pushed_ma = -1             # the set-point / CP state of the last good exchange
         self.pushed_cp = False
 
     # ---- called by the control task (no I/O) ----
@@ -41,9 +41,12 @@ class Charger:
         self.cp_disconnect = bool(disconnect) and self.supports_cp_disconnect
 
     def current_flowing(self):
-        """True when the charger reports current, or cannot tell (unreachable): the
-        contactor must not move then."""
-        if not self.reachable:
+        """True when the charger reports current, or cannot tell: the contactor must not move
+        then. Telling needs a good exchange that pushed 0 A and read the state after it
+        (pushed_ma is set at the end of such an exchange, and -1 after a failed one): an older
+        reading of 0 A from a car that only paused by itself, behind a wallbox that stopped
+        answering before it took the pause, says nothing about the next seconds."""
+        if not self.reachable or self.pushed_ma != 0:
             return True
         pc = self.phase_currents_ma
         return self.charging or pc[0] > CHARGING_MA or pc[1] > CHARGING_MA or pc[2] > CHARGING_MA

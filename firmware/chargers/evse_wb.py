@@ -29,8 +29,8 @@ class EvseWbCharger(ModbusCharger):
             want = 0
         sent = self.limit_ma
         await bus.write_single(self.slave, 1000, want)
-        self.pushed_ma = sent
         regs = await bus.read_holding(self.slave, 1000, 7)
+        self.pushed_ma = sent      # only now: that state was read after the set-point
         out_a = regs[1]
         st = regs[2]
         self.applied_ma = regs[0] * 1000

@@ -109,7 +109,6 @@ class HttpEvseCharger(Charger):
             await self._req("PUT", "evse/external_current", {"current": want})
             self._sent_ma = want
             self._since_sent_ms = 0
-        self.pushed_ma = sent
         if self.supports_cp_disconnect and self.cp_disconnect != self._sent_cp:
             await self._req("PUT", "evse/control_pilot_disconnect",
                             {"disconnect": self.cp_disconnect})
@@ -124,6 +123,7 @@ class HttpEvseCharger(Charger):
         allowed = st.get("allowed_charging_current")
         self.applied_ma = allowed if isinstance(allowed, int) else -1
         await self._read_currents()
+        self.pushed_ma = sent      # only now: the state was read after the set-point
         self.seen(now_ms)
 
     async def _read_currents(self):

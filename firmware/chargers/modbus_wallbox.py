@@ -83,9 +83,9 @@ class HeidelbergCharger(ModbusCharger):
             want = 0
         sent = self.limit_ma
         await bus.write_single(self.slave, 261, want)   # also feeds the watchdog
-        self.pushed_ma = sent
         self.applied_ma = want * 100
         regs = await bus.read_input(self.slave, 5, 4)
+        self.pushed_ma = sent      # only now: that state was read after the set-point
         st = regs[0]
         pc = self.phase_currents_ma
         pc[0] = regs[1] * 100
