@@ -56,3 +56,94 @@ print(json.dumps({'idle': idle, 'moves': hot, 'offered': sim.offered_ma(),
     assert r["offered"] == 16000          # the silent wallbox never took the pause
     assert r["moves"] == []               # so the contactor must not move
     assert r["cs"]["last_result"] == 2 and r["cs"]["relay_3p"] is True
+
+
+# DLM through the glue: grid meter in slot 5 (L1..L3 currents) = house + the simulated car.
+_DLM = """
+fast_external()
+w('power_manager/external_control', 3)
+w('meters/5/config', {'type': 1, 'value_ids': [14, 18, 22]})
+w('power_manager/dynamic_load_config', {'enabled': True, 'meter_slot_grid_currents': 5,
+  'current_limit': 35000, 'largest_consumer_current': 32000, 'safety_margin_pct': 0})
+house = [2000, 2000, 2000]
+extra = [0, 0, 0]        # what chargers outside the simulated car draw
+def grid_ma():
+    ev = app.sim_site.ev.phase_currents_ma
+    return [house[p] + ev[p] + extra[p] for p in range(3)]
+def run_m(ms):
+    worst = 0
+    for _ in range(ms // 500):
+        app.registry.write('meters/5/update', json.dumps([g / 1000 for g in grid_ma()]))
+        run(500, False)
+        worst = max(worst, max(grid_ma()))
+    return worst
+"""
+
+
+def test_dlm_is_not_blinded_by_an_absurd_charger_reading(tmp_path):
+    # The wallbox answers with a CRC-valid but absurd phase current (0xFFFF x 0.1 A, a Heidelberg
+    # register read as garbage) while the car really draws ~15 A. Then the 32 A consumer
+    # switches on L1: the chargers must be cut within a second, as with a sane reading.
+    r = _run(tmp_path, _DLM + """
+run_m(60000)
+before = app.pm.charge_manager_allocated_current
+real = sim.exchange
+def garbled(now):
+    real(now)
+    sim.phase_currents_ma[0] = 6553500
+sim.exchange = garbled
+run_m(5000)
+house[0] = 34000
+t0 = clock.ticks_ms()
+cut = None
+for i in range(40):
+    run_m(500)
+    if cut is None and sim.limit_ma == 0:
+        cut = clock.ticks_ms() - t0
+print(json.dumps({'before': before, 'cut': cut, 'grid': grid_ma(), 'set': sim.limit_ma}))
+""")
+    assert r["before"] >= 14000
+    assert r["cut"] is not None and r["cut"] <= 1000
+
+
+def test_dlm_cuts_the_others_when_a_charger_ignores_its_set_point(tmp_path):
+    # Two chargers: the simulated car, and a wallbox whose car draws 10 A whatever it is told.
+    # DLM must count the rogue's draw above its set-point as load it cannot control and cut
+    # the obedient charger, instead of sharing a budget the rogue already overdraws.
+    r = _run(tmp_path, _DLM + """
+from firmware.chargers.base import Charger
+class Rogue(Charger):
+    kind = 'rogue'
+    has_meter = True
+    supports_cp_disconnect = True   # external phase control needs it of every charger
+    async def run(self, clock):
+        pass
+    def exchange(self, now):
+        self.vehicle_connected = True
+        self.charging = extra[0] > 0
+        pc = self.phase_currents_ma
+        pc[0] = pc[1] = pc[2] = extra[0]
+        self.pushed_ma = self.limit_ma
+        self.seen(now)
+app.charger_factories['rogue'] = lambda app_, c: Rogue(c['name'], 16000)
+w('charge_manager/config', {'chargers': [{'name': 'sim', 'type': 'sim', 'max_current': 16000},
+  {'name': 'rogue', 'type': 'rogue', 'max_current': 16000}]})
+sim, rogue = app.chargers
+real = sim.exchange
+def both(now):
+    real(now)
+    rogue.exchange(now)
+sim.exchange = both
+run_m(60000)
+before = [sim.limit_ma, rogue.limit_ma, grid_ma()]
+extra[0] = extra[1] = extra[2] = 10000      # the rogue's car ignores every set-point from now
+run_m(360000)            # past the 4-minute restart gate, should DLM stop the chargers
+worst = run_m(120000)
+print(json.dumps({'before': before, 'after': [sim.limit_ma, rogue.limit_ma, grid_ma()],
+                  'worst': worst, 'target': app.charge_manager.dlm.target_ma}))
+""")
+    assert r["target"] == 17000
+    assert r["before"][0] >= 6000 and max(r["before"][2]) <= 17000
+    # House 2 A + the rogue's 10 A leave 5 A: too little for the obedient car's 6 A minimum.
+    assert r["after"][0] == 0
+    assert r["worst"] <= 17000

@@ -32,6 +32,10 @@ class Charger:
         self.last_error = ""
         self.pushed_ma = -1             # the set-point / CP state of the last good exchange
         self.pushed_cp = False
+        # DLM (chargers/dlm_step.py): the largest set-point of the last few seconds and how
+        # long it still counts. Only this much of what the charger reports is "ours".
+        self.allowed_ma = 0
+        self.allowed_left_ms = 0
 
     # ---- called by the control task (no I/O) ----
     def set_current(self, limit_ma):

@@ -4,6 +4,9 @@ from micropython import const
 
 _STALE_AGE_MS = const(1 << 29)  # Dlm.step: "no usable sample"
 _CURRENT_IDS = (14, 18, 22)     # value ids of the L1..L3 currents (DOMAIN 5)
+# A cut set-point keeps counting this long: cars take up to ~5 s to follow a lower offer (DOMAIN
+# 4), a charger's reading lags its poll. Longer than that, a draw above it is not ours.
+_ALLOWED_HOLD_MS = const(10000)
 
 
 def step(m, now_ms, dt_ms):
@@ -24,13 +27,28 @@ def step(m, now_ms, dt_ms):
     age = slot.age_ms(now_ms) if ok and not slot.is_stale(now_ms) else _STALE_AGE_MS
     fresh = slot.update_count != m.dlm_count
     m.dlm_count = slot.update_count
+    # What our chargers draw is taken out of the grid currents (the rest is the house). Only up
+    # to what we allowed each one lately: a charger that ignores its set-point, or reports an
+    # absurd current (a garbled answer), must not hide the house load from DLM; its excess
+    # counts as house, so the others are cut (and a reading of 6553 A cannot mask an overload).
     d = m.dlm_draw_ma
     d[0] = d[1] = d[2] = 0
     for ch in m.chargers:
+        lim_ma = ch.limit_ma
+        if lim_ma >= ch.allowed_ma:
+            ch.allowed_ma = lim_ma
+            ch.allowed_left_ms = _ALLOWED_HOLD_MS
+        elif ch.allowed_left_ms > dt_ms:
+            ch.allowed_left_ms -= dt_ms
+        else:
+            ch.allowed_ma = lim_ma
+            ch.allowed_left_ms = _ALLOWED_HOLD_MS
         if ch.has_meter or ch.charging:
+            cap = ch.allowed_ma
             pc = ch.phase_currents_ma
             for p in range(3):
-                d[p] += pc[p]
+                c = pc[p]
+                d[p] += c if c < cap else cap
     lim = app.charge_limits
     is3 = pm.is_3phase
     m.dlm.step(dt_ms, g, age, fresh, d,
