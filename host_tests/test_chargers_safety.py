@@ -147,3 +147,52 @@ print(json.dumps({'before': before, 'after': [sim.limit_ma, rogue.limit_ma, grid
     # House 2 A + the rogue's 10 A leave 5 A: too little for the obedient car's 6 A minimum.
     assert r["after"][0] == 0
     assert r["worst"] <= 17000
+
+
+def test_chargers_pause_when_the_control_task_dies(tmp_path):
+    # The real tasks under asyncio (time factor 50): the control task, the simulated charger's
+    # task, the site. The control step then raises (any bug, any input nobody thought of): the
+    # charger tasks run on and would keep feeding the wallbox (and a Heidelberg's watchdog) the
+    # last set-point with nobody watching the fuse, until the hardware watchdog resets the board
+    # (10 s + its 30 s timeout on the ESP32; never on the Unix port). They must pause instead.
+    out = run_mp("""
+import asyncio, json
+from firmware.app import App
+from firmware.board.unix import UnixBoard
+from firmware.clock import Clock
+from tools.simsite.wiring import make_installer
+clock = Clock(50)
+app = App(UnixBoard(%r), clock, subsystems=(make_installer(None),))
+sim = app.chargers[0]
+ev = app.sim_site.ev
+def w(path, body):
+    app.registry.write(path, json.dumps(body))
+async def site():
+    while True:
+        await clock.sleep_ms(500)
+        app.sim_tick(500, clock.ticks_ms())
+def boom(now_ms, dt_ms):
+    raise ValueError('a bug in the control step')
+async def main():
+    w('power_manager/charge_mode', 0)
+    w('power_manager/config', {'excess_charging_enable': False, 'default_mode': 0})
+    control = asyncio.create_task(app.control.run())
+    asyncio.create_task(site())
+    await clock.sleep_ms(60000)
+    before = [sim.limit_ma, list(ev.phase_currents_ma)]
+    app.control.step = boom
+    t0 = clock.ticks_ms()
+    paused = None
+    for i in range(40):
+        await clock.sleep_ms(500)
+        if paused is None and sim.offered_ma() == 0:
+            paused = clock.ticks_ms() - t0
+    print(json.dumps({'before': before, 'paused': paused, 'offered': sim.offered_ma(),
+                      'ev': list(ev.phase_currents_ma), 'dead': control.done()}))
+asyncio.run(main())
+""" % str(tmp_path), heap="2M", timeout=120)
+    r = json.loads(out.splitlines()[-1])
+    assert r["before"][0] == 16000 and min(r["before"][1]) > 14000
+    assert r["dead"] is True
+    assert r["paused"] is not None and r["paused"] <= 5000     # 3 s, a poll, a site step
+    assert r["offered"] == 0 and r["ev"] == [0, 0, 0]

@@ -8,6 +8,11 @@ from micropython import const
 UNREACHABLE_MS = const(32000)  # DOMAIN 4: a charger silent for 32 s is unreachable
 _WAKE_SLICE_MS = const(50)     # a new set-point goes out within this, not at the next poll
 CHARGING_MA = const(1000)      # a phase above this counts as "current flowing"
+# The control task sets every charger's current each period (250 ms). Without it nobody watches
+# the fuse (DLM) or the surplus: after this long the charger pauses by itself. (A dead control
+# task is a reset by the hardware watchdog only 10 + 30 s later, and until then our own polls
+# would keep a Heidelberg's watchdog fed with the last set-point.)
+_CONTROL_SILENT_MS = const(3000)
 
 
 class Charger:
@@ -36,10 +41,14 @@ class Charger:
         # long it still counts. Only this much of what the charger reports is "ours".
         self.allowed_ma = 0
         self.allowed_left_ms = 0
+        self.set_since_poll = False     # set_current() was called since the last wait_poll()
+        self.set_ms = None              # when wait_poll() last saw that
+        self.set_missed = False         # the previous wait_poll() saw none
 
     # ---- called by the control task (no I/O) ----
     def set_current(self, limit_ma):
         self.limit_ma = 0 if limit_ma <= 0 else min(limit_ma, self.max_ma)
+        self.set_since_poll = True
 
     def set_cp_disconnect(self, disconnect):
         self.cp_disconnect = bool(disconnect) and self.supports_cp_disconnect
@@ -87,7 +96,18 @@ class Charger:
     async def wait_poll(self, clock, poll_ms):
         """Sleep until the next poll, or less when a set-point or CP change has not been sent
         yet: a lower current must reach the wallbox at once (DLM reaction time), not a poll
-        period later."""
+        period later. A control task that stopped setting currents pauses the charger."""
+        # Two polls in a row without a set_current(): after the event loop was blocked for a
+        # while (a slow DNS lookup) the control task may simply not have had its turn yet.
+        now = clock.ticks_ms()
+        if self.set_since_poll:
+            self.set_since_poll = False
+            self.set_ms = now
+            self.set_missed = False
+        elif self.set_ms is not None:
+            if self.set_missed and time.ticks_diff(now, self.set_ms) > _CONTROL_SILENT_MS:
+                self.limit_ma = 0
+            self.set_missed = True
         left = poll_ms
         while left > 0 and self.limit_ma == self.pushed_ma and \
                 self.cp_disconnect == self.pushed_cp:
