@@ -196,3 +196,21 @@ asyncio.run(main())
     assert r["dead"] is True
     assert r["paused"] is not None and r["paused"] <= 5000     # 3 s, a poll, a site step
     assert r["offered"] == 0 and r["ev"] == [0, 0, 0]
+
+
+def test_absurd_grid_phase_current_stops_charging_without_killing_the_control_step(tmp_path):
+    # The ESP32's floats are 32-bit: a garbled float32 phase current above 3.4e35 A times 1000
+    # is inf there, and int(inf) raised in DLM's glue (the control task died). On the Unix
+    # port's 64-bit floats 1e306 does the same. An absurd current must stop the chargers.
+    r = _run(tmp_path, _DLM + """
+run_m(60000)
+before = sim.limit_ma
+out = []
+for v in (1e306, -1e306, 3.4e38):
+    app.slots[5].update([v, 2.0, 2.0], clock.ticks_ms())
+    run(500, False)
+    out.append(sim.limit_ma)
+print(json.dumps({'before': before, 'out': out}))
+""")
+    assert r["before"] >= 14000
+    assert r["out"][0] == 0 and r["out"][2] == 0

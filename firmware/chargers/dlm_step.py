@@ -4,6 +4,7 @@ from micropython import const
 
 _STALE_AGE_MS = const(1 << 29)  # Dlm.step: "no usable sample"
 _CURRENT_IDS = (14, 18, 22)     # value ids of the L1..L3 currents (DOMAIN 5)
+_ABSURD_A = const(1000)         # no house connection carries 1000 A
 # A cut set-point keeps counting this long: cars take up to ~5 s to follow a lower offer (DOMAIN
 # 4), a charger's reading lags its poll. Longer than that, a draw above it is not ours.
 _ALLOWED_HOLD_MS = const(10000)
@@ -23,6 +24,13 @@ def step(m, now_ms, dt_ms):
         if v is None:
             ok = False
         else:
+            # Clamp before scaling (Dlm clamps to +-500 A anyway): on the ESP32 floats are
+            # 32-bit, a garbled reading above 3.4e35 A times 1000 is inf there, and int(inf)
+            # raises (the control task would die).
+            if v > _ABSURD_A:
+                v = _ABSURD_A
+            elif v < -_ABSURD_A:
+                v = -_ABSURD_A
             g[p] = int(v * 1000)
     age = slot.age_ms(now_ms) if ok and not slot.is_stale(now_ms) else _STALE_AGE_MS
     fresh = slot.update_count != m.dlm_count
