@@ -214,3 +214,23 @@ print(json.dumps({'before': before, 'out': out}))
 """)
     assert r["before"] >= 14000
     assert r["out"][0] == 0 and r["out"][2] == 0
+
+
+def test_dlm_protects_the_phase_a_1p_car_really_charges_on(tmp_path):
+    # Installers rotate the phases of wallboxes (L2-L3-L1) to balance several of them: the 1p
+    # car then charges on grid L2, not L1. With a 12 A load on L2 and 17 A per phase allowed,
+    # the car may have 5 A (too little: it must stop); DLM watched only L1 (2 A house: 15 A).
+    r = _run(tmp_path, _DLM + """
+w('power_manager/external_control', 1)
+house[1] = 12000
+def grid_ma():           # the charger's L1 terminal is wired to grid L2
+    ev = app.sim_site.ev.phase_currents_ma
+    return [house[0] + ev[2], house[1] + ev[0], house[2] + ev[1]]
+worst = run_m(60000)
+worst = run_m(300000)
+print(json.dumps({'is3': app.pm.is_3phase, 'worst': worst, 'grid': grid_ma(),
+                  'set': sim.limit_ma}))
+""")
+    assert r["is3"] is False
+    assert r["set"] == 0
+    assert r["worst"] <= 17000

@@ -23,7 +23,7 @@ class Site:
             self.grid = [h + self.draw for h in self.house]
             self.sample_t = self.t; fresh = True
         self.d.step(dt, self.grid, self.t - self.sample_t, fresh, [self.draw] * 3, 6000)
-        lim = min(self.d.limit_for(True), 16000)
+        lim = min(self.d.limit(), 16000)
         self.setpoint = lim if lim >= 6000 else 0
         if self.keep_log:
             self.log.append((self.t, self.setpoint, max(h + self.draw for h in self.house)))

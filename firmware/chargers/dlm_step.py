@@ -52,13 +52,19 @@ def step(m, now_ms, dt_ms):
             ch.allowed_ma = lim_ma
             ch.allowed_left_ms = _ALLOWED_HOLD_MS
         if ch.has_meter or ch.charging:
-            cap = ch.allowed_ma
+            # Its heaviest phase, on every phase: a charger's own L1..L3 need not be the grid's
+            # (rotated wiring, a 1p car on a 3p box). Dlm.limit() takes the smallest limit, so
+            # the sum of the chargers' currents fits every phase; credited on all three, only
+            # the chargers really on phase p count against p's room (docs/chargers.md).
             pc = ch.phase_currents_ma
-            for p in range(3):
-                c = pc[p]
-                d[p] += c if c < cap else cap
+            c = max(pc[0], pc[1], pc[2])
+            if c > ch.allowed_ma:
+                c = ch.allowed_ma
+            d[0] += c
+            d[1] += c
+            d[2] += c
     lim = app.charge_limits
     is3 = pm.is_3phase
     m.dlm.step(dt_ms, g, age, fresh, d,
                lim["min_current_3p_ma"] if is3 else lim["min_current_1p_ma"])
-    pm.dlm_limit_ma = m.dlm.limit_for(is3)
+    pm.dlm_limit_ma = m.dlm.limit()

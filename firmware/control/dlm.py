@@ -71,11 +71,13 @@ class Dlm:
     def configure(self, current_limit_ma, largest_consumer_ma, safety_margin_pct):
         self.target_ma = target_ma(current_limit_ma, largest_consumer_ma, safety_margin_pct)
 
-    def limit_for(self, three_phase):
-        """The chargers' limit: all three phases for 3p, L1 for 1p (chargers switch L1)."""
-        if three_phase:
-            return min(self.limit_ma[0], self.limit_ma[1], self.limit_ma[2])
-        return self.limit_ma[0]
+    def limit(self):
+        """The chargers' limit: the smallest of the three, for 1p too. The caller credits each
+        charger's draw on its heaviest phase to every phase (chargers/dlm_step.py), so the
+        limit of phase p bounds exactly the chargers really on p, whatever the wiring: a 1p
+        wallbox is often wired to L2 or L3 to balance several, and its own L1 reading does not
+        say which grid phase it loads."""
+        return min(self.limit_ma[0], self.limit_ma[1], self.limit_ma[2])
 
     def _stop_all(self):
         for p in range(3):
