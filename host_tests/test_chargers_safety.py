@@ -234,3 +234,40 @@ print(json.dumps({'is3': app.pm.is_3phase, 'worst': worst, 'grid': grid_ma(),
     assert r["is3"] is False
     assert r["set"] == 0
     assert r["worst"] <= 17000
+
+
+def test_contactor_config_write_keeps_a_running_switch_and_a_latched_error(tmp_path):
+    # Any contactor_config write built a new phase switcher: seconds into a 30 s CP-off time the
+    # pilot came back at once (cars that need ~45 s to see the new phases stay 1p), and a
+    # latched contactor error (a stuck contactor) was cleared without contactor_reset.
+    r = _run(tmp_path, """
+fast_external()
+w('power_manager/external_control', 3)
+run(60000)
+w('power_manager/contactor_config', {'cp_off_time_s': 30})
+run(20000)
+del trace[:]
+t0 = clock.ticks_ms()
+w('power_manager/external_control', 1)
+run(6000)
+mid = [app.pm.switching_state, sim.cp_disconnect]
+w('power_manager/contactor_config', {'min_switch_interval_s': 20})
+run(250)
+after = [app.pm.switching_state, sim.cp_disconnect]
+run(40000)
+switch = [(t - t0, s) for t, s in trace]
+app.sim_contactor.stuck = True
+w('power_manager/external_control', 3)
+run(40000)
+a = app.registry.read('power_manager/contactor_state')['error']
+w('power_manager/contactor_config', {'cp_off_time_s': 11})
+run(1000)
+b = app.registry.read('power_manager/contactor_state')
+print(json.dumps({'mid': mid, 'after': after, 'switch': switch, 'latched': [a, b['error']],
+                  'alloc': app.pm.charge_manager_allocated_current,
+                  'next': b['next_switch_allowed_in_ms']}))
+""")
+    assert r["mid"] == [5, True]
+    assert r["after"] == [5, True]             # still waiting out the CP-off time
+    assert 28000 <= r["switch"][-1][0] - r["switch"][2][0] <= 33000   # CP off ~30 s
+    assert r["latched"] == [1, 1] and r["alloc"] == 0

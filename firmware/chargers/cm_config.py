@@ -83,7 +83,16 @@ def _contactor(m, v):
     board. After a restart its state comes from the aux contact where one is wired, else from
     the relay pin as read back (on the ESP32 a reset releases the relay, so the contactor really
     is in its 1p rest position then)."""
-    m.ps = m.relay = m.feedback = None
+    pins = (v["relay_pin"], v["feedback_pin"])
+    ps = m.ps
+    if ps is not None and v["contactor_installed"] and m.contactor_pins == pins:
+        # The same contactor with other timings: keep its state. A new PhaseSwitch ended a
+        # running switch at once (the pilot back seconds into the CP-off time: a car that
+        # stays 1p) and forgot a latched contactor error (only contactor_reset clears it).
+        ps.cp_off_ms = v["cp_off_time_s"] * 1000
+        ps.min_interval_ms = v["min_switch_interval_s"] * 1000
+        return
+    m.ps = m.relay = m.feedback = m.contactor_pins = None
     m.contactor_error = ""
     if not v["contactor_installed"]:
         return
@@ -104,6 +113,7 @@ def _contactor(m, v):
     m.relay = relay
     m.feedback = fb
     m.ps = ps
+    m.contactor_pins = pins
 
 
 def _dlm(m, v):

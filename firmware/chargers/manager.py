@@ -65,6 +65,7 @@ class ChargeManager:
     ps = None                 # control.phase_switch.PhaseSwitch while a contactor is installed
     relay = None              # its relay output pin (energised = 3 phases)
     feedback = None           # its auxiliary contact input, None when not wired
+    contactor_pins = None     # (relay_pin, feedback_pin) names of that contactor
     build_error = ""
     contactor_error = ""      # why the configured contactor could not be set up (a pin name)
     _pm_stepped = False
