@@ -142,6 +142,24 @@ print(json.dumps({'trace': trace, 'relay': ps.relay_3p}))
     assert r["trace"][-1] == 5 and r["relay"] is True
 
 
+def test_flickering_current_reading_aborts_instead_of_holding_zero_for_ever():
+    # A reading that flickers around the 1 A threshold (current one step in four) sent the
+    # sequence from Disconnecting CP back to Stopping with a fresh 15 s each time: 0 A for the
+    # chargers for as long as the flicker lasted (150 s here), the switch never done.
+    (r,) = _run("""
+ps = PhaseSwitch(cp_off_ms=10000); ps.restore(False, 0)
+ps.request(True)
+states = []
+for i in range(600):
+    states.append(ps.step(250, i % 4 == 0, 0))
+print(json.dumps({'end': states.index(0) * 250 if 0 in states else None, 'res': ps.last_result,
+  'hold': ps.hold_zero, 'relay': ps.relay_3p, 'toggled': 4 in states}))
+""")
+    assert r["end"] is not None and 14000 <= r["end"] <= 17000
+    assert r["res"] == 2 and r["hold"] is False and r["relay"] is False
+    assert r["toggled"] is False
+
+
 def test_stuck_contactor_latches_error_until_cleared():
     (r,) = _run("""
 ps = PhaseSwitch(cp_off_ms=10000); ps.restore(False, 0)

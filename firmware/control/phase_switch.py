@@ -59,6 +59,7 @@ class PhaseSwitch:
         self.target_3p = False
         self.interval_left_ms = 0   # until another switch may start
         self._timer_ms = 0          # state timer (counts down)
+        self._stop_left_ms = 0      # time left to reach a clean 0 A (Stopping .. the toggle)
         self._cp_left_ms = 0        # CP-off time left
         self._ignore_ms = _FEEDBACK_IGNORE_MS
         self._mismatch_ms = -1      # -1: feedback currently agrees
@@ -145,9 +146,13 @@ class PhaseSwitch:
             # Stay one step, so every state is visible in low_level_state at least once.
             if self._shown:
                 self.state = STOPPING
-                self._timer_ms = self.stop_timeout_ms
+                self._stop_left_ms = self.stop_timeout_ms
             self._shown = True
         elif s == STOPPING:
+            # One budget from Stopping to the toggle, also spent while Disconnecting CP: a
+            # reading that flickers around 1 A (current, none, none, none, current, ...) sent
+            # the sequence back to Stopping with a new 15 s each time, holding 0 A for ever.
+            self._stop_left_ms -= dt_ms
             if not any_current:
                 if self._cp_used:
                     self.state = DISCONNECTING_CP
@@ -156,15 +161,18 @@ class PhaseSwitch:
                     self._timer_ms = _CP_SETTLE_MS
                 else:
                     self.state = TOGGLING_CONTACTOR
-            else:
-                self._timer_ms -= dt_ms
-                if self._timer_ms <= 0:
-                    # Never force the contactor under load: give up, keep the phases.
+            elif self._stop_left_ms <= 0:
+                # Never force the contactor under load: give up, keep the phases.
                     self._finish(RESULT_ABORTED_CAR_DRAWS)
         elif s == DISCONNECTING_CP:
+            self._stop_left_ms -= dt_ms
             if any_current:
-                self.state = STOPPING
-                self._timer_ms = self.stop_timeout_ms
+                # Back to waiting for 0 A, unless its time is up (a flickering reading never
+                # shows current in Stopping itself: give up here).
+                if self._stop_left_ms <= 0:
+                    self._finish(RESULT_ABORTED_CAR_DRAWS)
+                else:
+                    self.state = STOPPING
             else:
                 self._timer_ms -= dt_ms
                 if self._timer_ms <= 0:
@@ -172,8 +180,10 @@ class PhaseSwitch:
         elif s == TOGGLING_CONTACTOR:
             if any_current:
                 # Current appeared again just before the toggle: back to waiting for 0 A.
-                self.state = STOPPING
-                self._timer_ms = self.stop_timeout_ms
+                if self._stop_left_ms <= 0:
+                    self._finish(RESULT_ABORTED_CAR_DRAWS)
+                else:
+                    self.state = STOPPING
             else:
                 self.relay_3p = self.target_3p
                 self._ignore_ms = _FEEDBACK_IGNORE_MS
