@@ -27,6 +27,10 @@ def parse_json(body):
         payload = json.loads(text)
     except (ValueError, UnicodeError):
         raise ApiError(400, "Failed to parse JSON payload")
+    except MemoryError:
+        # The parser's stack grows with the nesting: ~4000 '[' fit in the size limit but not in
+        # the heap. A client error, not the server's (HTTP and MQTT answered 500 before).
+        raise ApiError(400, "Failed to parse JSON payload: nested too deeply for the memory left")
     return payload
 
 
