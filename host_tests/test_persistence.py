@@ -50,8 +50,11 @@ def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
         assert "using defaults" in s.log()
         # The intact files were kept: the simulated site's seeded grid meter slot is still 3.
         assert s.get("power_manager/config")["meter_slot_grid_power"] == 3
-        # A new write repairs the file.
+        # A new write repairs the file, and its error is gone at once (not only after a boot).
         assert s.put("power_manager/debug_config", {"hysteresis_time": 120})[0] == 200
+        errors = s.get("system/state")["config_load_errors"]
+        assert not any(e.startswith("power_manager/debug_config") for e in errors), errors
+        assert any(e.startswith("charge_manager/config") for e in errors), errors
     finally:
         s.stop()
     s = Sim(flash)

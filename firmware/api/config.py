@@ -88,6 +88,7 @@ class ConfigObject:
         if self.store is not None:
             self.store.save(self.name, merged)
         self.values = merged
+        self.load_error = None   # the saved file is whole again
         for fn in self._listeners:
             fn(self)
 
