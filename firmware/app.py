@@ -30,8 +30,12 @@ def _system_state(app):
     """system/state: uptime, loop period and config files that could not be loaded."""
     import time
     ct = app.control
+    errors = [c.load_error for c in app.configs.values() if c.load_error]
+    pin_map_error = getattr(app.board, "pin_map_error", None)   # board.json (ESP32)
+    if pin_map_error:
+        errors.append(pin_map_error)
     return {"uptime_ms": time.ticks_diff(app.clock.ticks_ms(), app.start_ms),
-            "config_load_errors": [c.load_error for c in app.configs.values() if c.load_error],
+            "config_load_errors": errors,
             "period_ms": ct.period_ms, "max_period_ms": ct.max_period_ms, "steps": ct.steps}
 
 

@@ -55,7 +55,7 @@ _ESP = "import sys\nsys.path.insert(0, %r)\nimport machine\n" % FAKES
 
 def test_esp32_board_pin_map_and_pins(tmp_path):
     (tmp_path / "board.json").write_text(
-        '{"pins": {"contactor": {"gpio": 33, "invert": true}}, "i2c": {"sda": 5, "scl": 6}}')
+        '{"pins": {"contactor": {"gpio": 33, "invert": true}}, "i2c": {"sda": 18, "scl": 19}}')
     (tmp_path / "broken.json").write_text('{"pins": ')
     out = run_mp(_ESP + """
 from firmware.board.esp32 import Esp32Board
@@ -82,7 +82,7 @@ print(machine.wdt_log)
     lines = [ln for ln in out.splitlines() if not ln.startswith("board: ")]
     assert "board: " in out and "broken.json" in out  # the broken file is reported
     assert lines[-10] == ("None {'gpio': 33, 'invert': True} {'gpio': 2} "
-                          "5")
+                          "18")
     assert lines[-9:-4] == ["1", "0 1", "1", "True", "board.json: no gpio for pin 'nope'"]
     assert lines[-4] == "True {'gpio': 26}"
     assert lines[-3] == "1a2b watchdog"
@@ -101,3 +101,115 @@ machine.levels[0] = 0                 # held
 print(b.safe_mode_requested(2000), machine.levels[2])
 """)
     assert out.split() == ["False", "True", "True", "0"]
+
+
+# board.json entries the board cannot use (docs/board.md): each one must leave the board booting
+# on the default pins with the file reported on the console, in system/state and on the display,
+# never crash the boot (on the ESP32 a crash resets the board, again and again).
+_BAD_PIN_MAPS = [
+    ('{"pins": ', "syntax error"),                                       # a partial copy
+    ('[1, 2]', "not a JSON object"),
+    ('{"i2c": {"id": 0, "sda": 40, "scl": 22}}', "i2c.sda: 40 is not a GPIO"),  # no GPIO40
+    ('{"i2c": {"id": 0}}', "i2c: 'sda' is missing"),
+    ('{"i2c": {"sda": "21", "scl": 22}}', "i2c.sda: '21' is not a GPIO"),
+    ('{"i2c": {"sda": 7, "scl": 22}}', "i2c.sda: 7 is not a GPIO"),    # the module's flash
+    ('{"display": {"width": "128"}}', "display.width: '128' is not a number"),
+    ('{"pins": {"led": {"gpio": 34}}}', "pins.led.gpio: GPIO34 is input only"),
+    ('{"pins": {"button": {"gpio": 50, "pull": "up"}}}', "pins.button.gpio: 50 is not a GPIO"),
+    ('{"pins": {"contactor_feedback": {"gpio": 36, "pull": "up"}}}', "GPIO36 has no pull"),
+    ('{"pins": {"contactor": {"gpio": 4}}}', "pins.contactor.gpio: GPIO4 is also rs485.de"),
+    ('{"pins": {"contactor": {"gpio": 21}}}', "i2c.sda: GPIO21 is also pins.contactor"),
+    ('{"pins": {"contactor": {"gpio": 25, "inverted": true}}}', "unknown key 'inverted'"),
+    ('{"pins": {"contactor": 26}}', "pins.contactor: not an object"),
+    ('{"pins": [1]}', "section 'pins' is not an object"),
+    ('{"pin": {"contactor": {"gpio": 25}}}', "unknown section 'pin'"),
+    ('{"rs485": {"uart": 0, "tx": 17, "rx": 16}}', "rs485.uart: 0 is not a number from 1 to 2"),
+    ('{"rs485": {"uart": 2, "tx": 17, "rx": true}}', "rs485.rx: True is not a GPIO"),
+]
+
+
+def test_bad_pin_maps_boot_on_the_defaults_and_are_reported(tmp_path):
+    paths = []
+    for i, (text, _) in enumerate(_BAD_PIN_MAPS):
+        paths.append(str(tmp_path / ("bad%d.json" % i)))
+        (tmp_path / ("bad%d.json" % i)).write_text(text)
+    out = run_mp(_ESP + """
+import gc
+from firmware.board.esp32 import Esp32Board, _defaults
+from firmware.app import App
+from firmware.clock import ManualClock
+for i, path in enumerate(%r):
+    b = Esp32Board(path)
+    b.fs_dir = %r + '/cfg%%d' %% i
+    try:
+        app = App(b, ManualClock())
+    except Exception as e:
+        print('CRASH', i, repr(e))
+        continue
+    state = app.registry.read('system/state')
+    print('CASE', i, b.pin_map == _defaults(), state['config_load_errors'])
+    app = None
+    gc.collect()
+""" % (paths, str(tmp_path)), heap="400wK")
+    cases = [ln for ln in out.splitlines() if ln.startswith(("CASE", "CRASH"))]
+    assert len(cases) == len(_BAD_PIN_MAPS), out
+    for line, (text, reason) in zip(cases, _BAD_PIN_MAPS):
+        assert line.startswith("CASE"), (text, line)          # the board still boots
+        assert " True " in line, (text, line)                 # ... on the default pins
+        assert "json: " in line and reason in line, (text, line)   # and says why, over the API
+        assert ("board: /" in out) and reason in out          # and on the console
+
+
+def test_good_pin_maps_are_taken_as_written(tmp_path):
+    (tmp_path / "mine.json").write_text(
+        '{"rs485": {"uart": 1, "tx": 25, "rx": 34}, "pins": {"led": null, '
+        '"contactor": {"gpio": 4, "invert": true}, "relay2": {"gpio": 35}}, '
+        '"display": {"addr": 61, "height": 32}}')
+    out = run_mp(_ESP + """
+from firmware.board.esp32 import Esp32Board
+for path in (%r, %r):
+    b = Esp32Board(path)
+    print(b.pin_map_error, sorted(b.pin_map['rs485'].items()), b.has_pin('led'),
+          sorted(b.pin_map['display'].items()))
+""" % (str(ROOT / "board.json"), str(tmp_path / "mine.json")))
+    lines = out.splitlines()
+    # The repository's own board.json (copied by make deploy) is a good one.
+    assert lines[0].startswith("None [('de', 4), ('rx', 16), ('tx', 17), ('uart', 2)] True")
+    # Moved pins, a pin that is not wired (null), an input-only GPIO as an input.
+    assert lines[1] == ("None [('rx', 34), ('tx', 25), ('uart', 1)] False "
+                        "[('addr', 61), ('height', 32)]")
+
+
+def test_rs485_pins_from_the_config_are_checked_like_the_pin_map():
+    out = run_mp(_ESP + """
+from firmware.board.esp32 import Esp32Board
+b = Esp32Board('/nonexistent.json')
+cfg = {'tx_pin': -1, 'rx_pin': -1, 'de_pin': -1, 'baud': 9600, 'parity': 0, 'stop_bits': 1}
+u = b.uart(cfg)
+print(u._uart.id, u._uart.kw['tx'], u._uart.kw['rx'])
+for tx in (26, 6, 38):       # the contactor relay's pin, the module's flash, input only
+    cfg['tx_pin'] = tx
+    try:
+        b.uart(cfg)
+        print('OPENED', tx)
+    except ValueError as e:
+        print(e)
+""")
+    assert out.splitlines() == ["2 17 16", "pins.contactor.gpio: GPIO26 is also rs485.tx",
+                                "rs485.tx: 6 is not a GPIO this board can use",
+                                "rs485.tx: GPIO38 is input only"]
+
+
+def test_a_pin_keeps_its_direction():
+    # A feedback input configured with the relay's pin name would read the relay's own drive.
+    out = run_mp(_ESP + """
+from firmware.board.esp32 import Esp32Board
+b = Esp32Board('/nonexistent.json')
+b.pin('contactor')
+for name, out in (('contactor', False), ('contactor', True)):
+    try:
+        print(b.pin(name, out=out) is not None)
+    except ValueError as e:
+        print(e)
+""")
+    assert out.splitlines() == ["board.json: pin 'contactor' is already an output", "True"]

@@ -8,6 +8,8 @@ import machine
 import network
 from micropython import const
 
+from firmware import call_once
+
 BOARD_JSON = "/board.json"
 FS_DIR = "/config"
 
@@ -26,30 +28,25 @@ def _defaults() -> dict:
     }
 
 
+_PIN_MAP_CHECK = "firmware.board.pin_map"   # imported for the check only
 _SAFE_POLL_MS = const(20)
 _SAFE_HOLD_MS = const(100)       # pressed this long in the window: safe mode (debounced)
 
 
 def load_pin_map(path=BOARD_JSON):
     """The pin map: defaults, with every section replaced by the file's where it has one.
-    A missing or broken file is reported and the defaults are used (the board still boots)."""
+    A missing file means the defaults; a broken one (not JSON, or an entry the board cannot
+    use: firmware/board/pin_map.py) is reported and the defaults are used (the board boots)."""
     pin_map = _defaults()
     error = None
     try:
         with open(path) as f:
             data = json.load(f)
-        if not isinstance(data, dict):
-            raise ValueError("not a JSON object")
-        for key, value in data.items():
-            if key in pin_map and isinstance(value, dict):
-                if key == "pins":
-                    pins = dict(pin_map["pins"])
-                    pins.update(value)
-                    value = pins
-                pin_map[key] = value
+        pin_map = call_once(_PIN_MAP_CHECK, "merge", pin_map, data)
     except OSError:
         pass  # no file: defaults
-    except (ValueError, KeyError) as e:
+    except (ValueError, KeyError, TypeError) as e:
+        pin_map = _defaults()
         error = "%s: %s" % (path, e)
         print("board:", error, "- using default pins")
     return pin_map, error
@@ -75,6 +72,7 @@ class Esp32Board:
         self.pin_map, self.pin_map_error = load_pin_map(pin_map_path)
         self.fs_dir = FS_DIR
         self._pins = {}
+        self._outputs = []
         self._i2c = None
         self._wdt = None
         self._hold_timer = None
@@ -86,6 +84,11 @@ class Esp32Board:
         """The pin named in board.json's "pins" section (ValueError when it has none)."""
         p = self._pins.get(name)
         if p is not None:
+            # One pin, one direction: a feedback input named like the relay would read the
+            # relay's own drive back and always agree.
+            if (name in self._outputs) != out:
+                raise ValueError("board.json: pin '%s' is already an %s"
+                                 % (name, "input" if out else "output"))
             return p
         spec = self.pin_map["pins"].get(name)
         if not isinstance(spec, dict) or not isinstance(spec.get("gpio"), int):
@@ -103,6 +106,8 @@ class Esp32Board:
             raw = machine.Pin(gpio, machine.Pin.IN)
         p = InvertedPin(raw) if spec.get("invert") else raw
         self._pins[name] = p
+        if out:
+            self._outputs.append(name)
         return p
 
     def has_pin(self, name):
@@ -117,6 +122,11 @@ class Esp32Board:
         tx = cfg["tx_pin"] if cfg["tx_pin"] >= 0 else m["tx"]
         rx = cfg["rx_pin"] if cfg["rx_pin"] >= 0 else m["rx"]
         de = cfg["de_pin"] if cfg["de_pin"] >= 0 else m.get("de", -1)
+        # Pins from rs485/config get the pin map's checks (a flash pin stops the chip, the
+        # relay's pin would switch the contactor): ValueError = the bus reports no port.
+        check = dict(self.pin_map)
+        check["rs485"] = {"uart": m["uart"], "tx": tx, "rx": rx, "de": de}
+        call_once(_PIN_MAP_CHECK, "check", check)
         u = machine.UART(m["uart"], baudrate=cfg["baud"], bits=8,
                          parity=UART_PARITY[cfg["parity"]], stop=cfg["stop_bits"], tx=tx, rx=rx,
                          timeout=0, timeout_char=0, rxbuf=512)

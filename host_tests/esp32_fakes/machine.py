@@ -18,6 +18,14 @@ class Pin:
     PULL_DOWN = 1
 
     def __init__(self, gpio, mode=-1, pull=-1, value=None):
+        # What the ESP32 port raises (ports/esp32/machine_pin.c): no such GPIO, output on an
+        # input-only one, not a number.
+        if not isinstance(gpio, int) or isinstance(gpio, bool):
+            raise TypeError("can't convert %s to int" % type(gpio).__name__)
+        if not 0 <= gpio <= 39 or gpio in (20, 24, 28, 29, 30, 31):
+            raise ValueError("invalid pin")
+        if gpio >= 34 and mode == Pin.OUT:
+            raise ValueError("pin can only be input")
         self.gpio = gpio
         created.append((gpio, mode, pull, value))
         if value is not None:
@@ -27,6 +35,15 @@ class Pin:
         if v is None:
             return levels.get(self.gpio, 0)
         levels[self.gpio] = 1 if v else 0
+
+
+class UART:
+    def __init__(self, uart_id, **kw):
+        self.id = uart_id
+        self.kw = kw
+
+    def deinit(self):
+        pass
 
 
 class I2C:
