@@ -81,6 +81,43 @@ def flash_files(board_dir):
     return {str(p.relative_to(board_dir)) for p in board_dir.rglob("*") if p.is_file()}
 
 
+def reset_board(tty):
+    # The pty board's reset: its process ends and starts again (an ESP32: machine.reset()).
+    subprocess.run([str(ROOT / ".venv" / "bin" / "mpremote"), "connect", str(tty), "resume",
+                    "exec", "import sys\nsys.exit(0)"], capture_output=True, timeout=60)
+
+
+def cut_off_deploy(tty, tmp_path):
+    """A deploy whose code copy stops half way (cable pulled, power cut): tools/deploy.py run
+    here with mpremote's recursive copy given half of the compiled tree, then cut off."""
+    import importlib.util
+    import shutil
+    spec = importlib.util.spec_from_file_location("deploy_tool", ROOT / "tools" / "deploy.py")
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    real_run = tool.Board.run
+
+    def run(board, *args, check=True):
+        if "-r" in args:
+            half = tmp_path / "half" / "firmware"
+            shutil.copytree(args[args.index("-r") + 1], half)
+            for i, f in enumerate(sorted(half.rglob("*.mpy"))):
+                if i % 2:
+                    f.unlink()
+            args = list(args)
+            args[args.index("-r") + 1] = str(half)
+            real_run(board, *args, check=check)
+            raise SystemExit("cut off")
+        return real_run(board, *args, check=check)
+
+    tool.Board.run = run
+    try:
+        tool.deploy(str(tty))
+        raise AssertionError("the deploy was not cut off")
+    except SystemExit as e:
+        assert str(e) == "cut off"
+
+
 def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
     board_dir = tmp_path / "board"
     (board_dir / "firmware").mkdir(parents=True)
@@ -109,11 +146,19 @@ def test_deploy_to_pty_board_boots_and_keeps_config(tmp_path):
         cfg = json.loads(api(port, "GET", "power_manager/config")[1])
         assert cfg["target_power_from_grid"] == 123      # the config survived the deploy
         assert (board_dir / "config").is_dir()
+        cut_off_deploy(tty, tmp_path)
+        # Power cycle: the board boots the firmware it had, with its config.
+        reset_board(tty)
+        wait_api(port, bridge)
+        cfg = json.loads(api(port, "GET", "power_manager/config")[1])
+        assert cfg["target_power_from_grid"] == 123
         # --reset-config is the one way to drop it.
         deploy(tty, "--reset-config")
         wait_api(port, bridge)
         cfg = json.loads(api(port, "GET", "power_manager/config")[1])
         assert cfg["target_power_from_grid"] == 0
+        # The half copy of the cut-off deploy is gone, nothing else is left beside the code.
+        assert not [f for f in flash_files(board_dir) if f.startswith("firmware.")]
     finally:
         stop_board(bridge)
 

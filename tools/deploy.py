@@ -6,8 +6,10 @@
 
 Steps: every .py under firmware/ is cross-compiled with `mpy-cross -march=xtensawin` into
 build/deploy/ (boot.py and main.py stay source: the board runs them by name); on the board the
-old code trees (firmware/, and lib/ of older deploys) are removed, so no stale .py can shadow a
-new .mpy; the new tree, boot.py and main.py are copied; the board is reset.
+new tree is copied to firmware.new/ and renamed to firmware/ once complete (the old tree, and
+lib/ of older deploys, then removed: no stale .py can shadow a new .mpy, and a deploy cut off
+while copying leaves the old firmware booting); boot.py and main.py are copied; the board is
+reset.
 
 The board's own files are kept: the config folder (/config: Wi-Fi credentials, every setting)
 and /board.json (the pin map; copied only when the board has none). --reset-config deletes the
@@ -41,6 +43,10 @@ CODE_TREES = ("firmware",)
 # packages before the firmware had its own HTTP server (firmware/api/http.py).
 OLD_TREES = ("firmware", "lib")
 SOURCE_FILES = ("boot.py", "main.py")
+# The new code tree is copied to <tree>.new, then renamed into place; the old one is <tree>.old
+# until removed.
+NEW_SUFFIX = ".new"
+OLD_SUFFIX = ".old"
 CONFIG_DIR = "config"          # relative to the board's root (= /config on the ESP32)
 PIN_MAP = "board.json"
 
@@ -124,7 +130,7 @@ class Board:
                        "except OSError:\n print('NO')" % path).stdout
         return "YES" in out
 
-    def remove_tree(self, path):
+    def remove_tree(self, *paths):
         # os.ilistdir is not everywhere: listdir + stat mode bit 0x4000 = directory.
         code = ("import os\n"
                 "def rm(p):\n"
@@ -133,8 +139,14 @@ class Board:
                 "  for n in os.listdir(p):\n   rm(p + '/' + n)\n"
                 "  os.rmdir(p)\n"
                 " else:\n  os.remove(p)\n"
-                "rm(%r)\nprint('removed')" % path)
+                "for p in %r:\n rm(p)\nprint('removed')" % (paths,))
         self.run("exec", code)
+
+    def replace_tree(self, tree, new, old):
+        """`new` becomes `tree` by renaming (the old one kept as `old`): no moment with half of
+        each, whatever cuts the deploy off (littlefs renames atomically)."""
+        self.run("exec", "import os\ntry:\n os.rename(%r, %r)\nexcept OSError:\n pass\n"
+                         "os.rename(%r, %r)\nprint('replaced')" % (tree, old, new, tree))
 
 
 # The board's ROMFS partition 0 as mpremote's `romfs deploy` finds it (vfs.rom_ioctl(2, 0): a
@@ -186,15 +198,28 @@ def deploy(port, reset="auto", reset_config=False, pin_map=False, romfs=False):
         print("deploy: ROMFS partition of %d bytes" % partition_bytes)
         # The image first: should writing it fail, the board still boots what it had.
         b.run("romfs", "deploy", str(ROMFS_IMAGE))
-    for tree in OLD_TREES:
-        b.remove_tree(tree)
+    if romfs:
+        b.remove_tree(*OLD_TREES + tuple(t + NEW_SUFFIX for t in CODE_TREES))
+    else:
+        # The new tree is copied beside the running one and then renamed into place: a deploy
+        # cut off while copying (cable, power) leaves the old firmware booting, and the next
+        # deploy removes the half copy. (Removing the old tree first left a board that boots
+        # half of each, or nothing.)
+        b.remove_tree(*[t + sfx for t in CODE_TREES for sfx in (NEW_SUFFIX, OLD_SUFFIX)])
+        args = []
+        for tree in CODE_TREES:
+            # :tree.new does not exist (removed above), so this creates it (an existing one
+            # would nest)
+            args += ["fs", "cp", "-r", str(BUILD / tree), ":" + tree + NEW_SUFFIX, "+"]
+        b.run(*args[:-1])
+        for tree in CODE_TREES:
+            b.replace_tree(tree, tree + NEW_SUFFIX, tree + OLD_SUFFIX)
+        b.remove_tree(*[t for t in OLD_TREES if t not in CODE_TREES] +
+                      [t + OLD_SUFFIX for t in CODE_TREES])
     if reset_config:
         b.remove_tree(CONFIG_DIR)
-    # One mpremote session for the whole copy ("+" chains commands).
+    # One mpremote session for the rest of the copy ("+" chains commands).
     args = []
-    for tree in () if romfs else CODE_TREES:
-        # the tree was removed above, so this creates :tree (an existing one would nest)
-        args += ["fs", "cp", "-r", str(BUILD / tree), ":" + tree, "+"]
     for name in SOURCE_FILES:
         args += ["fs", "cp", str(BUILD / name), ":" + name, "+"]
     if pin_map or not b.exists(PIN_MAP):
