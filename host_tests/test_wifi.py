@@ -140,6 +140,42 @@ def test_link_loss_by_probe_timeouts_reconnects(tmp_path):
     assert lines[2] == "connected 2"
 
 
+def test_an_unexpected_error_does_not_end_the_wifi_task(tmp_path):
+    # A MemoryError (a full heap), a driver's ValueError or OSError where none was expected:
+    # the Wi-Fi task must go on, or the board stays off the network (and without its setup
+    # access point) until someone power-cycles it; the watchdog only watches the control loop.
+    out = run_scenario(tmp_path, """
+    errors = [MemoryError('no heap'), ValueError('bad')]
+    real_connect = sta.connect
+    def connect(ssid, pw):
+        if errors:
+            raise errors.pop(0)
+        real_connect(ssid, pw)
+    sta.connect = connect
+    cfg.write({'ssid': 'home', 'password': 'pw12345678'})
+    for i in range(20000):
+        if w.state == CONNECTED:
+            break
+        await asyncio.sleep_ms(0)
+    print(w.state, w.ap_active, len(errors))
+    ap_errors = [OSError(12)]
+    real_config = ap.config
+    def config(**kw):
+        if ap_errors:
+            raise ap_errors.pop(0)
+        real_config(**kw)
+    ap.config = config
+    sta.reachable = False            # the network is gone: the setup AP opens after 3 min
+    sta.connected = False
+    for i in range(20000):
+        if w.ap_active:
+            break
+        await asyncio.sleep_ms(0)
+    print(w.ap_active, len(ap_errors), clock.ticks_ms() < 600000)
+""")
+    assert out.splitlines() == ["connected False 0", "True 0 True"]
+
+
 def test_wifi_config_validation(tmp_path):
     out = run_scenario(tmp_path, """
     from firmware.api.registry import ApiError

@@ -14,6 +14,7 @@ from micropython import const
 
 
 AP_AFTER_MS = const(180000)           # no network for 3 min (or none configured): open the AP
+_RESTART_MS = const(5000)             # after an unexpected error in the station's loop
 
 OFF = "off"                           # this board has no Wi-Fi to manage (Unix port)
 CONNECTING = "connecting"
@@ -80,9 +81,18 @@ class WifiManager:
     async def run(self):
         if self.sta is None:
             return                     # the host's network is always up
-        # The station's loop lives in station.py: a board without Wi-Fi never loads it.
-        from firmware.net.station import run
-        await run(self)
+        while True:
+            try:
+                # The station's loop lives in station.py: a board without Wi-Fi never loads it.
+                from firmware.net.station import run
+                await run(self)
+            except Exception as e:  # noqa: BLE001 - no heap for the setup page, a driver error
+                # Never give up the network: the watchdog only watches the control loop, so a
+                # dead Wi-Fi task would leave the board unreachable, without its setup AP, until
+                # someone power-cycles it.
+                print("wifi: error, restarting:", repr(e))
+                self.state = WAITING
+                await self.clock.sleep_ms(_RESTART_MS)
 
 
 def setup_routes(wifi):
