@@ -24,6 +24,7 @@ class FakeWarp:
         self.values = [230.1, 231.0, 229.5, 7.25, 7.1, -7.0, 4900.0]
         self.log = []
         self.mode = "ok"   # "garbage" or "silent"
+        self.cp_feature = True
 
 
 def _serve(fake):
@@ -67,7 +68,7 @@ def _serve(fake):
                 fake.state["allowed_charging_current"] = min(c, 32000)
             elif self.path == "/evse/external_enabled":
                 fake.external_enabled = doc["enabled"]
-            elif self.path == "/evse/control_pilot_disconnect":
+            elif self.path == "/evse/control_pilot_disconnect" and fake.cp_feature:
                 fake.cp_disconnected = doc["disconnect"]
             else:
                 return self._send(404, None)
@@ -183,3 +184,22 @@ print(ch.current_flowing())
     c = json.loads(lines[5][2:])
     assert c[:4] == [False, False, False, [0, 0, 0]]                        # 33 s: unreachable
     assert lines[6] == "True"   # unknown current: the contactor must not move
+
+
+def test_charger_without_cp_disconnect_says_so_and_keeps_answering(warp):
+    # A WARP without the CP-disconnect feature answers 404 to it. That failed the whole poll
+    # for as long as a phase switch wanted the pilot off: the charger's 0 A was never read, so
+    # the switch could not finish. Now the charger reports no CP support and polls on.
+    fake, port = warp
+    fake.cp_feature = False
+    fake.state["charger_state"] = 2            # the car has stopped
+    fake.values[3:6] = [0.0, 0.0, 0.0]
+    out = run_mp(_PRE % (port, 2000) + """
+ch.set_current(0)
+ch.set_cp_disconnect(True)
+print(rnd(), rnd()); show('a')
+print(json.dumps([ch.supports_cp_disconnect, ch.cp_disconnect, ch.pushed_ma, ch.current_flowing()]))
+""")
+    lines = out.splitlines()
+    assert lines[0] == "ok ok"
+    assert json.loads(lines[2]) == [False, False, 0, False]

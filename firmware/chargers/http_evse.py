@@ -30,6 +30,10 @@ class HttpError(Exception):
     pass
 
 
+class HttpNotFound(HttpError):
+    """The charger answered 404: it has no such endpoint."""
+
+
 async def _exchange(host, port, method, path, body):
     reader, writer = await asyncio.open_connection(host, port)
     try:
@@ -89,7 +93,8 @@ class HttpEvseCharger(Charger):
         status, raw = await asyncio.wait_for_ms(
             _exchange(self.host, self.port, method, path, body), self.timeout_ms)
         if status != 200:
-            raise HttpError("%s %s: HTTP %d" % (method, path, status))
+            raise (HttpNotFound if status == 404 else HttpError)(
+                "%s %s: HTTP %d" % (method, path, status))
         try:
             return json.loads(raw) if raw.strip() else None
         except ValueError:
@@ -110,9 +115,18 @@ class HttpEvseCharger(Charger):
             self._sent_ma = want
             self._since_sent_ms = 0
         if self.supports_cp_disconnect and self.cp_disconnect != self._sent_cp:
-            await self._req("PUT", "evse/control_pilot_disconnect",
-                            {"disconnect": self.cp_disconnect})
-            self._sent_cp = self.cp_disconnect
+            try:
+                await self._req("PUT", "evse/control_pilot_disconnect",
+                                {"disconnect": self.cp_disconnect})
+                self._sent_cp = self.cp_disconnect
+            except HttpNotFound as e:
+                # A charger without the feature (WARP1, WARP2 without "cp_disconnect") has no
+                # such endpoint: say so and go on. Raising here failed every poll while a phase
+                # switch wanted the pilot off: its 0 A was never read, the switch could only be
+                # aborted (and it toggled on stale readings before the 0 A had to be confirmed).
+                self.supports_cp_disconnect = False
+                self.cp_disconnect = False
+                self.last_error = "no CP disconnect: %s" % e
         self.pushed_cp = self.cp_disconnect
         st = await self._req("GET", "evse/state")
         if not isinstance(st, dict) or not isinstance(st.get("charger_state"), int):
