@@ -271,3 +271,70 @@ print(json.dumps({'mid': mid, 'after': after, 'switch': switch, 'latched': [a, b
     assert r["after"] == [5, True]             # still waiting out the CP-off time
     assert 28000 <= r["switch"][-1][0] - r["switch"][2][0] <= 33000   # CP off ~30 s
     assert r["latched"] == [1, 1] and r["alloc"] == 0
+
+
+_DEAD_CHARGER = """
+from firmware.chargers.base import Charger
+class Dead(Charger):
+    kind = 'dead'
+    supports_cp_disconnect = True
+    async def run(self, clock):
+        pass
+app.charger_factories['dead'] = lambda app_, c: Dead(c['name'], 16000)
+"""
+
+
+def test_no_futile_switch_attempts_while_a_charger_is_unreachable(tmp_path):
+    # A second wallbox is offline (its current cannot be confirmed at 0 A), and the phases are
+    # to change ("always 1p" set while charging on 3p). The switch can never be done, and each
+    # attempt held the charging car at 0 A for 15 s, again every min_switch_interval (10 s
+    # here): the car stopped and restarted its charging every 25 s, 0 A for 60 % of the time.
+    r = _run(tmp_path, _DEAD_CHARGER + """
+fast_external()
+w('power_manager/external_control', 3)
+run(30000)
+w('power_manager/config', {'phase_switching_mode': 2})      # always 3p
+w('charge_manager/config', {'chargers': [{'name': 'sim', 'type': 'sim', 'max_current': 16000},
+  {'name': 'garage', 'type': 'dead', 'max_current': 16000}]})
+sim = app.chargers[0]
+run(60000)
+before = [app.pm.is_3phase, sim.limit_ma]
+del trace[:]
+w('power_manager/config', {'phase_switching_mode': 1})
+zero = 0
+for i in range(1200):
+    run(250)
+    if sim.limit_ma == 0:
+        zero += 250
+print(json.dumps({'before': before, 'attempts': [s for _, s in trace].count(1),
+                  'zero_ms': zero, 'is3': app.pm.is_3phase, 'moves': len(moves)}))
+""")
+    assert r["before"] == [True, 16000]
+    assert r["attempts"] <= 1 and r["zero_ms"] <= 16000
+    assert r["is3"] is True          # the phases stay: the offline wallbox may still draw
+
+
+def test_a_car_that_never_stops_is_not_paused_again_every_half_minute(tmp_path):
+    # A car keeps drawing through the pause, so the switch to 1p is aborted (the phases stay).
+    # It was tried again after every min_switch_interval (10 s here): 12 attempts in 5 min,
+    # the car at 0 A 61 % of the time. Now the next attempt waits 5 minutes.
+    r = _run(tmp_path, """
+fast_external()
+w('power_manager/external_control', 3)
+run(60000)
+sim.offered_ma = lambda: 16000      # this car ignores the pause
+del trace[:]
+n = len(moves)
+w('power_manager/external_control', 1)
+zero = 0
+for i in range(2400):
+    run(250)
+    if sim.limit_ma == 0:
+        zero += 250
+cs = app.registry.read('power_manager/contactor_state')
+print(json.dumps({'attempts': [s for _, s in trace].count(1), 'zero_ms': zero,
+                  'moved': len(moves) - n, 'res': cs['last_result']}))
+""")
+    assert r["moved"] == 0 and r["res"] == 2
+    assert r["attempts"] == 2                 # at 0 and 5 min + 15 s, in 10 minutes
+    assert r["zero_ms"] <= 32000

@@ -126,8 +126,11 @@ class ChargeManager:
         if ps is not None:
             # pm.wants_3phase is only meaningful after the power manager has stepped once (it
             # adopts the contactor's real state on its first step: no switch after a restart).
+            # Not while a charger is unreachable: its current can never be confirmed at 0 A, so
+            # each attempt only held every car at 0 A for the stop timeout and gave up, again
+            # after every min_switch_interval (a stop/start cycle every 25-45 s).
             if (self._pm_stepped and ps.state == _MONITORING and pm.wants_3phase != ps.is_3phase
-                    and ps.error == 0):
+                    and ps.error == 0 and all_reachable):
                 ps.request(pm.wants_3phase, all_cp)
             fb = self.feedback
             ps.step(dt_ms, any_current, -1 if fb is None else (1 if fb.value() else 0))

@@ -40,6 +40,11 @@ _CP_SETTLE_MS = const(1000)
 # A car must stop within 3 s of a PWM pause (IEC 61851, DOMAIN 4); chargers report their
 # currents with a polling delay, so allow 15 s before the switch is given up.
 STOP_TIMEOUT_MS = const(15000)
+# After a car kept drawing through a stop, the next attempt waits at least this long: every
+# attempt holds all cars at 0 A for the stop timeout, and after the plain min_switch_interval
+# (10..30 s) a car that never stops was paused 60 % of the time, its charging cycled every
+# 25-45 s.
+_ABORT_RETRY_MS = const(300000)
 
 
 class PhaseSwitch:
@@ -110,6 +115,8 @@ class PhaseSwitch:
         self.hold_zero = self.error != ERR_NONE
         self.cp_disconnect = False
         self.interval_left_ms = self.min_interval_ms
+        if result == RESULT_ABORTED_CAR_DRAWS and self.interval_left_ms < _ABORT_RETRY_MS:
+            self.interval_left_ms = _ABORT_RETRY_MS
 
     def step(self, dt_ms, any_current, feedback=-1):
         """Advance by dt_ms. any_current: some charger reports current flowing (or cannot be
