@@ -1,6 +1,7 @@
 """Configs survive a restart of the firmware; a corrupt file gives defaults and is reported."""
 import json
 import sys
+import time
 
 from mp import ROOT
 from simproc import Sim
@@ -62,6 +63,40 @@ def test_corrupt_file_is_reported_and_replaced_by_defaults(tmp_path):
         assert s.get("power_manager/debug_config") == {"hysteresis_time": 120}
         errors = s.get("system/state")["config_load_errors"]
         assert not any(e.startswith("power_manager/debug_config") for e in errors), errors
+    finally:
+        s.stop()
+
+
+def _until(s, path, pred, timeout_s=5.0):
+    end = time.monotonic() + timeout_s
+    while True:
+        v = s.get(path)
+        if pred(v) or time.monotonic() > end:
+            return v
+        time.sleep(0.1)
+
+
+def test_a_corrupt_dlm_config_blocks_charging_until_it_is_written(tmp_path):
+    # The file exists, so DLM was configured once and may be what keeps the fuse safe: running
+    # on the defaults (DLM off) would drop that protection without anyone asking for it.
+    flash = tmp_path / "flash"
+    s = Sim(flash)
+    s.stop()
+    (flash / "power_manager_dynamic_load_config.json").write_text('{"enabled": tr')
+    s = Sim(flash, speed=10)
+    try:
+        assert s.put("power_manager/charge_mode", "0")[0] == 200      # Fast: needs no surplus
+        low = _until(s, "power_manager/low_level_state", lambda v: v["charging_blocked"] & 32)
+        assert low["charging_blocked"] & 32, low                      # 32: DLM
+        assert low["charge_manager_available_current"] == 0, low
+        assert any(e.startswith("power_manager/dynamic_load_config")
+                   for e in s.get("system/state")["config_load_errors"])
+        # Writing the config again (here: DLM off, on purpose) releases it.
+        assert s.put("power_manager/dynamic_load_config", {"enabled": False})[0] == 200
+        low = _until(s, "power_manager/low_level_state",
+                     lambda v: v["charge_manager_available_current"] > 0)
+        assert not low["charging_blocked"] & 32 and low["charge_manager_available_current"] > 0, low
+        assert s.get("system/state")["config_load_errors"] == []
     finally:
         s.stop()
 

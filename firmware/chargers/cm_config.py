@@ -60,7 +60,7 @@ def install(app):
     app.phase_control = m
     app.distribute = m.distribute
     _contactor(m, ccfg.values)
-    _dlm(m, dlm_cfg.values)
+    _dlm(m, dlm_cfg)
     _build(m, cfg["chargers"])
     return ()          # the chargers' tasks are started by _build
 
@@ -69,7 +69,7 @@ def changed(m, name):
     cfgs = m.app.configs
     v = cfgs[name].values
     if name == "power_manager/dynamic_load_config":
-        _dlm(m, v)
+        _dlm(m, cfgs[name])
         return
     if name == "charge_manager/config":
         _build(m, v["chargers"])
@@ -116,8 +116,12 @@ def _contactor(m, v):
     m.contactor_pins = pins
 
 
-def _dlm(m, v):
+def _dlm(m, cfg):
+    v = cfg.values
     m.dlm_enabled = v["enabled"]
+    # A saved DLM config that could not be read may have protected the fuse: fail closed (the
+    # chargers get no current) until it is written again, rather than run without DLM.
+    m.dlm_unreadable = cfg.load_error is not None
     if m.dlm_enabled and m.dlm is None:
         from firmware.control.dlm import Dlm
         from firmware.chargers.dlm_step import step

@@ -61,6 +61,7 @@ class ChargeManager:
     alloc = None              # control.charge_alloc.ChargeAlloc, once there are chargers
     dlm = None                # control.dlm.Dlm, once DLM is enabled
     dlm_enabled = False
+    dlm_unreadable = False
     dlm_step = None           # chargers.dlm_step.step, once DLM is enabled
     ps = None                 # control.phase_switch.PhaseSwitch while a contactor is installed
     relay = None              # its relay output pin (energised = 3 phases)
@@ -156,6 +157,8 @@ class ChargeManager:
         pm.blocked_flags = blocked
         if self.dlm_enabled:
             self.dlm_step(self, now_ms, dt_ms)        # chargers/dlm_step.py: imported with DLM
+        elif self.dlm_unreadable:
+            pm.dlm_limit_ma = 0     # its saved config is corrupt: charging_blocked 32 (DLM)
         else:
             pm.dlm_limit_ma = _NO_DLM_LIMIT_MA
 
