@@ -4,30 +4,7 @@ reproduces a way the fuse or the contactor was put at risk, driving the real glu
 import json
 
 from mp import run_mp
-from test_chargers_sim import _APP
-
-# run() with the car's currents recorded *before* the site step in which the contactor moved
-# (after it the simulated car has restarted at 0 A).
-_UNDER_LOAD = """
-hot = []
-def run_hot(ms):
-    for _ in range(ms // 250):
-        clock.advance(250)
-        now = clock.ticks_ms()
-        before = app.sim_contactor.closed_3p
-        draw = list(app.sim_site.ev.phase_currents_ma)
-        if now % 500 == 0:
-            sim.exchange(now)
-            app.sim_tick(500, now)
-        if app.sim_contactor.closed_3p != before:
-            hot.append((now, draw))
-        app.control.step(now, 250)
-"""
-
-
-def _run(tmp_path, body):
-    out = run_mp(_APP % str(tmp_path) + _UNDER_LOAD + body, heap="2M", timeout=120)
-    return json.loads(out.splitlines()[-1])
+from test_chargers_sim import _run
 
 
 def test_contactor_waits_for_a_confirmed_zero_not_an_old_idle_reading(tmp_path):
@@ -48,8 +25,9 @@ run(500)
 ev.full = False          # the car resumes behind the silent wallbox
 run(2500)
 w('power_manager/external_control', 1)
-run_hot(20000)
-print(json.dumps({'idle': idle, 'moves': hot, 'offered': sim.offered_ma(),
+n = len(moves)
+run(20000)
+print(json.dumps({'idle': idle, 'moves': moves[n:], 'offered': sim.offered_ma(),
                   'cs': app.registry.read('power_manager/contactor_state')}))
 """)
     assert r["idle"] == [False, [0, 0, 0], 16000]

@@ -24,17 +24,20 @@ def w(path, body):
 def llstate():
     return app.registry.read('power_manager/low_level_state')
 trace = []
-moves = []   # (t, ev currents when the contactor moved)
+moves = []   # (t, ev currents just before the contactor moved)
 def run(ms, rec=True):
     for _ in range(ms // 250):
         clock.advance(250)
         now = clock.ticks_ms()
         before = app.sim_contactor.closed_3p
+        # The car's currents before the site step: in the step that moves the contactor the
+        # simulated car restarts at 0 A, so a reading after it would always look unloaded.
+        draw = list(app.sim_site.ev.phase_currents_ma)
         if now %% 500 == 0:
             sim.exchange(now)
             app.sim_tick(500, now)
         if app.sim_contactor.closed_3p != before:
-            moves.append((now, list(app.sim_site.ev.phase_currents_ma)))
+            moves.append((now, draw))
         app.control.step(now, 250)
         s = app.pm.switching_state
         if rec and (not trace or trace[-1][1] != s):
