@@ -103,6 +103,24 @@ print(b.safe_mode_requested(2000), machine.levels[2])
     assert out.split() == ["False", "True", "True", "0"]
 
 
+def test_esp32_says_why_the_wifi_attempt_failed():
+    # network/state last_failure: the driver's status read by the names of its codes.
+    out = run_mp(_ESP + """
+import network
+from firmware.board.esp32 import Esp32Board
+b = Esp32Board('/nonexistent.json')
+sta = b.wlan_sta()
+for code in (202, 201, 204, 203, 1001, 200):
+    sta.code = code
+    print(b.wlan_failure(sta))
+""")
+    assert out.splitlines() == [
+        "wrong password", "no network with this SSID in range",
+        "no answer to the key handshake (wrong password?)",
+        "the access point refused the association", "still connecting (no address from DHCP?)",
+        "driver status 200"]     # a code this port has no name for (BEACON_TIMEOUT here)
+
+
 # board.json entries the board cannot use (docs/board.md): each one must leave the board booting
 # on the default pins with the file reported on the console, in system/state and on the display,
 # never crash the boot (on the ESP32 a crash resets the board, again and again).

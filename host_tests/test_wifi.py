@@ -117,6 +117,22 @@ def test_backoff_grows_and_ap_opens_after_timeout(tmp_path):
     assert lines[2] == "connected False 0"
 
 
+def test_network_state_says_why_the_last_attempt_failed(tmp_path):
+    (tmp_path / "network_wifi.json").write_text('{"ssid": "home", "password": "x"}')
+    out = run_scenario(tmp_path, """
+    await until(lambda: w.attempts == 1, 60000)
+    print(repr(w.to_dict()['last_failure']))          # no board reader: the plain fact
+    w.why_failed = lambda s: 'wrong password' if s is sta else 'bad sta'
+    await until(lambda: w.attempts == 2, 60000)
+    print(repr(w.to_dict()['last_failure']))
+    sta.reachable = True
+    await until(lambda: w.state == CONNECTED, 60000)
+    print(w.state, repr(w.to_dict()['last_failure']))
+""", reachable=False)
+    assert out.splitlines() == ["'no connection within 20 s'", "'wrong password'",
+                                "connected ''"]
+
+
 def test_link_loss_by_probe_timeouts_reconnects(tmp_path):
     (tmp_path / "network_wifi.json").write_text('{"ssid": "home", "password": "x"}')
     out = run_scenario(tmp_path, """

@@ -185,6 +185,26 @@ class Esp32Board:
     def set_hostname(self, name):
         network.hostname(name)
 
+    def wlan_failure(self, sta):
+        """Why the station's last attempt failed, from the driver's status (network/state).
+        The codes differ between ESP-IDF versions, so they are compared by their names."""
+        try:
+            code = sta.status()
+        except (OSError, ValueError):
+            return ""
+        for name, text in (
+                ("STAT_WRONG_PASSWORD", "wrong password"),
+                ("STAT_NO_AP_FOUND", "no network with this SSID in range"),
+                ("STAT_HANDSHAKE_TIMEOUT", "no answer to the key handshake (wrong password?)"),
+                ("STAT_ASSOC_FAIL", "the access point refused the association"),
+                ("STAT_CONNECT_FAIL", "the connection failed"),
+                ("STAT_BEACON_TIMEOUT", "the access point's signal was lost"),
+                ("STAT_CONNECTING", "still connecting (no address from DHCP?)"),
+                ("STAT_IDLE", "no attempt under way")):
+            if code == getattr(network, name, None):
+                return text
+        return "driver status %r" % (code,)
+
     def wlan_ap(self):
         if self._ap is None:
             self._ap = network.WLAN(network.AP_IF)

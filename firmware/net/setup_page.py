@@ -29,7 +29,7 @@ def install(app):
     suffix = board.unique_suffix() if hasattr(board, "unique_suffix") else ""
     wifi = WifiManager(sta, board.wlan_ap() if sta is not None else None, cfg, app.clock, None,
                        "pvcharger-" + suffix if suffix else "pvcharger",
-                       getattr(board, "set_hostname", None))
+                       getattr(board, "set_hostname", None), getattr(board, "wlan_failure", None))
     app.wifi = wifi
     app.registry.add("network/state", wifi)
     if hasattr(app, "http_routes"):

@@ -60,10 +60,12 @@ async def run(w):
             pass
         ok = False
         waited_ms = 0
+        failure = ""
         try:
             sta.connect(cfg["ssid"], cfg["password"])
         except OSError as e:
             print("wifi: connect failed:", e)
+            failure = "connect refused by the driver: %s" % e
             waited_ms = CONNECT_TIMEOUT_MS         # no attempt to wait for
         while waited_ms < CONNECT_TIMEOUT_MS:
             if sta.isconnected():
@@ -78,6 +80,7 @@ async def run(w):
             w.state = CONNECTED
             w.connects += 1
             w.attempts = 0
+            w.last_failure = ""
             w.lost_since = None
             if w.ap_active:
                 setup_call("ap_up", w, False)
@@ -113,6 +116,10 @@ async def run(w):
             continue               # reconnect at once after a loss, back off after that
         if w.changed:
             continue
+        if not failure and w.why_failed is not None:
+            failure = w.why_failed(sta)
+        w.last_failure = failure or "no connection within %d s" % (CONNECT_TIMEOUT_MS // 1000)
+        print("wifi: attempt failed:", w.last_failure)
         w.attempts += 1
         # 2 s, 4 s, 8 s ... 5 min: a vanished router is not hammered, a rebooting one is
         # found again within seconds.

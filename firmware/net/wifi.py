@@ -43,9 +43,14 @@ class WifiManager:
     """`sta`/`ap`: network.WLAN-like objects (None on a board without Wi-Fi); `probe`: an object
     with `async check() -> bool`, None = firmware/net/probe.py's DnsProbe, made on first use."""
 
-    def __init__(self, sta, ap, cfg, clock, probe, ap_name="pvcharger", set_hostname=None):
+    def __init__(self, sta, ap, cfg, clock, probe, ap_name="pvcharger", set_hostname=None,
+                 why_failed=None):
         self.sta = sta
         self.set_hostname = set_hostname
+        # why_failed(sta) -> text: the board's reading of the driver's status after a failed
+        # attempt (a wrong password and a vanished network look alike from here).
+        self.why_failed = why_failed
+        self.last_failure = ""         # why the last attempt failed ("" once connected)
         self.ap = ap
         self.cfg = cfg
         self.clock = clock
@@ -76,7 +81,8 @@ class WifiManager:
         return {"state": self.state, "ssid": self.cfg["ssid"], "ip": self.ip(),
                 "ap_active": self.ap_active, "ap_ssid": self.ap_name if self.ap_active else "",
                 "connects": self.connects, "link_losses": self.link_losses,
-                "attempts": self.attempts, "backoff_ms": self.backoff_ms}
+                "attempts": self.attempts, "backoff_ms": self.backoff_ms,
+                "last_failure": self.last_failure}
 
     async def run(self):
         if self.sta is None:
