@@ -159,7 +159,7 @@ print(wrap('a bb ccc dddd', 6), wrap('abcdefghij', 4), wrap(''))
 """)
     lines = out.splitlines()
     assert lines[0].split() == ["0:00", "0:01", "1:00", "1:00:00", "0:00"]
-    assert lines[1].split() == ["---W", "-2350W", "9999W", "12.3kW", "-100.0kW"]
+    assert lines[1].split() == ["---W", "-2350W", "9999W", "12.3kW", "-100kW"]
     assert lines[2].split() == ["--.-A", "6.0A", "15.9A"]
     assert lines[3] == "['a bb', 'ccc', 'dddd'] ['abcd', 'efgh', 'ij'] ['']"
 
@@ -246,3 +246,130 @@ print(fill(Status(), app, 0).reason)
                         "'Config: no chargers']")
     assert lines[3] == "To 3p in 30000 Surplus 4500W > 4025W []"
     assert lines[4] == "Phase switch: stopping chargers"
+
+
+def test_odd_values_format_sanely_and_never_crash_a_page():
+    """Status fields may be None (its docstring), negative, huge or long: every page still
+    renders, and the numbers read right (-0.5 A was -1.5 A; the headline kept <= 5 chars)."""
+    out = run_mp("""
+import framebuf
+from firmware.ui.display import render, Status, fmt_power, fmt_current, fmt_duration, N_PAGES
+print(fmt_current(-500), fmt_current(-1), fmt_current(-16000), fmt_duration(None))
+print(*[''.join(fmt_power(w)) for w in (-100000, 99949, 1000000, -10**9, 10**12)])
+fb = framebuf.FrameBuffer(bytearray(128 * 64 // 8), 128, 64, framebuf.MONO_VLSB)
+cases = [dict(mode=None, grid_w=None, phases=None, charge_w=None, charge_ma=None),
+         dict(mode=-1, grid_w=-10**9, phases=0, charge_w=10**12, charge_ma=-500,
+              action='x' * 100, action_ms=10**12, reason='y' * 500, errors=('z' * 300,) * 5,
+              net_mode='n' * 40, net_name='m' * 40, ip='1' * 40),
+         dict(mode=7, grid_w=2345.6, charge_w=-3.5, charge_ma=15999.9, phases=3),
+         dict(action='Start in', action_ms=None), dict(reason=None, action=None),
+         dict(errors=(None, 7)), dict(ip=None, net_name=None, net_mode=None),
+         dict(blocked=True, reason=None)]
+for c in cases:
+    st = Status()
+    for k, v in c.items():
+        setattr(st, k, v)
+    for p in range(N_PAGES):
+        try:
+            render(fb, st, p)
+        except Exception as e:
+            print('crash', sorted(c), p, repr(e))
+print('done')
+""")
+    lines = out.splitlines()
+    assert lines[0].split() == ["-0.5A", "-0.0A", "-16.0A", "0:00"]
+    assert lines[1].split() == ["-100kW", "99.9kW", "1000kW", "-9999kW", "99999kW"]
+    assert lines[2:] == ["done"]
+
+
+_BLOCK_APP = """
+from firmware.ui.display import fill, Status, render
+class Obj:
+    def __init__(self, **kw):
+        for k, v in kw.items():
+            setattr(self, k, v)
+class Cfg(dict):
+    load_error = None
+    name = 'power_manager/config'
+pm = Obj(power_at_meter=-500, is_3phase=True, wants_3phase=True, is_on_last=False,
+         wants_on_last=True, on_state_change_delay=240000, power_available_filtered=5000,
+         overall_min_power=4140, switching_state=0, switching=False,
+         charge_manager_allocated_current=0, charging_blocked=0, on_state_change_blocked=True,
+         phase_state_change_delay=240000, threshold_1to3=0, threshold_3to1=0, charging_w=0)
+app = Obj(pm=pm, charge_mode=Obj(mode=2), config_error_flags=lambda: 0, chargers=[])
+app.configs = {'power_manager/config': Cfg(meter_slot_grid_power=255)}
+app.slots = []
+class Rec:
+    # a framebuf that keeps the text of the power page's bottom line
+    line = None
+    def text(self, s, x, y, c):
+        if y == 55:
+            self.line = s
+    def fill(self, c): pass
+    def fill_rect(self, *a): pass
+    def pixel(self, x, y, c=None): return 0
+fb = Rec()
+def show(mode, blocked, is_on=False, wants_on=True):
+    app.charge_mode.mode = mode
+    pm.charging_blocked = blocked
+    pm.is_on_last = is_on
+    pm.wants_on_last = wants_on
+    st = fill(Status(), app, 0)
+    render(fb, st, 0)
+    print('%s|%s|%s|%s' % (st.action, st.reason, st.blocked, fb.line))
+"""
+
+
+def test_a_block_shows_its_reasons_not_a_start_countdown():
+    """Under a block that stops charging the power manager skips its on/off decisions, so
+    wants_on_last keeps the last one: the display showed "Start in 4:00" with a surplus reason
+    (a charger unreachable, a contactor fault, a stale meter in PV mode) and "Steady"."""
+    out = run_mp(_BLOCK_APP + """
+show(2, 64)            # PV, charger unreachable (glue bit 64)
+show(0, 8 | 128)       # Fast, contactor fault + input
+show(2, 1)             # PV, grid meter stale: PV control stops
+show(3, 1, True, True) # Min+PV, grid meter stale: the guaranteed power goes on
+show(3, 3 | 32)        # Min+PV, DLM limit below the minimum: blocked
+show(2, 0)             # no block: the countdown as before
+""")
+    assert out.splitlines() == [
+        "None|Blocked: charger unreachable|True|Blocked: charger",
+        "None|Blocked: contactor fault, input|True|Blocked: contact",
+        "None|Blocked: grid meter stale|True|Blocked: grid me",
+        "None|PV paused: grid meter stale|False|Steady",
+        "None|Blocked: grid meter stale, battery meter stale, DLM limit|True|Blocked: grid me",
+        "Start in|Surplus 5000W >= min 4140W|False|Start in 4:00",
+    ]
+
+
+def test_display_task_keeps_running_after_an_unexpected_error(tmp_path):
+    """A value fill() did not foresee (here power_at_meter None) must not end the display task:
+    the panel would show its last frame for good. The next good second is drawn again."""
+    out = run_mp("""
+import asyncio
+from firmware.app import App
+from firmware.board.unix import UnixBoard
+from firmware.clock import ManualClock
+clock = ManualClock()
+app = App(UnixBoard(%r), clock)
+t = app.display
+async def main():
+    task = asyncio.create_task(t.run())
+    await asyncio.sleep_ms(0)
+    n0 = t.display.frames
+    saved = app.pm.power_at_meter
+    app.pm.power_at_meter = None
+    for _ in range(60):
+        clock.advance(50)
+        await asyncio.sleep_ms(0)
+    bad = t.display.frames
+    app.pm.power_at_meter = saved
+    for _ in range(60):
+        clock.advance(50)
+        await asyncio.sleep_ms(0)
+    print(n0, bad, t.display.frames, task.done())
+asyncio.run(main())
+""" % str(tmp_path), heap="256wK")
+    n0, bad, after, done = out.splitlines()[-1].split()
+    assert int(n0) >= 1 and int(bad) == int(n0)     # no frame while fill() fails
+    assert int(after) > int(bad) and done == "False"

@@ -37,6 +37,12 @@ _CONFIG_ERRORS = "no contactor|max current|no chargers|no grid meter|meter lacks
 _SURPLUS = "Surplus %dW %s %dW"
 _SWITCHING = "|starting|stopping chargers|CP disconnected|toggling contactor|" \
     "waiting for contactor"                       # switching_state 0..5
+# charging_blocked bits 1, 2, 4 ... 128 (docs/control.md "charging_blocked bits")
+_BLOCKED = "grid meter stale|battery meter stale|config error|contactor fault|" \
+    "0 phases wanted|DLM limit|charger unreachable|input"
+_HARD_BLOCKS = const(0xfc)       # bits that stop charging in every mode (1 and 2: PV mode only)
+_MODE_PV = const(2)
+_MAX_KW = const(99999)           # the headline has room for 5 characters
 
 
 class Status:
@@ -52,6 +58,7 @@ class Status:
     action = None          # "Start in", "To 3p in", ... or None: nothing pending
     action_ms = 0          # countdown until the action may happen (0 = now/unknown)
     reason = ""            # why the action is pending
+    blocked = False        # charging stopped by a block (charging_blocked); reason names it
     errors = ()            # short texts: "Meter stale", "Contactor fault", ...
     net_mode = ""          # "WiFi connected", "AP", "Host network", ...
     net_name = ""          # SSID joined or AP name offered
@@ -60,7 +67,7 @@ class Status:
 
 def fmt_duration(ms):
     """0:07, 4:32, 1:05:00 - ms rounded up, so a countdown never shows 0:00 before it ends."""
-    s = (ms + 999) // 1000 if ms > 0 else 0
+    s = (ms + 999) // 1000 if ms and ms > 0 else 0   # None: unknown, shown as 0:00
     if s >= 3600:
         return "%d:%02d:%02d" % (s // 3600, s // 60 % 60, s % 60)
     return "%d:%02d" % (s // 60, s % 60)
@@ -73,13 +80,18 @@ def fmt_power(w):
     if -10000 < w < 10000:
         return "%d" % w, "W"
     kw10 = (abs(w) + 50) // 100
-    return "%s%d.%d" % ("-" if w < 0 else "", kw10 // 10, kw10 % 10), "kW"
+    sign = "-" if w < 0 else ""
+    if kw10 < 1000:
+        return "%s%d.%d" % (sign, kw10 // 10, kw10 % 10), "kW"
+    # 100 kW and more (a fault or a large site): whole kW, never wider than 5 characters.
+    return "%s%d" % (sign, min(kw10 // 10, _MAX_KW // 10 if sign else _MAX_KW)), "kW"
 
 
 def fmt_current(ma):
     if ma is None:
         return "--.-A"
-    return "%d.%dA" % (ma // 1000, ma % 1000 // 100)
+    a = abs(ma)   # the sign apart: -500 // 1000 would show -0.5 A as -1.5 A
+    return "%s%d.%dA" % ("-" if ma < 0 else "", a // 1000, a % 1000 // 100)
 
 
 def wrap(text, cols=_COLS):
@@ -157,11 +169,13 @@ def render(fb, st, page, n_pages=N_PAGES):
             fb.text("chg", _W - 24, 43, 1)
         if st.errors:
             fb.fill_rect(0, 54, _W, 10, 1)
-            fb.text(("! " + st.errors[0])[:_COLS], 0, 55, 0)
+            fb.text(("! %s" % st.errors[0])[:_COLS], 0, 55, 0)
+        elif st.blocked:
+            fb.text((st.reason or "Blocked")[:_COLS], 0, 55, 1)
         elif st.action:
             # The countdown is what matters: shorten the action's name, never the countdown.
             d = fmt_duration(st.action_ms)
-            fb.text("%s %s" % (st.action[:_COLS - 1 - len(d)], d), 0, 55, 1)
+            fb.text("%s %s" % (str(st.action)[:_COLS - 1 - len(d)], d), 0, 55, 1)
         else:
             fb.text("Steady", 0, 55, 1)
     elif page == PAGE_NEXT:
@@ -169,11 +183,11 @@ def render(fb, st, page, n_pages=N_PAGES):
             fb.text("Nothing pending", 0, 14, 1)
             y = 26
         else:
-            fb.text(st.action[:_COLS], 0, 14, 1)
+            fb.text(str(st.action)[:_COLS], 0, 14, 1)
             d = fmt_duration(st.action_ms)
             big_text(fb, d, (_W - 16 * len(d)) // 2, 24)
             y = 44
-        for line in wrap(st.reason)[: (_H - y) // 10]:
+        for line in wrap(st.reason or "")[: (_H - y) // 10]:
             fb.text(line, 0, y, 1)
             y += 10
     elif page == PAGE_ERRORS:
@@ -183,7 +197,7 @@ def render(fb, st, page, n_pages=N_PAGES):
         y = 13
         for e in st.errors:
             first = True
-            for line in wrap(e, _COLS - 1):
+            for line in wrap("%s" % e, _COLS - 1):
                 if y > _H - _CH:
                     return
                 # continuation lines are indented so separate errors stay apart
@@ -193,8 +207,8 @@ def render(fb, st, page, n_pages=N_PAGES):
             y += 1
     else:
         fb.text((st.net_mode or "offline")[:_COLS], 0, 14, 1)
-        fb.text(st.net_name[:_COLS], 0, 26, 1)
-        fb.text(st.ip[:_COLS], 0, 38, 1)
+        fb.text((st.net_name or "")[:_COLS], 0, 26, 1)
+        fb.text((st.ip or "")[:_COLS], 0, 38, 1)
         if st.net_mode == "AP":
             fb.text("open /setup", 0, 52, 1)
 
@@ -230,9 +244,18 @@ def fill(st, app, now_ms):
     is_on = pm.is_on_last
     wants_on = pm.wants_on_last
     wants_3p = pm.wants_3phase
+    blocked = pm.charging_blocked
+    # A block that stops charging now: the power manager skips its on/off decisions then, so
+    # wants_on_last still holds the last one and must not be shown as "Start in".
+    hard = blocked & _HARD_BLOCKS or (blocked if st.mode == _MODE_PV else 0)
+    st.blocked = bool(hard)
+    if blocked:
+        names = [t for i, t in enumerate(_BLOCKED.split("|")) if blocked & (1 << i)]
     if sw:
         st.action = "Switch to " + ("3p" if wants_3p else "1p")
         st.reason = "Phase switch: " + (_SWITCHING.split("|")[sw] if 0 < sw < 6 else "")
+    elif hard:
+        st.reason = "Blocked: " + ", ".join(names)
     elif wants_on != is_on:
         st.action = "Start in" if wants_on else "Stop in"
         st.action_ms = pm.on_state_change_delay
@@ -245,8 +268,8 @@ def fill(st, app, now_ms):
         st.action_ms = pm.phase_state_change_delay
         st.reason = _SURPLUS % (avail, ">" if wants_3p else "<",
                                 pm.threshold_1to3 if wants_3p else pm.threshold_3to1)
-    elif pm.charging_blocked:
-        st.reason = "Charging blocked (0x%x)" % pm.charging_blocked
+    elif blocked:
+        st.reason = "PV paused: " + ", ".join(names)   # Min+PV: the guaranteed power goes on
     elif is_on and pm.on_state_change_blocked:
         st.action = "Min. on time"
         st.action_ms = pm.on_state_change_delay
@@ -342,8 +365,10 @@ class DisplayTask:
             if since_ms >= REFRESH_MS:
                 try:
                     self.refresh(now)
-                except OSError as e:  # I2C glitch: try again next second, keep the app running
-                    print("display:", e)
+                except Exception as e:  # noqa: BLE001 - an I2C glitch, or a value fill() or
+                    # render() did not foresee: try again next second. Ending the task would
+                    # leave the last frame on the panel for good.
+                    print("display:", repr(e))
                 since_ms = 0
             await clock.sleep_ms(_POLL_MS)
             since_ms += _POLL_MS
