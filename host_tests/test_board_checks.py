@@ -231,3 +231,27 @@ for name, out in (('contactor', False), ('contactor', True)):
         print(e)
 """)
     assert out.splitlines() == ["board.json: pin 'contactor' is already an output", "True"]
+
+
+def test_esp32_mqtt_and_home_assistant_ids_use_the_whole_chip_id(tmp_path):
+    """The MQTT service names the board by unique_id() when the board has it, else by the
+    4-hex-digit suffix of the setup AP: two boards sharing those 16 bits (1 in 65536) would share
+    client_id (the broker then drops one for the other, in turn, for ever), prefix and Home
+    Assistant unique_ids. The ESP32 offers its whole 6-byte chip id (the MAC)."""
+    out = run_mp(_ESP + """
+from firmware.board.esp32 import Esp32Board
+from firmware.api.registry import Registry
+from firmware.mqtt import cold
+class App:
+    pass
+app = App()
+app.board = Esp32Board(%r)
+app.registry = Registry()
+app.store = None
+app.clock = None
+cold.install(app)
+v = app.registry.read('mqtt/config')
+print(app.mqtt.device_id, v['client_id'], v['prefix'], app.board.unique_suffix())
+""" % str(tmp_path / "board.json"))
+    assert out.splitlines()[-1].split() == ["240ac4011a2b", "pvcc-240ac4011a2b",
+                                            "pvcc/240ac4011a2b", "1a2b"]

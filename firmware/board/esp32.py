@@ -211,6 +211,11 @@ class Esp32Board:
         return self._ap
 
     # --- boot -------------------------------------------------------------------------------
+    def unique_id(self):
+        """The whole chip id (6 bytes, the MAC): names the board on MQTT and in Home Assistant
+        (firmware/mqtt/cold.py), where the suffix's 16 bits could be shared by two boards."""
+        return machine.unique_id()
+
     def unique_suffix(self):
         """Four hex digits of the chip id: names the setup access point."""
         uid = machine.unique_id()
