@@ -43,9 +43,9 @@ def entries(device_id, prefix, discovery_prefix, read_only, remove=False):
         "binary_sensor;config_error;Config error;power_manager/state;"
         "{{ 'ON' if value_json.config_error_flags else 'OFF' }};"
         '"device_class": "problem", "entity_category": "diagnostic"',
-        # charging_blocked bits 1 and 2: grid / battery meter data missing or stale
-        # (docs/control.md)
-        "binary_sensor;meter_stale;Meter data stale;power_manager/low_level_state;"
+        # charging_blocked bits 1 and 2: grid / battery meter data missing or stale, set in PV
+        # and Min+PV only (docs/control.md; Fast and Off ignore the meter): the name says so.
+        "binary_sensor;meter_stale;PV control: meter data stale;power_manager/low_level_state;"
         "{{ 'ON' if (value_json.charging_blocked | int) | bitwise_and(3) else 'OFF' }};"
         '"device_class": "problem", "entity_category": "diagnostic"',
     )
