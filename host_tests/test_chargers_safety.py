@@ -4,7 +4,7 @@ reproduces a way the fuse or the contactor was put at risk, driving the real glu
 import json
 
 from mp import run_mp
-from test_chargers_sim import _run
+from test_chargers_sim import KEEPS_DRAWING, _run
 
 
 def test_contactor_waits_for_a_confirmed_zero_not_an_old_idle_reading(tmp_path):
@@ -296,14 +296,7 @@ def test_a_car_that_never_stops_is_not_paused_again_every_half_minute(tmp_path):
     # A car keeps drawing through the pause, so the switch to 1p is aborted (the phases stay).
     # It was tried again after every min_switch_interval (10 s here): 12 attempts in 5 min,
     # the car at 0 A 61 % of the time. Now the next attempt waits 5 minutes.
-    r = _run(tmp_path, """
-fast_external()
-w('power_manager/external_control', 3)
-run(60000)
-sim.offered_ma = lambda: 16000      # this car ignores the pause
-del trace[:]
-n = len(moves)
-w('power_manager/external_control', 1)
+    r = _run(tmp_path, KEEPS_DRAWING + """
 zero = 0
 for i in range(2400):
     run(250)
@@ -311,7 +304,7 @@ for i in range(2400):
         zero += 250
 cs = app.registry.read('power_manager/contactor_state')
 print(json.dumps({'attempts': [s for _, s in trace].count(1), 'zero_ms': zero,
-                  'moved': len(moves) - n, 'res': cs['last_result']}))
+                  'moved': len(moves) - n_moves, 'res': cs['last_result']}))
 """)
     assert r["moved"] == 0 and r["res"] == 2
     assert r["attempts"] == 2                 # at 0 and 5 min + 15 s, in 10 minutes

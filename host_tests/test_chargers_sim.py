@@ -88,8 +88,8 @@ print(json.dumps({'before': before, 'trace': [(t - t0, s) for t, s in trace], 'm
     assert 3 in r["ext"]   # commands are ignored while switching
 
 
-def test_car_that_keeps_drawing_aborts_the_switch(tmp_path):
-    r = _run(tmp_path, """
+# On 3p under Fast with external control, a car that ignores the pause; then 1p is asked for.
+KEEPS_DRAWING = """
 fast_external()
 w('power_manager/external_control', 3)
 run(60000)
@@ -97,6 +97,11 @@ sim.offered_ma = lambda: 16000      # this car ignores the pause
 del trace[:]
 n_moves = len(moves)
 w('power_manager/external_control', 1)
+"""
+
+
+def test_car_that_keeps_drawing_aborts_the_switch(tmp_path):
+    r = _run(tmp_path, KEEPS_DRAWING + """
 run(17000)
 cs = app.registry.read('power_manager/contactor_state')
 print(json.dumps({'trace': [s for _, s in trace], 'moved': len(moves) - n_moves, 'cs': cs,

@@ -200,9 +200,8 @@ print(t.next_page())
     assert (tmp_path / "display.pbm").exists()
 
 
-def test_status_reasons_and_errors_from_the_app():
-    out = run_mp("""
-from firmware.ui.display import fill, Status
+# Stand-ins for the app's objects that fill() reads (attributes, a stale slot, a config).
+_APP_FAKES = """
 class Obj:
     def __init__(self, **kw):
         for k, v in kw.items():
@@ -213,6 +212,12 @@ class Slot:
 class Cfg(dict):
     load_error = None
     name = 'power_manager/config'
+"""
+
+
+def test_status_reasons_and_errors_from_the_app():
+    out = run_mp(_APP_FAKES + """
+from firmware.ui.display import fill, Status
 # What power_manager/low_level_state shows, as the power manager's attributes.
 pm = Obj(power_at_meter=-2345.6, is_3phase=False, wants_3phase=False, is_on_last=False,
          wants_on_last=True, on_state_change_delay=94000, power_available_filtered=1500,
@@ -282,15 +287,8 @@ print('done')
     assert lines[2:] == ["done"]
 
 
-_BLOCK_APP = """
+_BLOCK_APP = _APP_FAKES + """
 from firmware.ui.display import fill, Status, render
-class Obj:
-    def __init__(self, **kw):
-        for k, v in kw.items():
-            setattr(self, k, v)
-class Cfg(dict):
-    load_error = None
-    name = 'power_manager/config'
 pm = Obj(power_at_meter=-500, is_3phase=True, wants_3phase=True, is_on_last=False,
          wants_on_last=True, on_state_change_delay=240000, power_available_filtered=5000,
          overall_min_power=4140, switching_state=0, switching=False,
