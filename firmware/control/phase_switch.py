@@ -118,6 +118,15 @@ class PhaseSwitch:
         if result == RESULT_ABORTED_CAR_DRAWS and self.interval_left_ms < _ABORT_RETRY_MS:
             self.interval_left_ms = _ABORT_RETRY_MS
 
+    def _stop_again(self):
+        """Current after 0 A was seen: back to waiting for 0 A, unless the one budget from
+        Stopping to the toggle is spent (a flickering reading may never show current in
+        Stopping itself: give up here then)."""
+        if self._stop_left_ms <= 0:
+            self._finish(RESULT_ABORTED_CAR_DRAWS)
+        else:
+            self.state = STOPPING
+
     def step(self, dt_ms, any_current, feedback=-1):
         """Advance by dt_ms. any_current: some charger reports current flowing (or cannot be
         read). feedback: -1 no contact wired, else 0/1 = contactor reports 1p/3p."""
@@ -170,27 +179,18 @@ class PhaseSwitch:
                     self.state = TOGGLING_CONTACTOR
             elif self._stop_left_ms <= 0:
                 # Never force the contactor under load: give up, keep the phases.
-                    self._finish(RESULT_ABORTED_CAR_DRAWS)
+                self._finish(RESULT_ABORTED_CAR_DRAWS)
         elif s == DISCONNECTING_CP:
             self._stop_left_ms -= dt_ms
             if any_current:
-                # Back to waiting for 0 A, unless its time is up (a flickering reading never
-                # shows current in Stopping itself: give up here).
-                if self._stop_left_ms <= 0:
-                    self._finish(RESULT_ABORTED_CAR_DRAWS)
-                else:
-                    self.state = STOPPING
+                self._stop_again()
             else:
                 self._timer_ms -= dt_ms
                 if self._timer_ms <= 0:
                     self.state = TOGGLING_CONTACTOR
         elif s == TOGGLING_CONTACTOR:
             if any_current:
-                # Current appeared again just before the toggle: back to waiting for 0 A.
-                if self._stop_left_ms <= 0:
-                    self._finish(RESULT_ABORTED_CAR_DRAWS)
-                else:
-                    self.state = STOPPING
+                self._stop_again()    # current again just before the toggle
             else:
                 self.relay_3p = self.target_3p
                 self._ignore_ms = _FEEDBACK_IGNORE_MS

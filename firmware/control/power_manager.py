@@ -122,7 +122,7 @@ _SMOOTH_MS = const(64000)
 _PHASE_HOLD_LONG_HYST = const(24)
 
 # Hard blocks: current 0 immediately, whatever the hysteresis says.
-_HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)
+HARD_BLOCKS = const(4 | 8 | 16 | 32 | 64 | 128)   # also read by the display
 
 
 def _clamp(v, lo, hi):
@@ -507,7 +507,7 @@ class PowerManager:
             blocked |= BLOCKED_DLM if max_ma < self.max_current_ma else BLOCKED_CONFIG
         blocked |= self.blocked_flags
         self.charging_blocked = blocked
-        hard = blocked & _HARD_BLOCKS
+        hard = blocked & HARD_BLOCKS
         if pv and mode == MODE_PV:
             hard |= blocked & (BLOCKED_GRID_STALE | BLOCKED_BATTERY_STALE)
 

@@ -13,6 +13,9 @@ import time
 
 from micropython import const
 
+# The bits that stop charging in every mode (1 and 2, stale meters, only in PV mode).
+from firmware.control.power_manager import HARD_BLOCKS, MODE_PV
+
 REFRESH_MS = const(1000)
 ROTATE_MS = const(5000)
 HOLD_MS = const(30000)
@@ -40,8 +43,6 @@ _SWITCHING = "|starting|stopping chargers|CP disconnected|toggling contactor|" \
 # charging_blocked bits 1, 2, 4 ... 128 (docs/control.md "charging_blocked bits")
 _BLOCKED = "grid meter stale|battery meter stale|config error|contactor fault|" \
     "0 phases wanted|DLM limit|charger unreachable|input"
-_HARD_BLOCKS = const(0xfc)       # bits that stop charging in every mode (1 and 2: PV mode only)
-_MODE_PV = const(2)
 _MAX_KW = const(99999)           # the headline has room for 5 characters
 
 
@@ -247,7 +248,7 @@ def fill(st, app, now_ms):
     blocked = pm.charging_blocked
     # A block that stops charging now: the power manager skips its on/off decisions then, so
     # wants_on_last still holds the last one and must not be shown as "Start in".
-    hard = blocked & _HARD_BLOCKS or (blocked if st.mode == _MODE_PV else 0)
+    hard = blocked & HARD_BLOCKS or (blocked if st.mode == MODE_PV else 0)
     st.blocked = bool(hard)
     if blocked:
         names = [t for i, t in enumerate(_BLOCKED.split("|")) if blocked & (1 << i)]
