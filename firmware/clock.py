@@ -1,9 +1,27 @@
 # The one source of time for every task. Tests and the simulator scale it (SIM_SPEED) or drive it
 # by hand; nothing else in the firmware reads time.ticks_ms() or sleeps on its own.
 #
-# ticks wrap (2**30 ms ~ 12.4 days on the ESP32): compare them only with time.ticks_diff().
+# ticks wrap (2**30 ms ~ 12.4 days on the ESP32): compare them only with time.ticks_diff(), and
+# only while the true difference is below 2**29 ms (~6.2 days). A stamp kept longer than that
+# (a meter's last reading, a charger's last answer) reads back as negative, then after 12.4 days
+# as young again: its owner passes it through keep_stamp() at least every AGE_CAP_MS
+# (docs/uptime-audit.md).
 import time
 import asyncio
+
+from micropython import const
+
+AGE_CAP_MS = const(1 << 28)   # ~3.1 days: the oldest a kept stamp gets
+
+
+def keep_stamp(now_ms, stamp_ms):
+    """stamp_ms, or when it is older than AGE_CAP_MS (or so old ticks_diff() reads it as in the
+    future) a stamp exactly AGE_CAP_MS old: ages computed from it stop at the cap instead of
+    folding back."""
+    age_ms = time.ticks_diff(now_ms, stamp_ms)
+    if age_ms < 0 or age_ms > AGE_CAP_MS:
+        return time.ticks_add(now_ms, -AGE_CAP_MS)
+    return stamp_ms
 
 
 class Clock:

@@ -72,6 +72,9 @@ class ControlTask:
             app.phase_control.before_step(now_ms, dt_ms)
         pm.step(dt_ms)
         app.distribute(now_ms, dt_ms)
+        # One slot a period keeps its stamp within ticks_diff()'s reach (MeterSlot.age_ms): also
+        # the slots no control input reads, which only the API, MQTT and the display show.
+        slots[self.steps % len(slots)].age_ms(now_ms)
         self.steps += 1
 
     async def run(self):

@@ -13,6 +13,27 @@ MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "microp
 _PRELUDE = "import sys\nsys.path[:0] = [%r, %r]\n" % (str(ROOT), str(ROOT / "lib"))
 
 
+# Prepend to a snippet that must cross the ESP32's tick wrap: `time` with the ESP32's ticks
+# (period 2**30 ms ~ 12.4 days; the Unix port's wrap at 2**62), in place before any firmware
+# module imports it. (asyncio is imported first: its scheduler keeps the Unix port's ticks.)
+ESP32_TICKS = """
+import sys, time as _unix_time, asyncio
+class _Esp32Time:
+    def __getattr__(self, name):
+        return getattr(_unix_time, name)
+    @staticmethod
+    def ticks_ms():
+        return _unix_time.ticks_ms() & 0x3FFFFFFF
+    @staticmethod
+    def ticks_add(a, b):
+        return (a + b) & 0x3FFFFFFF
+    @staticmethod
+    def ticks_diff(a, b):
+        return ((a - b + 0x20000000) & 0x3FFFFFFF) - 0x20000000
+sys.modules['time'] = _Esp32Time()
+"""
+
+
 class MicroPythonError(AssertionError):
     pass
 

@@ -9,6 +9,7 @@
 import time
 
 from firmware.api.config import cold
+from firmware.clock import keep_stamp
 from firmware.api.registry import ApiError
 
 SLOT_COUNT = 7
@@ -66,7 +67,9 @@ class MeterSlot:
         for i in range(len(vals)):
             vals[i] = values[i]
         self.updated_ms = now_ms
-        self.update_count += 1
+        # Wraps to 0 at 2**30 (read with != only): on the ESP32 a larger int is a heap object
+        # per reading, after ~1.7 years of a meter polled every 50 ms.
+        self.update_count = (self.update_count + 1) & 0x3FFFFFFF
 
     def get(self, value_id):
         try:
@@ -75,9 +78,14 @@ class MeterSlot:
             return None
 
     def age_ms(self, now_ms):
-        if self.updated_ms is None:
+        """Age of the last reading, at most AGE_CAP_MS (~3.1 days). The stamp is kept within
+        ticks_diff()'s reach on every call (the control task calls this for every slot at
+        least every few seconds): a meter silent for a week read as fresh otherwise."""
+        t = self.updated_ms
+        if t is None:
             return _NEVER_MS
-        return min(time.ticks_diff(now_ms, self.updated_ms), _NEVER_MS)
+        t = self.updated_ms = keep_stamp(now_ms, t)
+        return time.ticks_diff(now_ms, t)
 
     def is_stale(self, now_ms):
         return self.age_ms(now_ms) > self.stale_after_ms

@@ -1,0 +1,79 @@
+"""Months of uptime on the ESP32 (docs/uptime-audit.md): its ticks_ms() wraps at 2**30 ms
+(~12.4 days) and ticks_diff() is right only below 2**29 ms (~6.2 days). These tests run the real
+code with the ESP32's ticks (mp.ESP32_TICKS: the Unix port wraps at 2**62) on a ManualClock
+started a minute before the wrap, and let days pass."""
+import json
+
+from mp import ESP32_TICKS, run_mp
+
+_DAY_MS = 24 * 3600 * 1000
+
+_APP = ESP32_TICKS + """
+import json, time
+from firmware.app import App
+from firmware.board.unix import UnixBoard
+from firmware.clock import ManualClock
+%s
+T0 = (1 << 30) - 60000          # a minute before the ticks wrap
+clock = ManualClock(T0)
+app = App(UnixBoard(%r), clock, subsystems=SUBSYSTEMS)
+def w(path, body):
+    app.registry.write(path, json.dumps(body))
+def r(path):
+    return app.registry.read(path)
+def step(ms):
+    # One control period of `ms` (the power manager takes up to an hour a step).
+    clock.advance(ms)
+    app.control.step(clock.ticks_ms(), ms)
+"""
+
+
+def _run(tmp_path, body, subsystems="SUBSYSTEMS = ()"):
+    code = _APP % (subsystems, str(tmp_path)) + body
+    return json.loads(run_mp(code, heap="2M", timeout=120).splitlines()[-1])
+
+
+def test_a_silent_meter_stays_stale_for_weeks(tmp_path):
+    # The grid meter (slot 0) and a meter no control input reads (slot 3) send one reading,
+    # then fall silent. Days 6.2 to 12.4 read a negative age (not stale: "fresh" on the API,
+    # MQTT and the display); 12.4 days after the reading its age reads as a few seconds again,
+    # and the grid meter's 12-day-old reading counted as fresh for the control step and DLM.
+    r = _run(tmp_path, """
+w('meters/0/config', {'type': 1, 'value_ids': [74]})
+w('meters/3/config', {'type': 1, 'value_ids': [74]})
+w('meters/0/update', [-3000])
+w('meters/3/update', [500])
+t_read = clock.ticks_ms()
+step(250)
+first = [r('meters/0/state')['stale'], r('meters/3/state')['stale']]
+fresh_hours = []           # hours after the reading at which the silent grid meter looked fresh
+elapsed = 250
+for h in range(1, 298):    # hourly, up to just before 2**30 ms
+    step(3600000 - (250 if h == 1 else 0))
+    elapsed = h * 3600000
+    if not r('meters/0/state')['stale'] or app.pm.grid_age_ms <= app.pm.stale_ms:
+        fresh_hours.append(h)
+step((1 << 30) + 5000 - elapsed)     # 2**30 ms + 5 s after the reading: reads as 5 s old
+print(json.dumps({'first': first, 'fresh_hours': fresh_hours,
+  'grid': [r('meters/0/state')['stale'], app.pm.grid_age_ms > app.pm.stale_ms],
+  'other': r('meters/3/state'), 'now': time.ticks_diff(clock.ticks_ms(), t_read)}))
+""")
+    assert r["first"] == [False, False]
+    assert r["now"] == 5000                  # the ticks folded back to "5 s after the reading"
+    assert r["fresh_hours"] == []
+    assert r["grid"] == [True, True]
+    assert r["other"]["stale"] is True and r["other"]["age_ms"] >= 3 * _DAY_MS
+
+
+def test_a_slots_reading_count_stays_a_small_int(tmp_path):
+    r = _run(tmp_path, """
+w('meters/0/config', {'type': 1, 'value_ids': [74]})
+app.slots[0].update_count = (1 << 30) - 1
+w('meters/0/update', [-3000])
+step(250)
+fresh = app.pm.grid_fresh
+w('meters/0/update', [-3000])
+step(250)
+print(json.dumps([app.slots[0].update_count, fresh, app.pm.grid_fresh]))
+""")
+    assert r == [1, True, True]
