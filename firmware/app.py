@@ -28,13 +28,12 @@ BOARD_SUBSYSTEMS = (
 
 def _system_state(app):
     """system/state: uptime, loop period and config files that could not be loaded."""
-    import time
     ct = app.control
     errors = [c.load_error for c in app.configs.values() if c.load_error]
     pin_map_error = getattr(app.board, "pin_map_error", None)   # board.json (ESP32)
     if pin_map_error:
         errors.append(pin_map_error)
-    return {"uptime_ms": time.ticks_diff(app.clock.ticks_ms(), app.start_ms),
+    return {"uptime_ms": ct.uptime_s * 1000 + ct.uptime_rest_ms,  # (a bigint after 12 days)
             "config_load_errors": errors,
             "period_ms": ct.period_ms, "max_period_ms": ct.max_period_ms, "steps": ct.steps}
 
@@ -43,7 +42,6 @@ class App:
     def __init__(self, board, clock, subsystems=()):
         self.board = board
         self.clock = clock
-        self.start_ms = clock.ticks_ms()
         self.store = Store(board.fs_dir)
         self.registry = Registry()
         self.configs = {}

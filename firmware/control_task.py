@@ -24,6 +24,10 @@ class ControlTask:
         self.max_period_ms = 0
         self.heartbeat_ms = None  # the watchdog feeds the hardware WDT only while this moves
         self.steps = 0
+        # Uptime for system/state, summed from the periods: a ticks stamp taken at boot reads
+        # negative after 6.2 days. Whole seconds plus the ms since: small ints for 34 years.
+        self.uptime_s = 0
+        self.uptime_rest_ms = 0
 
     def step(self, now_ms, dt_ms):
         """One control period: slots -> power manager inputs, the control step, chargers."""
@@ -76,6 +80,12 @@ class ControlTask:
         # the slots no control input reads, which only the API, MQTT and the display show.
         slots[self.steps % len(slots)].age_ms(now_ms)
         self.steps += 1
+        if dt_ms > 0:
+            u = self.uptime_rest_ms + dt_ms
+            if u >= 1000:
+                self.uptime_s += u // 1000
+                u %= 1000
+            self.uptime_rest_ms = u
 
     async def run(self):
         clock = self.app.clock

@@ -77,3 +77,13 @@ step(250)
 print(json.dumps([app.slots[0].update_count, fresh, app.pm.grid_fresh]))
 """)
     assert r == [1, True, True]
+
+
+def test_system_uptime_counts_past_the_wrap(tmp_path):
+    r = _run(tmp_path, """
+for h in range(30 * 24):
+    step(3600000)
+step(250)
+print(json.dumps(r('system/state')['uptime_ms']))
+""")
+    assert r == 30 * _DAY_MS + 250
