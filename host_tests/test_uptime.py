@@ -87,3 +87,23 @@ step(250)
 print(json.dumps(r('system/state')['uptime_ms']))
 """)
     assert r == 30 * _DAY_MS + 250
+
+
+def test_display_rotates_again_a_week_after_a_button_press(tmp_path):
+    # The press holds the page for 30 s. The deadline was never forgotten: 6.2 days later
+    # ticks_diff() read it as ahead again and the pages stopped rotating for 6.2 days.
+    r = _run(tmp_path, """
+t = app.display
+btn = app.board.pin('button', out=False)
+press = T0 + 1000
+btn.value(1); t.poll_button(press); btn.value(0); t.poll_button(time.ticks_add(press, 50))
+for s in range(1, 60):
+    t.refresh(time.ticks_add(press, s * 1000))
+pages = []
+week = time.ticks_add(press, 7 * 24 * 3600 * 1000)
+for s in range(30):
+    t.refresh(time.ticks_add(week, s * 1000))
+    pages.append(t.page)
+print(json.dumps(pages))
+""")
+    assert len(set(r)) >= 3        # rotating: a new page every 5 s

@@ -339,7 +339,12 @@ class DisplayTask:
         if self.shown_ms is None:
             self.shown_ms = now_ms
         held = self.held_until is not None and time.ticks_diff(self.held_until, now_ms) > 0
-        if not held and time.ticks_diff(now_ms, self.shown_ms) >= ROTATE_MS:
+        if not held:
+            # Forgotten once past: 6.2 days after a press ticks_diff() would read the old
+            # deadline as ahead again and pause the rotation for another 6.2 days.
+            self.held_until = None
+        # (A negative age: the page is older than 6.2 days, the task was held up that long.)
+        if not held and not 0 <= time.ticks_diff(now_ms, self.shown_ms) < ROTATE_MS:
             self.page = self.next_page()
             self.shown_ms = now_ms
         render(self.display.fb, self.status, self.page)
