@@ -107,3 +107,91 @@ for s in range(30):
 print(json.dumps(pages))
 """)
     assert len(set(r)) >= 3        # rotating: a new page every 5 s
+
+
+_BUS = ESP32_TICKS + """
+import asyncio, json, time
+from firmware.clock import ManualClock
+from firmware.modbus import rtu
+from firmware.modbus.bus import ModbusBus, ModbusError
+clock = ManualClock((1 << 30) - 60000)
+class Uart:
+    # Slave 5 answers every read of one register with 0x1234.
+    rx = b''
+    def write(self, b):
+        ans = bytearray(b'\\x05\\x04\\x02\\x12\\x34\\x00\\x00')
+        rtu.append_crc(ans, 5)
+        self.rx = bytes(ans)
+    def readinto(self, buf):
+        n = len(self.rx)
+        buf[:n] = self.rx
+        self.rx = b''
+        return n
+    def close(self):
+        pass
+opens = []
+def open_uart():
+    opens.append(clock.ticks_ms())
+    if len(opens) == 1 and FIRST_OPEN_FAILS:
+        raise OSError('no such port')
+    return Uart()
+bus = ModbusBus(open_uart, clock, timeout_ms=200, retries=0, gap_ms=5)
+async def read():
+    t = clock.ticks_ms()
+    try:
+        v = hex((await bus.read_input(5, 0, 1))[0])
+    except ModbusError as e:
+        v = type(e).__name__
+    return [v, time.ticks_diff(clock.ticks_ms(), t)]
+"""
+
+
+def _bus(body, first_open_fails=False):
+    code = "FIRST_OPEN_FAILS = %s\n" % first_open_fails + _BUS + body
+    return json.loads(run_mp(code, timeout=60).splitlines()[-1])
+
+
+def test_bus_answers_at_once_after_a_week_of_silence():
+    # The first request after a week without traffic waited out the "gap" to a stamp that
+    # ticks_diff() read as 6 days ahead: up to 6.2 days of no readings.
+    r = _bus("""
+async def main():
+    a = await read()
+    clock.advance(7 * 24 * 3600 * 1000)
+    b = await read()
+    print(json.dumps([a, b]))
+asyncio.run(main())
+""")
+    assert r[0][0] == r[1][0] == "0x1234"
+    assert r[1][1] < 1000, r
+
+
+def test_bus_retries_a_failed_port_a_week_later():
+    # The port could not be opened, then the bus was idle for a week: the 2-s reopen delay read
+    # the old failure as in the future and refused to try for up to 6.2 more days.
+    r = _bus("""
+async def main():
+    a = await read()
+    clock.advance(7 * 24 * 3600 * 1000)
+    b = await read()
+    print(json.dumps([a[0], b[0], len(opens)]))
+asyncio.run(main())
+""", first_open_fails=True)
+    assert r == ["ModbusPortError", "0x1234", 2]
+
+
+def test_bus_counters_stay_small_ints():
+    # On the ESP32 an int above 2**30 - 1 is a heap object: after ~1e9 transactions (months
+    # on a busy bus) every count allocated. The counters restart from 0 together instead.
+    r = _bus("""
+async def main():
+    await read()
+    bus.transactions = (1 << 30) - 1
+    st = bus._stats[5]
+    st[0] = st[1] = (1 << 30) - 1
+    await read()
+    print(json.dumps([bus.transactions, bus.stats(5)]))
+asyncio.run(main())
+""")
+    assert r[0] == 1
+    assert r[1]["requests"] == 1 and r[1]["ok"] == 1, r

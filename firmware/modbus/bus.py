@@ -57,6 +57,7 @@ class ModbusPortError(ModbusError):
 _RX_SIZE = const(512)     # two maximal frames: the answer plus garbage in front of it
 _CHUNK = const(64)
 _REOPEN_MS = const(2000)  # how often a port that failed to open is tried again
+_COUNT_MAX = const(0x3FFFFFFF)  # the counters restart from 0 at this total (ESP32 small int)
 _TX_BLOCK_MS = const(2)   # the end of a frame is waited for blocking (driver-enable timing)
 
 # Outcomes of one attempt.
@@ -232,8 +233,9 @@ class ModbusBus:
                     pass
         if self._uart is None:
             now = self.clock.ticks_ms()
+            # (0 <=: a failure more than 6.2 days ago reads as negative; the port is tried)
             if self._open_failed_ms is not None and \
-                    _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
+                    0 <= _ticks_diff(now, self._open_failed_ms) < _REOPEN_MS:
                 return _PORT
             try:
                 self._uart = self._open_uart()
@@ -245,6 +247,14 @@ class ModbusBus:
                 self.port_error = "cannot open serial port: %s" % (e,)
                 self._open_failed_ms = now
                 return _PORT
+        if self.transactions >= _COUNT_MAX:
+            # Every counter restarts from 0 together (their ratios stay right) before the total
+            # leaves the small ints: on the ESP32 each count would be a new heap object then.
+            self.transactions = 0
+            for st in self._stats.values():
+                for i in range(8):
+                    if i != _S_LAST_EXCEPTION:
+                        st[i] = 0
         st = self._stats.get(slave)
         if st is None:
             st = self._stats[slave] = [0] * 8
@@ -258,7 +268,10 @@ class ModbusBus:
             clock = self.clock
             gap = max(self.gap_ms, self._silence_ms)
             wait = gap - _ticks_diff(clock.ticks_ms(), self._idle_at)
-            if wait > 0:
+            # _idle_at is at most timeout_ms ahead (a late answer's quiet time). A longer wait
+            # is a stamp from before a silence of over 6.2 days, which ticks_diff() reads as
+            # ahead: the line has been quiet for long, nothing to wait for.
+            if 0 < wait <= gap + self.timeout_ms:
                 await clock.sleep_ms(wait)
             uart = self._uart
             # Stray bytes between frames are not part of the answer. Bounded: a line streaming
