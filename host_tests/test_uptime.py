@@ -109,6 +109,25 @@ print(json.dumps(pages))
     assert len(set(r)) >= 3        # rotating: a new page every 5 s
 
 
+def test_a_charger_gone_for_a_week_reads_as_long_gone(tmp_path):
+    # last_seen_age_ms of a wallbox that stopped answering read negative after 6.2 days.
+    r = _run(tmp_path, """
+sim = app.chargers[0]
+sim.exchange(clock.ticks_ms())
+step(250)
+sim.dead = True
+ages = []
+for h in range(8 * 24):
+    step(3600000)
+    sim.exchange(clock.ticks_ms())
+    ages.append(r('charge_manager/state')['chargers'][0]['last_seen_age_ms'])
+print(json.dumps({'ages': ages, 'reachable': sim.reachable}))
+""", "from tools.simsite.wiring import make_installer\nSUBSYSTEMS = (make_installer(None),)")
+    assert r["reachable"] is False
+    assert min(r["ages"]) >= 3600000
+    assert r["ages"][-1] >= 3 * _DAY_MS
+
+
 _BUS = ESP32_TICKS + """
 import asyncio, json, time
 from firmware.clock import ManualClock

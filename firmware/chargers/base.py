@@ -5,6 +5,8 @@ import time
 
 from micropython import const
 
+from firmware.clock import keep_stamp
+
 UNREACHABLE_MS = const(32000)  # DOMAIN 4: a charger silent for 32 s is unreachable
 _WAKE_SLICE_MS = const(50)     # a new set-point goes out within this, not at the next poll
 CHARGING_MA = const(1000)      # a phase above this counts as "current flowing"
@@ -75,7 +77,12 @@ class Charger:
         self.check_reachable(now_ms)
 
     def check_reachable(self, now_ms):
-        if self.last_seen_ms is None or time.ticks_diff(now_ms, self.last_seen_ms) > UNREACHABLE_MS:
+        """(Every control period: this also keeps last_seen_ms within ticks_diff()'s reach, so
+        last_seen_age_ms of a charger gone for weeks reads as old, at most ~3.1 days.)"""
+        t = self.last_seen_ms
+        if t is not None:
+            t = self.last_seen_ms = keep_stamp(now_ms, t)
+        if t is None or time.ticks_diff(now_ms, t) > UNREACHABLE_MS:
             if self.reachable:
                 self.reachable = False
             self.vehicle_connected = False
