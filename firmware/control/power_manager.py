@@ -318,9 +318,14 @@ class PowerManager:
             self.threshold_1to3 = max_1p_w
 
     def set_charge_mode(self, mode):
-        self.charge_mode = _clamp(int(mode), 0, 3)
-        self._mode_free = True
-        self._recalc = True
+        mode = _clamp(int(mode), 0, 3)
+        if mode != self.charge_mode:
+            # Only a change is the user's action that may act at once (the reference sets its
+            # 'just switched mode' only when the value changed): home automations that write the
+            # mode they want every few minutes must not skip every hysteresis.
+            self._mode_free = True
+            self._recalc = True
+        self.charge_mode = mode
 
     def set_phases_wanted(self, n):
         # Commands act at once (external control is an exception to every hysteresis).
