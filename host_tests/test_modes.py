@@ -44,3 +44,28 @@ print(json.dumps({'before': before, 'same': same, 'changed': app.pm.is_on_last})
     assert r["same"][0] is False                       # still waiting...
     assert r["same"][1] == r["before"] - 1000          # ... on the same running block
     assert r["changed"] is True
+
+
+def test_fast_chosen_during_a_phase_switch_goes_3p_right_after_it(tmp_path):
+    # PV on 3p, the surplus falls, the switch to 1p starts; the user selects Fast while it runs.
+    # The mode change's exception was spent in that step, when no phase decision is made
+    # (switching): after the switch Fast charged on 1p for a whole hysteresis (240 s).
+    r = _run(tmp_path, _SITE + """
+surplus(9000)
+run(600000)
+on3 = [app.pm.is_3phase, min(ev.phase_currents_ma)]
+surplus(2500)
+until(lambda: app.pm.switching_state >= 2, 600000)
+n = len(moves)
+w('power_manager/charge_mode', 0)
+t_1p = until(lambda: not app.pm.is_3phase, 60000)
+t_3p = until(lambda: app.pm.is_3phase and app.pm.switching_state == 0, 120000)
+run(20000)
+print(json.dumps({'on3': on3, 't_1p': t_1p, 't_3p': t_3p, 'moves': len(moves) - n,
+                  'ev': ev.phase_currents_ma}))
+""")
+    assert r["on3"][0] is True and r["on3"][1] > 10000
+    assert r["t_1p"] > 0                  # the running switch completes (no abort mid-way)
+    assert 0 < r["t_3p"] <= 60000         # then back to 3p at once (sim: 10 s CP off, 10 s apart)
+    assert r["moves"] == 2
+    assert min(r["ev"]) > 14000           # Fast on 3 phases

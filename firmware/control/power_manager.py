@@ -533,7 +533,11 @@ class PowerManager:
                 self._decide_phase(mode, pmode, paf, mode_free, dt_ms)
             self._ledger(dt_ms, charging_w, mode == MODE_PV)
             self._decide_on(paf, pa, omin, mode_free, pmode, dt_ms, mode == MODE_PV)
-        self._mode_free = False
+            if not switching:
+                # The exception lasts until both decisions were made: a mode change during a
+                # phase switch (no phase decision) or a block (no decision at all) keeps it for
+                # the first decision after them, as the reference's flag does.
+                self._mode_free = False
         self.phase_state_change_blocked = (self.phase_state_change_delay > 0 or self._phase_wait
                                            or self._phase_hold)
         self.on_state_change_blocked = self.on_state_change_delay > 0
