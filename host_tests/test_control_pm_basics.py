@@ -99,6 +99,7 @@ for charging, grid in ((0, -2000), (0, 700), (3000, -800), (3000, 800), (3000, -
                        (3000, 1400), (3000, -2000), (3000, 4000), (50, -999)):
     pm = mk(mode=2, cfg={"target_power_from_grid": 0})
     pm.is_on_last = charging > 0     # charging: the PM is on (gain 8/8 while off)
+    pm._mode_free = False            # steady state (right after a mode change: 8/8 too)
     pm.charging_w = charging
     pm.grid_w = grid
     pm.grid_fresh = True

@@ -69,3 +69,35 @@ print(json.dumps({'on3': on3, 't_1p': t_1p, 't_3p': t_3p, 'moves': len(moves) - 
     assert 0 < r["t_3p"] <= 60000         # then back to 3p at once (sim: 10 s CP off, 10 s apart)
     assert r["moves"] == 2
     assert min(r["ev"]) > 14000           # Fast on 3 phases
+
+
+def test_fast_to_pv_judges_the_surplus_not_the_fast_charging_power(tmp_path):
+    # Charging Fast on 3p (11 kW), the user selects PV. The first decision after a mode change
+    # acts at once, but it judged the surplus through the PV controller's gain (7/8 while
+    # charging) applied to Fast's 11 kW: 500 W of surplus looked like 1.8 kW, so the car went on
+    # charging from the grid until the switch-off hysteresis ran out (~2 min); 2.5 kW looked
+    # like ~3.8 kW and kept 3 x 6 A (4.1 kW) for the phase hysteresis (4 min, 1.6 kW imported).
+    r = _run(tmp_path, _SITE + """
+out = {}
+for sur in (500, 2500):
+    w('power_manager/charge_mode', 1)
+    run(20000)
+    surplus(sur)
+    w('power_manager/charge_mode', 0)
+    run(120000)
+    fast = [app.pm.is_3phase, min(ev.phase_currents_ma)]
+    w('power_manager/charge_mode', 2)
+    run(1000)
+    first = [app.pm.is_on_last, app.pm.wants_3phase]
+    run(60000)
+    out[sur] = {'fast': fast, 'first': first, 'is3': app.pm.is_3phase, 'ev_w': ev.power_w,
+                'grid_w': app.sim_site.grid_w}
+print(json.dumps(out))
+""")
+    lo, mid = r["500"], r["2500"]
+    assert lo["fast"][0] is True and lo["fast"][1] > 14000
+    assert lo["first"] == [False, False]      # off at once (and 1p for later, no current flows)
+    assert lo["ev_w"] == 0
+    assert mid["fast"][0] is True
+    assert mid["first"] == [True, False]      # on, but on one phase at once
+    assert mid["is3"] is False and 0 < mid["ev_w"] <= 2600 and mid["grid_w"] < 200

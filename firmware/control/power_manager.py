@@ -608,7 +608,9 @@ class PowerManager:
         # Adaptive P gain as n/8: 8/8 while off or nothing charges (so the switch-on threshold is
         # judged on the full excess), else 4/8 below 1000 W error, 6/8 below 1500 W, 7/8 above
         # (some cars only move in ~1.5 kW steps).
-        if not self.is_on_last or charging_w < _IDLE_W:
+        if not self.is_on_last or charging_w < _IDLE_W or self._mode_free:
+            # (Right after a mode change the chargers' power is the old mode's, e.g. Fast's
+            # 11 kW, not an operating point of this controller: judge the surplus itself.)
             return err_w
         a = err_w if err_w >= 0 else -err_w
         if a < 1000:
