@@ -101,3 +101,22 @@ print(json.dumps(out))
     assert mid["fast"][0] is True
     assert mid["first"] == [True, False]      # on, but on one phase at once
     assert mid["is3"] is False and 0 < mid["ev_w"] <= 2600 and mid["grid_w"] < 200
+
+
+def test_min_pv_guaranteed_power_between_1p_max_and_3p_min_is_met_on_3p(tmp_path):
+    # guaranteed_power 3900 W at 16 A: one phase gives at most 3680 W, three at least 4140 W.
+    # Automatic phases switched by the PV thresholds only (1p->3p above 4025 W), so the
+    # guarantee was missed by 220 W when Min+PV started on 1p, and met when it started on 3p.
+    r = _run(tmp_path, _SITE + """
+surplus(0)
+w('power_manager/config', {'guaranteed_power': 3900})
+run(300000)
+start = app.pm.is_3phase
+w('power_manager/charge_mode', 3)
+run(600000)
+print(json.dumps({'start': start, 'is3': app.pm.is_3phase, 'ev_w': ev.power_w,
+                  'cur': app.pm.charge_manager_available_current}))
+""")
+    assert r["start"] is False                # the PV seed config, nothing charged yet: 1p
+    assert r["is3"] is True
+    assert r["cur"] == 6000 and r["ev_w"] >= 3900 * 95 // 100

@@ -161,6 +161,7 @@ class PowerManager:
         self.contactor_installed = False
         self.charger_count = 0
         self._min_1p_w = 0
+        self._max_1p_w = 0
         self._min_3p_w = 0
         self._scale_v = _NOMINAL_V     # the voltage the powers below were computed at
         self._can_1p = True
@@ -295,7 +296,7 @@ class PowerManager:
         # 6 A draw 1440 W, and a switch-off decided at 1380 W would hold it on importing up to
         # 60 W (measured: docs/benchmark.md, finding 7 "Thresholds at the measured voltage").
         self._scale_v = v
-        max_1p_w = v * self.max_current_ma // 1000
+        max_1p_w = self._max_1p_w = v * self.max_current_ma // 1000
         min_3p_w = 3 * v * self.min_current_3p_ma // 1000
         # At least 1 W: with a (nonsensical) minimum current of 0, no power must still mean off.
         self._min_1p_w = max(v * self.min_current_1p_ma // 1000, 1)
@@ -636,6 +637,11 @@ class PowerManager:
             d3 = True
         elif mode == MODE_OFF:
             d3 = cur3  # nothing to charge: don't wear the contactor
+        elif mode == MODE_MIN_PV and self.guaranteed_power > self._max_1p_w:
+            # One phase cannot give the guaranteed power, the 3p minimum can: in the dead band
+            # between them (3680..4140 W at 16 A) the PV thresholds alone kept 1p and missed
+            # the guarantee. Decided by the config, not the sun: no phase budget.
+            d3 = True
         elif cur3:
             d3 = paf >= self.threshold_3to1
             auto_pv = True
