@@ -219,7 +219,8 @@ def test_status_reasons_and_errors_from_the_app():
     out = run_mp(_APP_FAKES + """
 from firmware.ui.display import fill, Status
 # What power_manager/low_level_state shows, as the power manager's attributes.
-pm = Obj(power_at_meter=-2345.6, is_3phase=False, wants_3phase=False, is_on_last=False,
+pm = Obj(power_at_meter=-2345.6, is_3phase=False, wants_3phase=False, wants_3phase_last=False,
+         is_on_last=False,
          wants_on_last=True, on_state_change_delay=94000, power_available_filtered=1500,
          overall_min_power=1380, switching_state=0, switching=False,
          charge_manager_allocated_current=0, charging_blocked=0, on_state_change_blocked=False,
@@ -232,7 +233,7 @@ st = fill(Status(), app, 0)
 print(st.grid_w, st.phases, st.mode, st.meter_stale)
 print(st.action, st.action_ms, st.reason)
 print(st.errors)
-for k, v in dict(is_on_last=True, wants_on_last=True, wants_3phase=True,
+for k, v in dict(is_on_last=True, wants_on_last=True, wants_3phase_last=True,
                  phase_state_change_delay=30000, threshold_1to3=4025,
                  power_available_filtered=4500).items():
     setattr(pm, k, v)
@@ -289,7 +290,8 @@ print('done')
 
 _BLOCK_APP = _APP_FAKES + """
 from firmware.ui.display import fill, Status, render
-pm = Obj(power_at_meter=-500, is_3phase=True, wants_3phase=True, is_on_last=False,
+pm = Obj(power_at_meter=-500, is_3phase=True, wants_3phase=True, wants_3phase_last=True,
+         is_on_last=False,
          wants_on_last=True, on_state_change_delay=240000, power_available_filtered=5000,
          overall_min_power=4140, switching_state=0, switching=False,
          charge_manager_allocated_current=0, charging_blocked=0, on_state_change_blocked=True,

@@ -120,3 +120,35 @@ print(json.dumps({'start': start, 'is3': app.pm.is_3phase, 'ev_w': ev.power_w,
     assert r["start"] is False                # the PV seed config, nothing charged yet: 1p
     assert r["is3"] is True
     assert r["cur"] == 6000 and r["ev_w"] >= 3900 * 95 // 100
+
+
+def test_display_counts_down_the_pending_phase_switch_of_the_http_state(tmp_path):
+    # PV on 3p, the surplus falls below the 3p minimum: low_level_state shows the 1p decision
+    # (wants_3phase_last false) and its countdown (phase_state_change_delay), while 3 x 6 A come
+    # partly from the grid. The display compared the commanded phase with the contactor (equal
+    # until the switch is due) and showed "Charging". Fast chosen then switches at once: no
+    # 4:00 countdown of the block for it.
+    r = _run(tmp_path, _SITE + """
+from firmware.ui.display import fill, Status
+def disp():
+    st = fill(Status(), app, clock.ticks_ms())
+    return [st.action, st.action_ms, st.reason]
+surplus(9000)
+run(600000)
+surplus(2500)
+run(20000)
+l = llstate()
+pending = [l['wants_3phase_last'], l['is_3phase'], l['phase_state_change_delay'], disp()]
+until(lambda: not app.pm.is_3phase and app.pm.switching_state == 0, 600000)
+run(20000)
+w('power_manager/charge_mode', 0)
+run(250)
+fast = [app.pm.wants_3phase, app.pm.is_3phase, disp()]
+print(json.dumps({'pending': pending, 'fast': fast}))
+""")
+    want3_last, is3, delay_ms, shown = r["pending"]
+    assert want3_last is False and is3 is True and delay_ms > 0
+    assert shown[0] == "To 1p in" and shown[1] == delay_ms
+    assert shown[2].startswith("Surplus ") and shown[2].endswith("< 3795W")
+    assert r["fast"][:2] == [True, False]
+    assert r["fast"][2] == ["To 3p in", 0, "Fast mode"]

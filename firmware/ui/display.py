@@ -264,11 +264,20 @@ def fill(st, app, now_ms):
             st.reason = "Fast mode"
         else:
             st.reason = _SURPLUS % (avail, ">= min" if wants_on else "< min", min_w)
-    elif is_on and wants_3p is not None and wants_3p != pm.is_3phase:
-        st.action = ("To 3p in" if wants_3p else "To 1p in")
-        st.action_ms = pm.phase_state_change_delay
-        st.reason = _SURPLUS % (avail, ">" if wants_3p else "<",
-                                pm.threshold_1to3 if wants_3p else pm.threshold_3to1)
+    elif is_on and pm.wants_3phase_last != pm.is_3phase:
+        # The latest phase decision (wants_3phase_last) against the contactor, as Start/Stop
+        # compares wants_on_last with is_on_last. (wants_3phase, the commanded phase, differs
+        # from the contactor only once the decision may act: then the switch is due now and
+        # its countdown is over. Compared with it, a pending switch was never shown, and a
+        # switch due at once after a mode change showed the block's 4:00.)
+        to3 = pm.wants_3phase_last
+        st.action = ("To 3p in" if to3 else "To 1p in")
+        st.action_ms = pm.phase_state_change_delay if wants_3p == pm.is_3phase else 0
+        if st.mode == 0:
+            st.reason = "Fast mode"
+        else:
+            st.reason = _SURPLUS % (avail, ">" if to3 else "<",
+                                    pm.threshold_1to3 if to3 else pm.threshold_3to1)
     elif blocked:
         st.reason = "PV paused: " + ", ".join(names)   # Min+PV: the guaranteed power goes on
     elif is_on and pm.on_state_change_blocked:
