@@ -152,3 +152,26 @@ print(json.dumps({'pending': pending, 'fast': fast}))
     assert shown[2].startswith("Surplus ") and shown[2].endswith("< 3795W")
     assert r["fast"][:2] == [True, False]
     assert r["fast"][2] == ["To 3p in", 0, "Fast mode"]
+
+
+def test_restart_begins_in_default_mode_and_spends_the_boot_free_switch(tmp_path):
+    # After a restart the mode is default_mode (not the mode in use before), and it is no mode
+    # change: the first start in the sun takes the one free switch after boot (and ends the
+    # start-up period), as the reference does. Counted as a mode change its exception lasted
+    # through the first seconds without meter data and left the boot's free switch for a second
+    # immediate start, stop or phase switch.
+    r = _run(tmp_path, _SITE + """
+w('power_manager/config', {'default_mode': 2})
+w('power_manager/charge_mode', 0)
+run(5000)
+app = boot()          # firmware restart: same flash
+sim = app.chargers[0]
+ev = app.sim_site.ev
+surplus(3000)
+mode = app.registry.read('power_manager/charge_mode')
+t_on = until(lambda: app.pm.is_on_last, 60000)
+print(json.dumps({'mode': mode, 't_on': t_on, 'past': app.pm.uptime_past_hysteresis}))
+""")
+    assert r["mode"] == {"mode": 2}
+    assert 0 < r["t_on"] <= 5000
+    assert r["past"] is True

@@ -60,4 +60,7 @@ def install_power_manager(app):
     for slot in app.slots:
         slot.cfg.subscribe(reconfigure)
     reconfigure()
-    p.set_charge_mode(cm.mode)
+    # The mode after a restart is no user's mode change: the first decisions with data take
+    # the one free switch after boot, as in the reference (a mode change's exception would
+    # last through the first seconds without meter data and add a second one).
+    p.set_charge_mode(cm.mode, False)

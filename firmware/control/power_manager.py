@@ -318,9 +318,10 @@ class PowerManager:
             self.threshold_3to1 = min_3p_w
             self.threshold_1to3 = max_1p_w
 
-    def set_charge_mode(self, mode):
+    def set_charge_mode(self, mode, user=True):
+        # user=False: the mode a (re)start begins with (default_mode), no change by the user.
         mode = _clamp(int(mode), 0, 3)
-        if mode != self.charge_mode:
+        if user and mode != self.charge_mode:
             # Only a change is the user's action that may act at once (the reference sets its
             # 'just switched mode' only when the value changed): home automations that write the
             # mode they want every few minutes must not skip every hysteresis.
