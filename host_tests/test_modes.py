@@ -175,3 +175,29 @@ print(json.dumps({'mode': mode, 't_on': t_on, 'past': app.pm.uptime_past_hystere
     assert r["mode"] == {"mode": 2}
     assert 0 < r["t_on"] <= 5000
     assert r["past"] is True
+
+
+def test_mode_change_during_a_block_acts_at_once_when_the_block_ends():
+    # The control step alone (host_tests/control_helpers.py): PV charging on 1p, a charger goes
+    # unreachable (glue bit 64, a hard block: current 0, no decisions), the user selects Fast
+    # meanwhile. When the block ends, Fast's 3p and its start are the first decisions after the
+    # mode change: at once, not one hysteresis after the block began (the block restarts both
+    # blocks when it stops charging).
+    from control_helpers import run_lines
+    res = run_lines(r"""
+pm = mk(mode=2, hyst=240, cfg={"phase_switching_mode": 0})
+site = Site(pm, pv_w=2800)
+site.run(600000)
+out(pm.wants_on, pm.wants_3phase)
+pm.blocked_flags = 64
+site.run(5000)
+pm.set_charge_mode(0)
+site.run(20000)
+out(pm.wants_on, pm.charge_manager_available_current)
+pm.blocked_flags = 0
+site.run(500)
+out(pm.wants_on, pm.wants_3phase, pm.on_state_change_delay > 0)
+""")
+    assert res[0] == [True, False]
+    assert res[1] == [False, 0]
+    assert res[2][:2] == [True, True]
