@@ -126,6 +126,32 @@ def test_mbpoll_reads_what_the_firmware_reads(bus_peer):
     assert out["1"]["values"]["74"] == mb_value
 
 
+def test_poll_counters_stay_small_ints(bus_peer):
+    # On the ESP32 an int of 2**30 or more is a heap object: after ~1.7 years of 50 ms polls
+    # (or a decade of failures) every count would allocate. Both counters wrap below 2**30.
+    out = json.loads(run_mp("""
+import asyncio, json
+from firmware.clock import Clock
+from firmware.modbus.bus import ModbusBus
+from firmware.board.unix_uart import open_uart
+from firmware.meters.slots import MeterSlot
+from firmware.meters.rs485_poll import Rs485Meter
+bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
+class Cfg(dict):
+    pass
+async def main():
+    m = Rs485Meter(MeterSlot(0), Cfg(slave_id=1, model="sdm630"), bus)
+    await m.poll(lambda: 1)
+    m.polls = (1 << 30) - 1
+    await m.poll(lambda: 2)
+    m.failures = (1 << 30) - 1
+    m.failed("TimeoutError: no answer")
+    print(json.dumps([m.polls, m.failures, m.last_error]))
+asyncio.run(main())
+""" % bus_peer.a))
+    assert out == [0, 0, "TimeoutError: no answer"]
+
+
 def test_decoding_encodings_and_invalid_markers():
     out = run_mp("""
 import json

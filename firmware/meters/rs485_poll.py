@@ -31,6 +31,9 @@ _U32 = const(2)
 _S32 = const(3)
 _U64 = const(4)
 _EASTRON_CODE_REG = const(0xFC02)   # "eastron": the meter code, read at the first poll
+# The poll counters wrap below 2**30: above it an int is a heap object on the ESP32 (every count
+# would allocate after ~1.7 years of 50 ms polls; docs/uptime-audit.md).
+_COUNT_MASK = const(0x3FFFFFFF)
 
 
 class Rs485Meter:
@@ -95,7 +98,12 @@ class Rs485Meter:
                 c = abs(c)
                 vals[ci] = -c if p < 0 else c
         self.slot.update(vals, now_ms_fn())
-        self.polls += 1
+        self.polls = (self.polls + 1) & _COUNT_MASK
+        self.last_error = note
+
+    def failed(self, note):
+        """A poll that did not update the slot."""
+        self.failures = (self.failures + 1) & _COUNT_MASK
         self.last_error = note
 
     def state(self):
@@ -168,11 +176,9 @@ async def run(app, bus, meters):
             try:
                 await m.poll(now_fn)
             except ModbusError as e:
-                m.failures += 1
-                m.last_error = "%s: %s" % (type(e).__name__, e)
+                m.failed("%s: %s" % (type(e).__name__, e))
             except Exception as e:  # noqa: BLE001 - a bug must not stop every meter
-                m.failures += 1
-                m.last_error = "internal error: %r" % (e,)
+                m.failed("internal error: %r" % (e,))
         wait = bus_cfg["poll_interval_ms"] - ticks_diff(clock.ticks_ms(), start)
         # Always yield a little: a silent bus must not starve other tasks.
         await clock.sleep_ms(wait if wait > 1 else 1)
