@@ -142,13 +142,15 @@ def _bench(args, tmp_path):
 
 
 def test_bench_rejects_a_bad_profile_with_one_clear_line(tmp_path):
+    # No usable row: the file gives no row, one line says why, summary.json is still written.
     bad = tmp_path / "bad.csv"
-    bad.write_text("t_s,pv_w,base_grid_w\n0,100,\n60,abc,\n")
+    bad.write_text("t_s,pv_w,base_grid_w\n0,abc,\n60,,\n")
     proc = _bench(["--profiles", str(bad)], tmp_path)
-    assert proc.returncode != 0
-    assert "bad.csv: line 3: pv_w is not a number: 'abc'" in proc.stderr
+    assert proc.returncode == 1
+    assert ("bench: not run: %s: no usable sample: skipped 2 whose pv_w is empty, no number or "
+            "beyond 1 MW (first: line 2: 'abc')" % bad) in proc.stderr.splitlines()
     assert "Traceback" not in proc.stderr
-    assert not (tmp_path / "out" / "summary.json").exists()
+    assert json.loads((tmp_path / "out" / "summary.json").read_text()) == []
 
 
 def test_bench_runs_a_day_of_one_second_samples(tmp_path):
@@ -360,3 +362,204 @@ def test_tune_sends_the_site_keys_to_the_site_and_the_rest_to_the_configs(monkey
     tune.run_combo({"cloud_filter_mode": 0}, "default", None, 2)
     assert seen[1][seen[1].index("--load-noise-w") + 1] == "0"
     assert seen[1][seen[1].index("--pv-scale-pct") + 1] == "100"
+
+
+# -- Further real days in the same format (docs/benchmark.md "Profiles the harness accepts") --
+
+def _day_rows(minutes=180, step_s=60, t0=0):
+    """(t_s, pv_w, base_grid_w) of a short day: 3 kW from minute 30 to 150, house 400 W."""
+    out = []
+    for t in range(0, minutes * 60, step_s):
+        pv = 3000 if 1800 <= t < 9000 else 0
+        out.append((t0 + t, pv, 400 - pv))
+    return out
+
+
+def _plain(rows):
+    from tools.bench import profile_file
+    return profile_file.parse(["t_s,pv_w,base_grid_w"] + ["%d,%d,%d" % r for r in rows])
+
+
+def test_profile_files_as_spreadsheets_and_loggers_write_them_read_as_the_plain_file(tmp_path):
+    from tools.bench import profile_file
+    rows = _day_rows()
+    want = _plain(rows)
+    assert want.t_s[:2] == [0, 60] and want.pv_w[30] == 3000 and want.base_w[30] == -2600
+    body = ["%d,%d,%d" % r for r in rows]
+    variants = {
+        "bom_crlf": b"\xef\xbb\xbf" + "\r\n".join(["t_s,pv_w,base_grid_w"] + body).encode(),
+        "cr_only": "\r".join(["t_s,pv_w,base_grid_w"] + body).encode(),
+        "blank_lines_no_final_newline": "\n\n".join(["# c", "t_s,pv_w,base_grid_w"] + body).encode(),
+        "spaces_quotes_case": "\n".join([' "T_S" , Pv_W ,"base_grid_w" '] + [
+            ' "%d" , %d ,%d ' % r for r in rows]).encode(),
+        "extra_columns_trailing_comma": "\n".join(["temp_c,t_s,note,pv_w,base_grid_w,"] + [
+            "21.5,%d,ok,%d,%d," % r for r in rows]).encode(),
+        "floats_exponents": "\n".join(["t_s,pv_w,base_grid_w"] + [
+            "%.1f,%.2e,%.1f" % r for r in rows]).encode(),
+        "latin1_comment": ("# Wechselrichter S\xfcd\nt_s,pv_w,base_grid_w\n" + "\n".join(body)).encode("latin-1"),
+        "utf16": ("\ufefft_s,pv_w,base_grid_w\r\n" + "\r\n".join(body)).encode("utf-16-le"),
+        "unix_time": "\n".join(["t_s,pv_w,base_grid_w"] + [
+            "%d,%d,%d" % (1750000000 + t, pv, b) for t, pv, b in rows]).encode(),
+    }
+    for name, raw in variants.items():
+        path = tmp_path / (name + ".csv")
+        path.write_bytes(raw)
+        assert profile_file.read(str(path)) == want, name
+    # A file without base_grid_w (or with it empty everywhere): the house model stands in.
+    nobase = profile_file.parse(["t_s,pv_w"] + ["%d,%d" % r[:2] for r in rows])
+    assert nobase.base_w == [None] * len(rows) and nobase.pv_w == want.pv_w and not nobase.notes
+    # Night offsets of an inverter (-3 W) are no production, and no note.
+    night = profile_file.parse(["t_s,pv_w", "0,-3", "60,-3", "120,500"])
+    assert night.pv_w == [0, 0, 500] and not night.notes
+
+
+def test_bad_rows_are_skipped_and_counted_and_the_sample_before_holds():
+    from tools.bench import profile_file
+    lines = ["t_s,pv_w,base_grid_w", "0,100,0", "60,nan,0", "120,NaN,0", "180,n/a,0", "240,inf,0",
+             "300,1e30,0", "360,,0", "t_s,pv_w,base_grid_w", "x,5,0", "420", "480,200,0"]
+    c = profile_file.parse(lines)
+    assert c.t_s == [0, 480] and c.pv_w == [100, 200]
+    (note,) = c.notes
+    assert note.startswith("skipped 9 of 11 rows: 6 whose pv_w is empty, no number or beyond 1 MW "
+                           "(first: line 3: 'nan'), 2 whose t_s is no number (first: line 9: 't_s'), "
+                           "1 cut short (first: line 11: '420')")
+    # A decimal comma in a file without base_grid_w shows as a cell more than the header names.
+    c = profile_file.parse(["t_s,pv_w", "0,219,5", "60,300", "120,301,"])
+    assert c.pv_w == [300, 301] and "1 with more cells than the header names" in c.notes[0]
+
+
+def test_time_order_is_repaired_where_it_can_be_and_refused_where_it_cannot():
+    from tools.bench import profile_file
+    rows = ["%d,%d," % (t, t // 60) for t in range(0, 6000, 60)]
+    swapped = rows[:50] + [rows[51], rows[50]] + rows[52:]
+    c = profile_file.parse(["t_s,pv_w,base_grid_w"] + swapped)
+    assert c.t_s == list(range(0, 6000, 60)) and c.pv_w == list(range(100))
+    assert c.notes == ["sorted 1 row out of time order (first: line 53, t_s 3000 after 3060)"]
+    twice = rows[:50] + ["2940,999,"] + rows[50:]
+    c = profile_file.parse(["t_s,pv_w,base_grid_w"] + twice)
+    assert c.pv_w == list(range(100))          # the first row of a t_s is kept
+    assert c.notes == ["dropped 1 row repeating a t_s, the first row of each kept "
+                       "(first: line 52, t_s 2940)"]
+    # Two days one after the other, t_s restarting at 0: no repair would be right.
+    try:
+        profile_file.parse(["t_s,pv_w,base_grid_w"] + rows + rows)
+    except profile_file.Rejected as e:
+        assert str(e).startswith("t_s goes back on 0 and repeats on 100 of 200 rows (first: "
+                                 "line 102, t_s 0): not one time series")
+    else:
+        raise AssertionError("accepted a file whose t_s restarts")
+
+
+def test_base_grid_missing_on_some_rows_holds_the_measured_house_load():
+    from tools.bench import profile_file
+    # House 400 W measured on the first rows and 500 W later; the grid meter is missing between
+    # (empty and "nan"): the house load before the gap holds, whatever the PV does meanwhile.
+    c = profile_file.parse(["t_s,pv_w,base_grid_w", "0,,", "60,1000,", "120,1000,-600",
+                            "180,2000,", "240,3000,nan", "300,3000,-2500"])
+    assert c.pv_w == [1000, 1000, 2000, 3000, 3000]
+    assert [b + pv for b, pv in zip(c.base_w, c.pv_w)] == [400, 400, 400, 400, 500]
+    assert c.notes[-1].startswith("base_grid_w missing on 3 of 5 rows (1 no number, first: "
+                                  "line 6: 'nan')")
+
+
+def test_files_that_cannot_give_a_row_are_refused_with_the_reason(tmp_path):
+    from tools.bench import profile_file
+    cases = {
+        "only_comments": ("# a\n# b\n", "no header line naming t_s and pv_w"),
+        "only_header": ("# a\nt_s,pv_w,base_grid_w\n\n", "no usable sample below the header"),
+        "semicolons": ("t_s;pv_w;base_grid_w\n0;5;\n", "line 1: the header must name t_s and pv_w, "
+                       "comma-separated"),
+        "no_header": ("0,5,\n60,5,\n", "line 1: the header must name t_s and pv_w"),
+        "t_s_twice": ("t_s,pv_w,t_s\n0,5,0\n", "line 1: the header names t_s twice"),
+        "forty_days": ("t_s,pv_w\n0,5\n%d,5\n%d,5\n" % (40 * 86400 - 60, 40 * 86400),
+                       "spans 40 days (t_s 0 to 3456000 s); at most 31"),
+        "empty": ("", "no header line"),
+    }
+    for name, (text, why) in cases.items():
+        path = tmp_path / (name + ".csv")
+        path.write_text(text)
+        try:
+            profile_file.read(str(path))
+        except profile_file.Rejected as e:
+            assert str(e).startswith(why), (name, str(e))
+        else:
+            raise AssertionError(name)
+
+
+def test_bench_runs_the_usable_files_and_names_each_unusable_one(tmp_path):
+    # A folder of further days: two usable (one with nan cells, one a plain day whose name has
+    # a space), two that cannot give a row, and a path that names no file. Every usable file
+    # gives its row with every metric, each other one a line of its own; summary.json,
+    # details.json and the plots are written; the exit status says something was not run.
+    days = tmp_path / "days"
+    days.mkdir()
+    rows = _day_rows()
+    (days / "plain day.csv").write_text(
+        "t_s,pv_w,base_grid_w\n" + "".join("%d,%d,%d\n" % r for r in rows))
+    (days / "with_nan.CSV").write_text("t_s,pv_w,base_grid_w\n" + "".join(
+        "%d,%s,%d\n" % (t, "nan" if i % 10 == 5 else pv, b) for i, (t, pv, b) in enumerate(rows)))
+    (days / "header_only.csv").write_text("# exported 2026-06-01\nt_s,pv_w,base_grid_w\n")
+    (days / "semicolon.csv").write_text("t_s;pv_w;base_grid_w\n0;5;0\n")
+    missing = tmp_path / "missing.csv"
+    out = tmp_path / "out"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "tools" / "bench_pv.py"), "--profiles", str(days),
+         str(missing), "--settings", "default", "--no-baselines", "--jobs", "2",
+         "--out", str(out)], capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    summary = json.loads((out / "summary.json").read_text())
+    assert sorted(r["profile"] for r in summary) == ["plain day", "with_nan"]
+    for r in summary:
+        assert r["pv_kwh"] > 5.5 and r["ev_kwh"] > 4 and r["oracle_kwh"] > 5
+    lines = proc.stderr.splitlines()
+    not_run = [ln for ln in lines if ln.startswith("bench: not run: ")]
+    assert sorted(not_run) == sorted([
+        "bench: not run: %s: no usable sample below the header" % (days / "header_only.csv"),
+        "bench: not run: %s: line 1: the header must name t_s and pv_w, comma-separated "
+        "(t_s,pv_w,base_grid_w), got 't_s;pv_w;base_grid_w'" % (days / "semicolon.csv"),
+        "bench: not run: %s: no file" % missing])
+    assert ("bench: note: %s: skipped 18 of 180 rows: 18 whose pv_w is empty, no number or beyond "
+            "1 MW (first: line 7: 'nan'); the sample before holds over them"
+            % (days / "with_nan.CSV")) in lines
+    assert "2 file(s) not run" not in proc.stdout and "3 file(s) not run (below)" in proc.stdout
+    details = json.loads((out / "details.json").read_text())
+    assert len(details["not_run"]) == 3
+    assert {r["profile"]: len(r["profile_notes"]) for r in details["rows"]} == {
+        "plain day": 0, "with_nan": 1}
+    assert (out / "plain day.png").stat().st_size > 10000 and (out / "with_nan.png").exists()
+
+
+def test_energy_and_oracle_integrate_over_the_actual_time_between_samples(tmp_path):
+    # Irregular sampling, from 06:00: 10-s samples, then 5-min ones, a 1-hour gap and a last
+    # 15-min sample. Each sample holds until the next (the last one as long as the gap before
+    # it), so every energy is the sum of value x its own interval, not a mean over the rows.
+    from tools.bench.setting import setting_opts
+    rows = [(21600 + t, 2000 + t % 700, 300) for t in range(0, 1800, 10)]           # 30 min
+    rows += [(23400 + t, 5000 - t, 250) for t in range(0, 3600, 300)]                # 1 h
+    rows += [(27000, 4000, 200), (30600, 6500, 300), (31500, 1000, 300)]              # gap, last
+    prof = tmp_path / "irregular.csv"
+    prof.write_text("t_s,pv_w,base_grid_w\n" + "".join(
+        "%d,%d,%d\n" % (t, pv, house - pv) for t, pv, house in rows))
+    proc = _bench(["--profiles", str(prof), "--settings", "default", "--no-baselines"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    (r,) = json.loads((tmp_path / "out" / "summary.json").read_text())
+    opts = setting_opts("default")
+    acct = Account(opts["voltage_v"], opts["min_ma"], opts["max_ma"])
+    ends = [t for t, _, _ in rows[1:]] + [rows[-1][0] + rows[-1][0] - rows[-2][0]]
+    pv_wh = sum(pv * (end - t) for (t, pv, _), end in zip(rows, ends)) / 3600
+    oracle_wh = sum(acct.oracle_w(pv - house) * (end - t)
+                    for (t, pv, house), end in zip(rows, ends)) / 3600
+    # Rows equally weighted would give ~2.9 kWh of PV; held over their intervals it is ~12.9.
+    assert abs(r["pv_kwh"] - pv_wh / 1000) < 0.002
+    assert abs(r["oracle_kwh"] - oracle_wh / 1000) < 0.002
+
+
+def test_a_run_that_hangs_is_that_days_error_not_the_end_of_the_bench(monkeypatch):
+    import tools.bench_pv as bench_pv
+
+    def hang(cmd, **kw):
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(bench_pv.subprocess, "run", hang)
+    job = {"controller": "evcc", "days": 2, "profile": "x.csv"}
+    assert bench_pv.run_job(job) == {"error": "no result after 1200 s"}

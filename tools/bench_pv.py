@@ -21,6 +21,7 @@ import os
 import subprocess
 import statistics
 import sys
+import tempfile
 import time
 from collections import namedtuple
 from concurrent.futures import ThreadPoolExecutor
@@ -29,10 +30,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tools.bench import bound, peer  # noqa: E402
+from tools.bench import bound, peer, profile_file  # noqa: E402
 from tools.bench.setting import setting_opts  # noqa: E402
 from tools.simsite.account import Account  # noqa: E402
-from tools.simsite.profile import Profile, ProfileError  # noqa: E402
 
 MICROPYTHON = os.environ.get("MICROPYTHON", str(ROOT / ".venv" / "bin" / "micropython"))
 HEAP_MIN_BYTES = 2 << 20
@@ -63,58 +63,101 @@ def default_profiles():
 
 
 def check_profile(path):
-    """Parse a profile on the host before any run: a bad file is one clear line, not a traceback
-    from every job. Returns (number of samples, days it spans)."""
+    """(number of samples, days it spans) of a profile; profile_file.Rejected for a file that
+    cannot give a row. The per-day targets (starts, switches) scale with the days."""
     if path == "default":
         return 24 * 60, 1
-    try:
-        p = Profile.load(path)
-    except (ProfileError, OSError, UnicodeDecodeError) as e:
-        raise SystemExit("bench: %s: %s" % (path, e))
-    # The per-day targets (starts, switches) scale with the days a file spans, counted up (three
-    # daylight windows a day apart are three days) after an hour's grace (midnight to midnight
-    # plus one sample is still one day).
-    return len(p), max(1, -(-(p.duration_ms - 3600000) // 86400000))
+    clean = profile_file.read(path)
+    return len(clean.t_s), profile_file.span_days(clean.t_s)
 
 
-def expand_profiles(patterns):
+def read_profiles(paths, plain_dir, rejected):
+    """Every profile read on the host before any run (tools/bench/profile_file.py), so a bad
+    file is one line naming it and why (appended to `rejected`) while the others run. Returns
+    {path: (plain path the jobs read, (samples, days), notes)} for the usable ones; the plain
+    copy keeps the file's name, which names its row."""
+    out = {}
+    for i, path in enumerate(paths):
+        if path == "default":
+            out[path] = (path, check_profile(path), [])
+            continue
+        try:
+            clean = profile_file.read(path)
+        except profile_file.Rejected as e:
+            rejected.append((path, str(e)))
+            continue
+        plain = Path(plain_dir) / str(i) / (profile_name(path) + ".csv")
+        plain.parent.mkdir()
+        profile_file.write_plain(clean, plain)
+        out[path] = (str(plain), (len(clean.t_s), profile_file.span_days(clean.t_s)), clean.notes)
+    return out
+
+
+def report_files(accepted, rejected):
+    """One line per file with notes (rows skipped, sorted, filled) and per file not run."""
+    for path, (_, _, notes) in accepted.items():
+        if notes:
+            print("bench: note: %s: %s" % (path, "; ".join(notes)), file=sys.stderr)
+    for path, why in rejected:
+        print("bench: not run: %s: %s" % (path, why), file=sys.stderr)
+
+
+def expand_profiles(patterns, rejected=None):
     """The --profiles arguments as paths: a file, a glob (quoted, so the shell leaves it to us),
-    a folder (its *.csv files, e.g. PROFILES=path/to/further_days) or 'default'."""
+    a folder (its *.csv files, any case of the suffix, e.g. PROFILES=path/to/further_days) or
+    'default'. A pattern that names nothing is appended to `rejected` (path, why) if given,
+    else the end of the run."""
     paths = []
     for pat in patterns:
         if pat == "default":
             paths.append("default")
             continue
         if os.path.isdir(pat):
-            hits = sorted(glob.glob(os.path.join(glob.escape(pat), "*.csv")))
-            if not hits:
-                raise SystemExit("bench: no *.csv file in the folder %r" % pat)
+            hits = sorted(os.path.join(pat, n) for n in os.listdir(pat)
+                          if n.lower().endswith(".csv") and os.path.isfile(os.path.join(pat, n)))
+            why = "no *.csv file in the folder"
         else:
             hits = sorted(glob.glob(pat))
-            if not hits:
-                raise SystemExit("bench: no profile matches %r" % pat)
+            why = "no file" if glob.escape(pat) == pat else "no profile matches the pattern"
+        if not hits:
+            if rejected is None:
+                raise SystemExit("bench: %s %r" % (why, pat))
+            rejected.append((pat, why))
         paths += hits
     return paths
 
 
-def unique_profiles(paths):
+def unique_profiles(paths, rejected=None):
     """The same file given twice (or a copy of it under the same name, e.g. the shared folder and
     a copy of it) runs once; two different files with the same name would overwrite each other's
-    row, plot and peer comparison (all keyed by the name), so that is an error."""
+    row, plot and peer comparison (all keyed by the name), so the later one is not run (appended
+    to `rejected` if given, else the end of the run)."""
     by_name, out = {}, []
     for path in paths:
         name = profile_name(path)
         if name in by_name:
             first = by_name[name]
             if path == first or (path != "default" and first != "default"
-                                 and Path(path).read_bytes() == Path(first).read_bytes()):
+                                 and _same_bytes(path, first)):
                 continue
-            raise SystemExit("bench: two different profiles are named %r (%s, %s): rows, plots and "
-                             "the peer's published figures are matched by file name; rename one" % (
-                                 name, first, path))
+            why = ("two different profiles are named %r (this and %s): rows, plots and the "
+                   "peer's published figures are matched by file name; rename one" % (name, first))
+            if rejected is None:
+                raise SystemExit("bench: two different profiles are named %r (%s, %s): rows, "
+                                 "plots and the peer's published figures are matched by file "
+                                 "name; rename one" % (name, first, path))
+            rejected.append((path, why))
+            continue
         by_name[name] = path
         out.append(path)
     return out
+
+
+def _same_bytes(a, b):
+    try:
+        return Path(a).read_bytes() == Path(b).read_bytes()
+    except OSError:
+        return False
 
 
 def profile_name(path):
@@ -139,7 +182,13 @@ def run_job(job):
         cmd = [MICROPYTHON, "-X", "heapsize=%d" % heap, str(ROOT / "tools/bench/mp_day.py")]
     else:
         cmd = [sys.executable, "-m", "tools.bench.host_day"]
-    proc = subprocess.run(cmd, input=arg, capture_output=True, text=True, cwd=ROOT, timeout=600)
+    # A limit against a hung run only (a day takes 2-15 s): that day's error, not the bench's end.
+    limit_s = 600 * max(1, job.get("days", 1))
+    try:
+        proc = subprocess.run(cmd, input=arg, capture_output=True, text=True, cwd=ROOT,
+                              timeout=limit_s)
+    except subprocess.TimeoutExpired:
+        return {"error": "no result after %d s" % limit_s}
     if proc.returncode != 0:
         return {"error": (proc.stderr or proc.stdout).strip()[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -509,7 +558,8 @@ def main(argv=None):
         # The targets (target_misses) are defined for the default and battery settings only.
         ap.error("--seeds: the peer setting has no targets to count; use --settings default")
 
-    paths = expand_profiles(a.profiles or [])
+    rejected = []   # (path or pattern, why): files that give no row, one line each at the end
+    paths = expand_profiles(a.profiles or [], rejected)
     if not a.profiles:
         paths = default_profiles()
         if not paths:
@@ -521,11 +571,25 @@ def main(argv=None):
     dbg = _kv(a.debug)
     series_ms = 0 if a.no_plots else 60000
 
-    paths = unique_profiles(paths)
-    shapes = {path: check_profile(path) for path in paths}
+    paths = unique_profiles(paths, rejected)
+    with tempfile.TemporaryDirectory(prefix="bench_profiles_") as plain_dir:
+        files = read_profiles(paths, plain_dir, rejected)
+        # The jobs read the plain copies (same names); notes and rejections are said at the end.
+        shapes = {plain: shape for plain, shape, _ in files.values()}
+        paths = list(shapes)
+        if a.seeds:
+            code = run_seeds(a, paths, shapes, settings, cfg, dbg)
+        else:
+            code = run_all(a, paths, shapes, settings, cfg, dbg, series_ms, files, rejected)
+    report_files(files, rejected)
+    return 1 if rejected else code
+
+
+def run_all(a, paths, shapes, settings, cfg, dbg, series_ms, files, rejected):
+    """A plain run: every profile x setting, ours and the baselines; tables, summary.json,
+    details.json and the plots."""
     days_of_name = {profile_name(path): shapes[path][1] for path in paths}  # names are unique
-    if a.seeds:
-        return run_seeds(a, paths, shapes, settings, cfg, dbg)
+    source_of_name = {profile_name(path): (path, notes) for path, (_, _, notes) in files.items()}
     jobs = []
     for path in paths:
         for setting in settings:
@@ -560,6 +624,8 @@ def main(argv=None):
         o = runs["ours"]["result"]
         days = days_of_name[name]
         row = {"profile": name, "setting": setting, "days": days, "ours": o}
+        if name in source_of_name:
+            row["profile_file"], row["profile_notes"] = source_of_name[name]
         for b in BASELINES:
             if b in runs:
                 row[b] = runs[b]["result"]
@@ -611,7 +677,8 @@ def main(argv=None):
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     (out_dir / "details.json").write_text(json.dumps(
         {"cfg_overrides": cfg, "debug_overrides": dbg, "ours_job": json.loads(a.ours_job),
-         **site_options(a), "rows": details}, indent=1) + "\n")
+         **site_options(a), "rows": details,
+         "not_run": [{"profile": path, "why": why} for path, why in rejected]}, indent=1) + "\n")
 
     if not a.quiet:
         for setting, rows in by_setting.items():
@@ -648,8 +715,10 @@ def main(argv=None):
         else:
             agg[setting] = "targets met on %d/%d" % (sum(1 for r in rows if not r["target_misses"]), len(rows))
     site = ", ".join(o.fmt % getattr(a, o.key) for o in SITE_OPTIONS if getattr(a, o.key) != o.neutral)
-    print("Summary%s: " % (" (%s)" % site if site else "") + "; ".join("%s: %s" % kv for kv in agg.items()) +
-          ". Output in %s" % out_dir)
+    print("Summary%s: " % (" (%s)" % site if site else "") +
+          ("; ".join("%s: %s" % kv for kv in agg.items()) or "no profile ran") +
+          "%s. Output in %s" % ("; %d file(s) not run (below)" % len(rejected) if rejected else "",
+                                out_dir))
     for e in errors:
         print("ERROR " + e, file=sys.stderr)
     return 1 if errors else 0
