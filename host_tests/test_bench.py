@@ -388,7 +388,7 @@ def test_profile_files_as_spreadsheets_and_loggers_write_them_read_as_the_plain_
     body = ["%d,%d,%d" % r for r in rows]
     variants = {
         "bom_crlf": b"\xef\xbb\xbf" + "\r\n".join(["t_s,pv_w,base_grid_w"] + body).encode(),
-        "cr_only": "\r".join(["t_s,pv_w,base_grid_w"] + body).encode(),
+        "cr_only": "\r".join(["t_s,pv_w,base_grid_w"] + body).encode(),   # MicroPython: LF only
         "blank_lines_no_final_newline": "\n\n".join(["# c", "t_s,pv_w,base_grid_w"] + body).encode(),
         "spaces_quotes_case": "\n".join([' "T_S" , Pv_W ,"base_grid_w" '] + [
             ' "%d" , %d ,%d ' % r for r in rows]).encode(),
@@ -487,15 +487,17 @@ def test_files_that_cannot_give_a_row_are_refused_with_the_reason(tmp_path):
 
 
 def test_bench_runs_the_usable_files_and_names_each_unusable_one(tmp_path):
-    # A folder of further days: two usable (one with nan cells, one a plain day whose name has
-    # a space), two that cannot give a row, and a path that names no file. Every usable file
+    # A folder of further days: two usable (one with nan cells, one whose name has a space),
+    # two that cannot give a row, and a path that names no file. Every usable file
     # gives its row with every metric, each other one a line of its own; summary.json,
     # details.json and the plots are written; the exit status says something was not run.
     days = tmp_path / "days"
     days.mkdir()
     rows = _day_rows()
-    (days / "plain day.csv").write_text(
-        "t_s,pv_w,base_grid_w\n" + "".join("%d,%d,%d\n" % r for r in rows))
+    # CR line ends (an old Mac export): MicroPython's file reader splits at LF only, so the
+    # runs must read the host's plain copy.
+    (days / "plain day.csv").write_bytes(
+        ("t_s,pv_w,base_grid_w\r" + "".join("%d,%d,%d\r" % r for r in rows)).encode())
     (days / "with_nan.CSV").write_text("t_s,pv_w,base_grid_w\n" + "".join(
         "%d,%s,%d\n" % (t, "nan" if i % 10 == 5 else pv, b) for i, (t, pv, b) in enumerate(rows)))
     (days / "header_only.csv").write_text("# exported 2026-06-01\nt_s,pv_w,base_grid_w\n")
