@@ -565,3 +565,21 @@ def test_a_run_that_hangs_is_that_days_error_not_the_end_of_the_bench(monkeypatc
     monkeypatch.setattr(bench_pv.subprocess, "run", hang)
     job = {"controller": "evcc", "days": 2, "profile": "x.csv"}
     assert bench_pv.run_job(job) == {"error": "no result after 1200 s"}
+
+
+def test_samples_closer_than_a_second_keep_the_first_of_each_second():
+    # A 0.5-s logger: t_s is whole seconds, so half the rows fall on a second already taken.
+    # That is no disorder (a file from 0 twice is): the first sample of each second is kept.
+    from tools.bench import profile_file
+    c = profile_file.parse(["t_s,pv_w"] + ["%.1f,%d" % (i / 2, i) for i in range(7200)])
+    assert c.t_s == list(range(3600)) and c.pv_w[:3] == [0, 2, 4]
+    assert c.notes == ["dropped 3600 rows within the same whole second as the row before, the "
+                       "first of each second kept (first: line 3, t_s 0.5)"]
+
+
+def test_a_file_named_with_glob_characters_is_that_file(tmp_path):
+    from tools.bench_pv import expand_profiles
+    day = tmp_path / "day [2].csv"
+    day.write_text("t_s,pv_w\n0,0\n")
+    (tmp_path / "day 2.csv").write_text("t_s,pv_w\n0,5\n")
+    assert expand_profiles([str(day)]) == [str(day)]

@@ -116,6 +116,8 @@ def expand_profiles(patterns, rejected=None):
             hits = sorted(os.path.join(pat, n) for n in os.listdir(pat)
                           if n.lower().endswith(".csv") and os.path.isfile(os.path.join(pat, n)))
             why = "no *.csv file in the folder"
+        elif os.path.isfile(pat):
+            hits = [pat]        # a file's own name, even with glob characters ("day [2].csv")
         else:
             hits = sorted(glob.glob(pat))
             why = "no file" if glob.escape(pat) == pat else "no profile matches the pattern"

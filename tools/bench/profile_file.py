@@ -8,12 +8,13 @@ docs/benchmark.md ("Profiles the harness accepts"). In short:
 - read as they are: UTF-8 with or without a byte-order mark (other bytes: Latin-1; only numbers
   matter), UTF-16 with a byte-order mark, LF / CRLF / CR line ends, no final line end, blank
   lines, spaces and double quotes around cells, header names in any case, extra columns, a
-  trailing empty cell, decimals and exponents (rounded to whole W and s), t_s from any start
-  (counted from the first sample), any spacing and gaps;
+  trailing empty cell, decimals and exponents (W rounded, t_s down to whole seconds), t_s from
+  any start (counted from the first sample), any spacing and gaps;
 - repaired, and said so in one note line per file: rows whose t_s or pv_w is empty or no finite
   number (nan, n/a, inf, a repeated header), out of range (|W| > 1 MW) or cut short, or with more
   non-empty cells than the header names (a decimal comma?) are skipped - the sample before holds
-  over them; rows out of time order are sorted; a t_s given twice keeps its first row; where
+  over them; rows out of time order are sorted; a t_s given twice keeps its first row (so do
+  samples closer than a second: t_s is whole seconds); where
   base_grid_w is missing on some rows of a file that has it, the house load (base_grid_w + pv_w)
   of the nearest row that has it holds (not the house model: that is another house);
 - rejected with one line naming the file and why: no header naming t_s and pv_w (e.g. ';'
@@ -102,7 +103,7 @@ def parse(lines):
     col_t = col_pv = col_base = -1
     n_cols = 0
     skips = _Skips()
-    rows = []            # (t_s, lineno, pv_w, base_w or None)
+    rows = []            # (t_s, lineno, pv_w, base_w or None, t_s as written)
     base_bad = [0, None]
     negative_pv = 0
     for lineno, line in enumerate(lines, 1):
@@ -153,7 +154,7 @@ def parse(lines):
                 base_bad[1] = base_bad[1] or "line %d: %r" % (lineno, cells[col_base][:20])
             else:
                 base = int(round(b))
-        rows.append((int(round(t)), lineno, pv, base))
+        rows.append((math.floor(t), lineno, pv, base, t))   # a sample holds from its second on
     if col_t < 0:
         raise Rejected("no header line naming t_s and pv_w (only comments or nothing)")
     if not rows:
@@ -180,38 +181,52 @@ def parse(lines):
 
 
 def _in_time_order(rows):
-    """Rows sorted by t_s, the first of each t_s kept; too much disorder is no time series."""
-    back = repeat = 0
-    first_back = first_repeat = None
-    seen = set()
+    """Rows sorted by t_s, the first of each t_s kept; too much disorder is no time series.
+    Samples closer than a second (t_s 0.5, 1.0, ...) fall on one whole second: the first is
+    kept, and that is no disorder."""
+    back = repeat = same_second = 0
+    first_back = first_repeat = first_same = None
+    seen, seen_raw = set(), set()
     latest = None
-    for t, lineno, _, _ in rows:
-        if t in seen:
+    for t, lineno, _, _, raw in rows:
+        if raw in seen_raw:
             repeat += 1
-            first_repeat = first_repeat or "line %d, t_s %d" % (lineno, t)
-        elif latest is not None and t < latest:
+            first_repeat = first_repeat or "line %d, t_s %s" % (lineno, _fmt(raw))
+        elif latest is not None and raw < latest:
             back += 1
-            first_back = first_back or "line %d, t_s %d after %d" % (lineno, t, latest)
+            first_back = first_back or "line %d, t_s %s after %s" % (lineno, _fmt(raw), _fmt(latest))
+        elif t in seen:
+            same_second += 1
+            first_same = first_same or "line %d, t_s %s" % (lineno, _fmt(raw))
         seen.add(t)
-        latest = t if latest is None or t > latest else latest
+        seen_raw.add(raw)
+        latest = raw if latest is None or raw > latest else latest
     if back + repeat > MAX_DISORDER * len(rows):
         raise Rejected("t_s goes back on %d and repeats on %d of %d rows (first: %s): not one "
                        "time series; join days with increasing t_s" % (
                            back, repeat, len(rows), first_back or first_repeat))
     notes = []
     if back:
-        rows = sorted(rows, key=lambda r: r[0])      # stable: the file's first row of a t_s first
+        rows = sorted(rows, key=lambda r: r[4])      # stable: the file's first row of a t_s first
         notes.append("sorted %s out of time order (first: %s)" % (_rows(back), first_back))
-    if repeat:
+    if repeat or same_second:
         kept, last = [], None
         for r in rows:
             if r[0] != last:
                 kept.append(r)
             last = r[0]
         rows = kept
+    if repeat:
         notes.append("dropped %s repeating a t_s, the first row of each kept (first: %s)" % (
             _rows(repeat), first_repeat))
+    if same_second:
+        notes.append("dropped %s within the same whole second as the row before, the first of "
+                     "each second kept (first: %s)" % (_rows(same_second), first_same))
     return rows, notes
+
+
+def _fmt(t):
+    return "%d" % t if t == int(t) else "%g" % t
 
 
 def _fill_base(rows, base_bad):
