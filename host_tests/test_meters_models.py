@@ -192,3 +192,24 @@ def test_an_exception_on_a_slow_read_keeps_the_meter_usable(bus_peer):
     assert vals["1"] is None and vals["2"] is None and vals["74"] == 999.0
     assert vals["209"] == bus_peer.meters[1].e_in_kwh or abs(vals["209"] - 1234.5) < 0.01
     assert bus_peer.proxy.script == []
+
+
+# --- docs/meters-audit.md: the tables against the manufacturers' documents -------------------
+
+def test_abb_signed_all_ones_is_minus_one_not_invalid():
+    # ABB B23/B24 (manual 2CMC485003M0201, Modbus mapping; openWB's B23 module agrees): "not
+    # available" is 0x7FFFFFFF for a signed 32-bit value and all ones only for unsigned ones. An
+    # answer to 03 0x5B14 x8 (total and L1..L3 active power, S32 x0.01 W), built by hand:
+    # 01 03 10 | FF FF FF FF | 7F FF FF FF | 00 00 03 E8 | FF FF FC 18 | CRC
+    answer = bytes.fromhex("010310" "FFFFFFFF" "7FFFFFFF" "000003E8" "FFFFFC18")
+    regs = [answer[3 + 2 * i] << 8 | answer[4 + 2 * i] for i in range(8)]
+    out = json.loads(run_mp("""
+import json
+from firmware.meters import models as m
+from firmware.meters.rs485_poll import decode_field
+regs = %r
+print(json.dumps([decode_field(regs, off, m.S32, 0.01) for off in (0, 2, 4, 6)]))
+""" % regs))
+    assert out[0] is not None and abs(out[0] + 0.01) < 1e-9   # -1 x 0.01 W: a value
+    assert out[1] is None                                      # 0x7FFFFFFF: not available
+    assert abs(out[2] - 10.0) < 1e-9 and abs(out[3] + 10.0) < 1e-9

@@ -149,8 +149,9 @@ def decode_field(regs, off, enc, scale):
         return u * scale
     if enc == _S32:
         u = (hi << 16) | lo
-        if u == 0x7FFFFFFF or u == 0xFFFFFFFF:
-            # ABB marks invalid readings with all ones / the maximum (DOMAIN 5)
+        if u == 0x7FFFFFFF:
+            # ABB's "not available" for a signed 32-bit value is the maximum, 0x7FFFFFFF (its
+            # unsigned types use all ones); 0xFFFFFFFF is -1, e.g. -0.01 W (docs/meters-audit.md).
             return None
         if u & 0x80000000:
             u -= 0x100000000
