@@ -213,3 +213,22 @@ print(json.dumps([decode_field(regs, off, m.S32, 0.01) for off in (0, 2, 4, 6)])
     assert out[0] is not None and abs(out[0] + 0.01) < 1e-9   # -1 x 0.01 W: a value
     assert out[1] is None                                      # 0x7FFFFFFF: not available
     assert abs(out[2] - 10.0) < 1e-9 and abs(out[3] + 10.0) < 1e-9
+
+
+# The longest read each manufacturer documents (None: the document found gives no number).
+_DOCUMENTED_MAX_REGS = {
+    "sdm630": 80,    # SDM630 Modbus protocol 1.2: 40 parameters, "maximum ... requestable is 80"
+    "sdm72dm2": 60,  # Eastron SDM72 manuals, PART 3: "restricted to 30 parameters or less"
+    "sdm120": 80,    # SDM120 Modbus protocol: 40 parameters
+    "em24": 11,      # EM24-DIN protocol 1.2.2: "maximum 11 register (word) with a single request"
+}
+
+
+def test_read_limits_follow_the_documents():
+    plans, _ = json.loads(run_mp(_PLAN))
+    for model, limit in _DOCUMENTED_MAX_REGS.items():
+        assert plans[model]["max"] == limit, model
+    # The simulator refuses longer reads as the documents say the meters do.
+    import meter_sim
+    for model, limit in _DOCUMENTED_MAX_REGS.items():
+        assert meter_sim.SIM_MODELS[model]["max_regs"] == limit, model

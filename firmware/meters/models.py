@@ -76,8 +76,9 @@ MODELS = {
     # here, 0x00-0x4B); DOMAIN 5 table.
     "sdm630": (4, 80, _EASTRON_3P),
     # Eastron SDM72D-M v2: "SDM72D-M-2 Modbus protocol": same addresses as the SDM630 for these
-    # values; DOMAIN 5 table.
-    "sdm72dm2": (4, 80, _EASTRON_3P),
+    # values; DOMAIN 5 table. At most 30 parameters (60 registers) a request, not the SDM630's
+    # 40 (Eastron SDM72 manuals, PART 3; docs/meters-audit.md).
+    "sdm72dm2": (4, 60, _EASTRON_3P),
     # Eastron SDM120: "SDM120 Modbus protocol", input registers 0x00-0x4B: voltage 0x00,
     # current 0x06, active power 0x0C, import 0x48 / export 0x4A kWh. One phase: value ids of
     # L1, total power = phase power.
