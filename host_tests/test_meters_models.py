@@ -232,3 +232,46 @@ def test_read_limits_follow_the_documents():
     import meter_sim
     for model, limit in _DOCUMENTED_MAX_REGS.items():
         assert meter_sim.SIM_MODELS[model]["max_regs"] == limit, model
+
+
+_PROBE_POLL = """
+import asyncio, json
+from firmware.clock import Clock
+from firmware.modbus.bus import ModbusBus, ModbusError
+from firmware.board.unix_uart import open_uart
+from firmware.meters.slots import MeterSlot
+from firmware.meters.rs485_poll import Rs485Meter
+bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
+class Cfg(dict):
+    pass
+async def main():
+    slot = MeterSlot(0)
+    m = Rs485Meter(slot, Cfg(slave_id=%d, model=%r), bus)
+    try:
+        await m.poll(lambda: 1)
+        err = None
+    except ModbusError as e:
+        err = str(e)
+    print(json.dumps([err, slot.update_count, slot.get(74)]))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("sid,model,reg,bad,good", [
+    (4, "em24", 0x1101, 0, 7),    # application A: export not negative; H: bidirectional
+    (5, "em340", 0x1103, 0, 1),   # measurement mode A ("easy connection"); b: bidirectional
+])
+def test_carlo_gavazzi_setup_that_hides_export_is_refused(bus_peer, sid, model, reg, bad, good):
+    st = bus_peer.meters[sid]
+    st.phase_w = None
+    st.power_w = -1500.0
+    try:
+        st.setup[reg] = bad
+        err, count, power = json.loads(run_mp(_PROBE_POLL % (bus_peer.a, sid, model)))
+        assert err is not None and ("0x%X" % reg) in err, err
+        assert count == 0 and power is None   # no reading: the slot goes stale, not "0 W"
+        st.setup[reg] = good
+        err, count, power = json.loads(run_mp(_PROBE_POLL % (bus_peer.a, sid, model)))
+        assert err is None and count == 1 and abs(power + 1500.0) < 0.2
+    finally:
+        st.setup[reg] = good

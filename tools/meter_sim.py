@@ -29,7 +29,8 @@ from loop_thread import LoopThread
 # Per model: function code of the measurement registers, encoding, register addresses of the
 # simulated quantities (u: phase voltage V, i: phase current A, p: phase power W, ptot: total
 # power W, e_in / e_out: energy kWh), the scale (register = value / scale), the longest read the
-# meter answers (max_regs; longer: exception 3). Sources per value: docs/meters-audit.md.
+# meter answers (max_regs; longer: exception 3) and setup holding registers ({address: value},
+# MeterState.setup). Sources per value: docs/meters-audit.md.
 SIM_MODELS = {
     # "Each request for data must be restricted to 40 parameters or less" (SDM630 protocol 1.2)
     "sdm630": {"fc": 4, "enc": "f32be", "code": 0x70, "max_regs": 80,
@@ -44,12 +45,14 @@ SIM_MODELS = {
     "sdm120": {"fc": 4, "enc": "f32be", "phases": 1, "max_regs": 80,
                "u": (0x00,), "i": (0x06,), "p": (0x0C,), "ptot": 0x0C, "e_in": 0x48,
                "e_out": 0x4A, "scale": {"u": 1, "i": 1, "p": 1, "ptot": 1, "e": 1}},
-    # EM24-DIN protocol 1.2.2: "maximum 11 register (word) with a single request"
-    "em24": {"fc": 4, "enc": "s32le", "max_regs": 11,
+    # EM24-DIN protocol 1.2.2: "maximum 11 register (word) with a single request"; 2.9.2:
+    # application (0x1101) 7 = H, the only one showing export as negative power.
+    "em24": {"fc": 4, "enc": "s32le", "max_regs": 11, "setup": {0x1101: 7},
              "u": (0x00, 0x02, 0x04), "i": (0x0C, 0x0E, 0x10), "p": (0x12, 0x14, 0x16),
              "ptot": 0x28, "e_in": 0x3E, "e_out": 0x5C,
              "scale": {"u": 0.1, "i": 0.001, "p": 0.1, "ptot": 0.1, "e": 0.1}},
-    "em340": {"fc": 4, "enc": "s32le",
+    # Measurement mode (0x1103) 1 = b, bidirectional (0 = A counts export as import).
+    "em340": {"fc": 4, "enc": "s32le", "setup": {0x1103: 1},
               "u": (0x00, 0x02, 0x04), "i": (0x0C, 0x0E, 0x10), "p": (0x12, 0x14, 0x16),
               "ptot": 0x28, "e_in": 0x34, "e_out": 0x4E,
               "scale": {"u": 0.1, "i": 0.001, "p": 0.1, "ptot": 0.1, "e": 0.1}},
@@ -80,6 +83,9 @@ class MeterState:
         self.e_in_kwh = 1234.5
         self.e_out_kwh = 567.8
         self.reads = 0
+        # Setup holding registers (EM24 application, EM3xx measurement mode): change them to
+        # simulate a meter set up otherwise.
+        self.setup = dict(SIM_MODELS[model].get("setup", {}))
 
     def phase_powers(self):
         if self.phase_w is not None:
@@ -170,6 +176,8 @@ def build_device(slave, state):
                             datatype=DataType.REGISTERS))
     if spec["fc"] == 4:  # configuration registers (writable, for 06/16 tests)
         hold.append(SimData(address=0, count=16, values=0, datatype=DataType.REGISTERS))
+    for a in sorted(state.setup):  # answered from state.setup by action()
+        hold.append(SimData(address=a, count=1, values=0, datatype=DataType.REGISTERS))
     hr = meas if spec["fc"] == 3 else hold
     ir = meas if spec["fc"] == 4 else [SimData(address=0, count=1, values=0,
                                                datatype=DataType.REGISTERS)]
@@ -187,6 +195,10 @@ def build_device(slave, state):
             for a in range(address, address + count):
                 if a in img:
                     registers[a - start] = img[a]
+        elif fc == 3:
+            for a in range(address, address + count):
+                if a in state.setup:
+                    registers[a - start] = state.setup[a]
         return None
 
     return SimDevice(id=slave, simdata=(bits, list(bits), hr, ir), action=action)

@@ -30,7 +30,6 @@ _S32L = const(1)
 _U32 = const(2)
 _S32 = const(3)
 _U64 = const(4)
-_EASTRON_CODE_REG = const(0xFC02)   # "eastron": the meter code, read at the first poll
 # The poll counters wrap below 2**30: above it an int is a heap object on the ESP32 (every count
 # would allocate after ~1.7 years of 50 ms polls; docs/uptime-audit.md).
 _COUNT_MASK = const(0x3FFFFFFF)
@@ -50,9 +49,20 @@ class Rs485Meter:
     async def poll(self, now_ms_fn):
         """Read every request of the plan; update the slot only when all succeeded."""
         bus = self.bus
-        if self.reads is None:  # "eastron": the meter code picks the table
-            code = (await bus.read_holding(self.slave, _EASTRON_CODE_REG, 1))[0]
-            call_once(_SETUP, "adopt", self, code)
+        if self.reads is None:
+            # First a setup register (rs485_setup.configure's probe_reg): the Eastron meter code
+            # picks the table; the EM24's application, the EM3xx/EM5xx measurement mode decide
+            # whether the meter shows export as negative power at all. Read each poll until
+            # rs485_setup.adopt accepts it (it raises with the reason until then).
+            try:
+                v = (await bus.read_holding(self.slave, self.probe_reg, 1))[0]
+            except ModbusException as e:
+                if e.code != _ILLEGAL_ADDRESS:
+                    raise
+                v = None  # a variant without that register
+            if self.reads is not None:
+                return  # reconfigured while we waited
+            call_once(_SETUP, "adopt", self, v)
         reads = self.reads
         vals = self.values
         slow_due = self.polls % _SLOW_EVERY == 0

@@ -20,6 +20,14 @@ _U64 = const(4)
 # "eastron": the model the meter code (holding register 0xFC02) names.
 _EASTRON_AUTO = "eastron"
 _EASTRON_CODES = {0x70: "sdm630", 0x79: "sdm630", 0x89: "sdm72dm2"}
+# The holding register read before the first measurement (rs485_poll), by configured model:
+# the Eastron meter code; the EM24's "application" (only H, 7, shows export as negative W: EM24-DIN
+# communication protocol table 2.9-2, Victron dbus-cgwacs); the EM340/EM540's measurement mode
+# (only b = 1 and C = 2 show export negative, not A = 0, "easy connection": Victron dbus-cgwacs).
+# docs/meters-audit.md.
+_PROBES = {_EASTRON_AUTO: 0xFC02, "em24": 0x1101, "em340": 0x1103}
+_EM24_APPLICATION_H = const(7)
+_EM3XX_MODE_A = const(0)
 
 
 def _plan(model, ids=None):
@@ -43,20 +51,42 @@ def configure(m):
     ids, m.fc, reads, n, m.n_public, m.sign = _plan(m.model or "sdm630")
     m.slot.set_value_ids(ids)
     m.values = [None] * n
-    m.reads = reads if m.model else None   # None: detect the model at the first poll
+    # A model with a probe register starts with reads None: rs485_poll reads the register first
+    # and adopt() sets the reads (the plan waits in m.planned).
+    m.probe_reg = _PROBES.get(m.wanted)
+    m.planned = reads if m.model else None
+    m.reads = None if m.probe_reg else reads
 
 
-def adopt(m, code):
-    """"eastron": the meter answered meter code `code`; use its model's table for the value ids
-    the slot already has."""
-    model = _EASTRON_CODES.get(code)
-    if model is None:
-        raise ModbusError("unknown Eastron meter code 0x%X" % code)
-    _, m.fc, reads, n, m.n_public, m.sign = _plan(model, m.slot.value_ids)
-    m.model = model
-    m.values = [None] * n
-    m.reads = reads
-    m.dropped = []
+def adopt(m, value):
+    """The meter answered `value` (None: "illegal data address") to its probe register. Either
+    the reads are set (polling starts) or ModbusError says why this meter's readings would be
+    wrong: the slot is not updated (it goes stale, PV control is suspended) and the reason shows
+    in meters/N/state.last_error; the probe is read again at the next poll."""
+    if m.wanted == _EASTRON_AUTO:
+        # The meter code picks the table for the value ids the slot already has.
+        model = _EASTRON_CODES.get(value)
+        if model is None:
+            raise ModbusError("unknown Eastron meter code %s" % (
+                "(none)" if value is None else "0x%X" % value))
+        _, m.fc, reads, n, m.n_public, m.sign = _plan(model, m.slot.value_ids)
+        m.model = model
+        m.values = [None] * n
+        m.reads = reads
+        m.dropped = []
+        return
+    # A meter without the register (an older firmware) is read as it is.
+    if value is not None:
+        if m.wanted == "em24" and value != _EM24_APPLICATION_H:
+            raise ModbusError("EM24 application %s (register 0x1101 = %d): only application H "
+                              "shows export as negative power; set H on the meter (PFA models "
+                              "cannot: use a PFB or X model)"
+                              % ("ABCDEFGH"[value] if value < 8 else "?", value))
+        if m.wanted == "em340" and value == _EM3XX_MODE_A:
+            raise ModbusError("EM340/EM540 measurement mode A (register 0x1103 = 0) does not "
+                              "show export as negative power; set mode b on the meter")
+    m.reads = m.planned
+    m.planned = None
 
 
 def missing(m, i):
