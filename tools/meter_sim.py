@@ -51,7 +51,7 @@ SIM_MODELS = {
              "u": (0x00, 0x02, 0x04), "i": (0x0C, 0x0E, 0x10), "p": (0x12, 0x14, 0x16),
              "ptot": 0x28, "e_in": 0x3E, "e_out": 0x5C,
              "scale": {"u": 0.1, "i": 0.001, "p": 0.1, "ptot": 0.1, "e": 0.1}},
-    # Measurement mode (0x1103) 1 = b, bidirectional (0 = A counts export as import).
+    # Measurement mode (0x1103) 1 = b, bidirectional (0 = A does not show export negative).
     "em340": {"fc": 4, "enc": "s32le", "setup": {0x1103: 1},
               "u": (0x00, 0x02, 0x04), "i": (0x0C, 0x0E, 0x10), "p": (0x12, 0x14, 0x16),
               "ptot": 0x28, "e_in": 0x34, "e_out": 0x4E,

@@ -90,16 +90,17 @@ MODELS = {
         ENERGY_IMPORT, 0x48, F32, _X1,
         ENERGY_EXPORT, 0x4A, F32, _X1,
     )),
-    # Carlo Gavazzi EM24: "EM24 communication protocol" v2.x, input registers, INT32 LSW first;
-    # kWh(+) TOT 0x3E, kWh(-) TOT 0x5C (x0.1). Reads of at most 11 registers (DOMAIN 5).
+    # Carlo Gavazzi EM24: "EM24-DIN communication protocol", input registers, INT32 LSW first;
+    # kWh(+) TOT 0x3E, kWh(-) TOT 0x5C (x0.1; Victron dbus-cgwacs). Reads of at most 11 registers
+    # (protocol 1.2.2). Application H required (rs485_setup checks 0x1101; docs/meters-audit.md).
     "em24": (4, 11, _CARLO_GAVAZZI_3P + (
         ENERGY_IMPORT, 0x3E, S32L, _X0_1,
         ENERGY_EXPORT, 0x5C, S32L, _X0_1,
     )),
     # Carlo Gavazzi EM340/EM540: "EM300 series / EM540 communication protocol": same
     # instantaneous variables as the EM24 (0x00-0x17, W sys 0x28); kWh(+) TOT 0x34, kWh(-) TOT
-    # 0x4E (x0.1). Cross-checked with Victron dbus-modbus-client's EM340 table (0x28 power,
-    # 0x34 energy).
+    # 0x4E (x0.1). Cross-checked with Victron dbus-cgwacs' EM340/EM540 commands (0x28 power,
+    # 0x34 / 0x4E energy). Measurement mode b or C required (rs485_setup checks 0x1103).
     "em340": (4, 40, _CARLO_GAVAZZI_3P + (
         ENERGY_IMPORT, 0x34, S32L, _X0_1,
         ENERGY_EXPORT, 0x4E, S32L, _X0_1,
