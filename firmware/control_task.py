@@ -14,12 +14,21 @@ _STALE_AGE_MS = const(1 << 29)  # age handed to the control step for a slot past
 _NOMINAL_V = const(230)
 
 
+def _older(age_ms, dt_ms):
+    """An age grown by one period, held at _STALE_AGE_MS (a small int on the ESP32)."""
+    age_ms += dt_ms
+    return age_ms if age_ms < _STALE_AGE_MS else _STALE_AGE_MS
+
+
 class ControlTask:
     def __init__(self, app):
         self.app = app
         self.pm = app.pm
         self._last_ms = None
         self._grid_count = -1
+        # How long the newest readings have carried no valid total power (see step()).
+        self._grid_invalid_ms = 0
+        self._battery_invalid_ms = 0
         self.period_ms = 0        # the last measured loop period, for the API and benchmarks
         self.max_period_ms = 0
         self.heartbeat_ms = None  # the watchdog feeds the hardware WDT only while this moves
@@ -43,11 +52,21 @@ class ControlTask:
             pm.grid_age_ms = _STALE_AGE_MS
             pm.voltage_v = 0
         else:
+            # A reading whose total power the meter marked invalid (NaN, ABB's 0x7FFFFFFF: the
+            # slot holds None) is no sample: the last valid power holds and ages as if the
+            # meter had fallen silent (PV control is suspended after stale_ms), instead of
+            # reading as 0 W, "balanced", for as long as the meter keeps answering so.
             v = grid.get(POWER)
-            pm.grid_w = 0 if v is None else int(v)
-            pm.grid_fresh = grid.update_count != self._grid_count
+            age = _STALE_AGE_MS if grid.is_stale(now_ms) else grid.age_ms(now_ms)
+            if v is None:
+                self._grid_invalid_ms = _older(self._grid_invalid_ms, dt_ms)
+                pm.grid_fresh = False
+            else:
+                self._grid_invalid_ms = 0
+                pm.grid_w = int(v)
+                pm.grid_fresh = grid.update_count != self._grid_count
             self._grid_count = grid.update_count
-            pm.grid_age_ms = _STALE_AGE_MS if grid.is_stale(now_ms) else grid.age_ms(now_ms)
+            pm.grid_age_ms = age if age > self._grid_invalid_ms else self._grid_invalid_ms
             v = grid.get(VOLTAGE_L1)
             pm.voltage_v = 0 if v is None else int(v)
         index = cfg["meter_slot_battery_power"]
@@ -56,10 +75,15 @@ class ControlTask:
             pm.battery_w = 0
             pm.battery_age_ms = 0 if battery is None else _STALE_AGE_MS
         else:
-            v = battery.get(POWER)
-            pm.battery_w = 0 if v is None else int(v)
-            pm.battery_age_ms = _STALE_AGE_MS if battery.is_stale(now_ms) \
-                else battery.age_ms(now_ms)
+            v = battery.get(POWER)   # invalid: as for the grid power above
+            age = _STALE_AGE_MS if battery.is_stale(now_ms) else battery.age_ms(now_ms)
+            if v is None:
+                self._battery_invalid_ms = _older(self._battery_invalid_ms, dt_ms)
+            else:
+                self._battery_invalid_ms = 0
+                pm.battery_w = int(v)
+            pm.battery_age_ms = age if age > self._battery_invalid_ms \
+                else self._battery_invalid_ms
         # What the chargers draw now, from their own measurements.
         volts = pm.voltage_v or _NOMINAL_V
         charging_ma = 0
