@@ -21,7 +21,7 @@ DOCUMENTED = {
         "largest_consumer_current": int, "safety_margin_pct": int},
     "power_manager/state": {"config_error_flags": int, "external_control": int},
     "power_manager/low_level_state": {
-        "power_at_meter": (int, float), "power_at_meter_filtered": int, "power_available": int,
+        "power_at_meter": float, "power_at_meter_filtered": int, "power_available": int,
         "power_available_filtered": int, "overall_min_power": int, "threshold_3to1": int,
         "threshold_1to3": int, "charge_manager_available_current": int,
         "charge_manager_allocated_current": int, "max_current_limited": int,

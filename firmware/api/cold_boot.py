@@ -54,7 +54,7 @@ def install_power_manager(app):
     reg.add("power_manager/external_control", app.external_control)
     reg.add("power_manager/state", (pm.state_dict, app))
     # The control step's internals, for debugging.
-    reg.add("power_manager/low_level_state", (type(p).low_level_state, p))
+    reg.add("power_manager/low_level_state", (pm.low_level_state, app))
     cfg.subscribe(cm.config_changed)
     dlm.subscribe(cfg.dlm_changed)
     for slot in app.slots:

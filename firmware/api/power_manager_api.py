@@ -83,3 +83,15 @@ def state_dict(app):
     """power_manager/state."""
     return {"config_error_flags": app.config_error_flags(),
             "external_control": app.pm.external_control_state()}
+
+
+def low_level_state(app):
+    """power_manager/low_level_state: the control step's state, power_at_meter as the spec's
+    example and the reference give it, the grid meter's reading in W as a float (the control
+    step works in whole watts; a float per step would cost the ESP32 heap)."""
+    from firmware.meters.slots import POWER   # (loaded already; not at import: CPython tests)
+    d = app.pm.low_level_state()
+    index = app.configs["power_manager/config"]["meter_slot_grid_power"]
+    w = None if index == NO_METER else app.slots[index].get(POWER)  # None: no reading
+    d["power_at_meter"] = float(d["power_at_meter"] if w is None else w)
+    return d
