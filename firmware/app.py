@@ -80,6 +80,11 @@ class App:
         # The power manager knows bits 1, 2, 4 and 8 from its configuration; only the app sees
         # the meter slots: a grid slot that holds no meter (8), DLM without phase currents (16).
         flags = self.pm.config_error_flags
+        cm = self.configs.get("charge_manager/config")
+        if flags & 4 and cm is not None and cm["maximum_available_current"]:
+            # No chargers sum to 0 A, but bit 2 says the maximum total current is not configured
+            # (the spec; the reference checks that setting alone): only bit 4 is true then.
+            flags &= ~2
         cfg = self.configs["power_manager/config"]
         slot = cfg["meter_slot_grid_power"]
         if cfg["excess_charging_enable"] and slot != NO_METER \
