@@ -106,7 +106,7 @@ def run_burst(tmp_path, heap):
     results = [r for seen in results for r in seen]
     out = {"alive": alive, "console": console, "results": results, "before": before,
            "after": after, "elapsed_ms": elapsed_ms,
-           "ok": results.count("HTTP/1.0 200 OK"),
+           "ok": results.count("HTTP/1.1 200 OK"),
            "busy": sum(1 for r in results if " 503 " in r),
            "lost": sum(1 for r in results if " 500 " in r),
            "refused": results.count("refused")}

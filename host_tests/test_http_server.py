@@ -23,6 +23,12 @@ class Registry:
         if path == "missing":
             raise ApiError(404, "No such object: missing")
         return {"path": path, "writes": self.writes, "text": "n\u00e4t"}
+    def has(self, path):
+        return path in ("w", "ro", "a")
+    def writable(self, path):
+        if path == "missing":
+            raise ApiError(404, "No such object: missing")
+        return path != "ro"
     def write(self, path, body):
         if path == "ro":
             raise ApiError(405, "ro is read-only")
@@ -36,7 +42,7 @@ async def form(request):
 
 async def loaded(request):
     import sys
-    return repr([m for m in sys.modules if "route_request" in m]), 200, {}
+    return repr([m for m in sys.modules if "route_request" in m or "chunked" in m]), 200, {}
 
 async def boom(request):
     raise MemoryError("memory allocation failed, allocating 4096 bytes")
@@ -116,15 +122,17 @@ def test_registry_read_write_and_errors(port):
     assert call(port, "GET", "/missing") == (404, "text/plain; charset=UTF-8",
                                              b"No such object: missing\n")
     assert call(port, "PUT", "/ro", "{}")[::2] == (405, b"ro is read-only\n")
-    for method in ("DELETE", "PATCH", "OPTIONS"):
+    for method in ("DELETE", "PATCH"):
         assert call(port, method, "/a")[::2] == (
             405, b"Method not allowed: GET reads, PUT or POST writes\n")
+    assert call(port, "OPTIONS", "/a")[::2] == (200, b"")
+    assert call(port, "OPTIONS", "/missing")[0] == 404
 
 
 def test_head_has_the_get_headers_and_no_body(port):
     reply = raw(port, b"HEAD /a HTTP/1.0\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
-    assert head.startswith(b"HTTP/1.0 200 OK\r\n") and body == b""
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and body == b""
     length = int(head.split(b"Content-Length: ")[1].split(b"\r\n")[0])
     assert length == len(raw(port, b"GET /a HTTP/1.0\r\n\r\n").partition(b"\r\n\r\n")[2])
 
@@ -145,24 +153,30 @@ def test_extra_routes_come_first_and_get_forms(port):
 
 
 def test_bad_requests_get_clear_errors(port):
-    assert raw(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.0 400 ")
+    assert raw(port, b"NONSENSE\r\n\r\n").startswith(b"HTTP/1.1 400 ")
     assert raw(port, b"PUT /w HTTP/1.0\r\nContent-Length: ten\r\n\r\n").startswith(
-        b"HTTP/1.0 400 ")
+        b"HTTP/1.1 400 ")
     assert raw(port, b"PUT /w HTTP/1.0\r\nContent-Length: -5\r\n\r\n").startswith(
-        b"HTTP/1.0 400 ")
+        b"HTTP/1.1 400 ")
     # A header line without its colon was an IndexError, answered 500 (a server bug).
     for name in (b"Content-Length", b"Content-Type", b"Transfer-Encoding", b"X-Any"):
         reply = raw(port, b"PUT /w HTTP/1.0\r\n" + name + b"\r\n\r\n2")
-        assert reply.startswith(b"HTTP/1.0 400 ") and reply.endswith(b"Bad request\n"), reply
+        assert reply.startswith(b"HTTP/1.1 400 ") and reply.endswith(b"Bad request\n"), reply
     reply = raw(port, b"PUT /w HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.0 411 ") and b"send a Content-Length" in reply
+    assert reply.startswith(b"HTTP/1.1 200 ")
+    assert ["w", "hello"] in json.loads(call(port, "GET", "/x")[2])["writes"]
+    assert call(port, "GET", "/loaded")[2] == b"[]"  # the decoder is dropped again (rare, heap)
+    reply = raw(port, b"PUT /w HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n" + b"9" * 300)
+    assert reply.startswith(b"HTTP/1.1 400 ")        # a chunk size line without end
+    reply = raw(port, b"PUT /w HTTP/1.1\r\nTransfer-Encoding: compress\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.1 501 ")
     status, _, body = call(port, "PUT", "/big", json.dumps({"pad": "x" * 5000}))
     assert status == 413 and body == b"Payload too large: at most 4096 bytes\n"
     reply = raw(port, b"GET /a HTTP/1.0\r\nCookie: " + b"c" * 6000 + b"\r\n\r\n")
-    assert reply.startswith(b"HTTP/1.0 431 ")
+    assert reply.startswith(b"HTTP/1.1 431 ")
     assert "big" not in [w[0] for w in json.loads(call(port, "GET", "/x")[2])["writes"]]
     # Bare LF line ends (typed into netcat) are fine.
-    assert raw(port, b"GET /lf HTTP/1.0\n\n").startswith(b"HTTP/1.0 200 OK")
+    assert raw(port, b"GET /lf HTTP/1.0\n\n").startswith(b"HTTP/1.1 200 OK")
 
 
 def test_memory_error_in_a_handler_costs_that_request_only(port):
@@ -173,7 +187,7 @@ def test_memory_error_in_a_handler_costs_that_request_only(port):
 def test_slow_vanishing_and_silent_clients_free_their_slot(port):
     # A request arriving a few bytes at a time (bad Wi-Fi) is served.
     reply = raw(port, b"PUT /slow HTTP/1.0\r\nContent-Length: 2\r\n\r\n42", pause_s=0.005, step=3)
-    assert reply.startswith(b"HTTP/1.0 200 OK")
+    assert reply.startswith(b"HTTP/1.1 200 OK")
     # Clients that vanish mid-head or mid-body leave no slot taken (2 slots, 6 clients).
     for data in (b"GET /a HTT", b"PUT /w HTTP/1.0\r\nContent-Length: 10\r\n\r\n12"):
         for _ in range(3):
@@ -188,7 +202,7 @@ def test_slow_vanishing_and_silent_clients_free_their_slot(port):
     time.sleep(0.1)
     t0 = time.monotonic()
     try:
-        assert raw(port, b"GET /a HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.0 503 ")
+        assert raw(port, b"GET /a HTTP/1.0\r\n\r\n").startswith(b"HTTP/1.1 503 ")
     except ConnectionResetError:
         pass
     assert time.monotonic() - t0 < 0.3

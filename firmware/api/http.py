@@ -1,13 +1,15 @@
-# HTTP JSON API: a small HTTP/1.0 server on asyncio streams. Every registry path is served as
-# GET /<path> and written by PUT/POST; extra (url, methods, handler) routes (the Wi-Fi /setup
-# page) come first. One request per connection (Connection: close): no keep-alive, no chunked
-# bodies, no pipelining. Written for a ~100 KB heap: a handful of functions (each costs ~100 B of
+# HTTP JSON API: a small HTTP/1.1 server on asyncio streams. Every registry path is served as
+# GET /<path> and written by PUT/POST (also at <path>_update, the reference vendor's write URL);
+# extra (url, methods, handler) routes (the Wi-Fi /setup page) come first. One request per
+# connection (Connection: close): no keep-alive, no pipelining; chunked request bodies and
+# `Expect: 100-continue` as HTTP/1.1 asks of a server (curl -T, curl -H 'Transfer-Encoding: chunked'). Written for a ~100 KB heap: a handful of functions (each costs ~100 B of
 # heap once loaded), no per-request header dict, the request head read into one bounded buffer.
 import asyncio
 import gc
 import json
 from micropython import const
 
+from firmware import call_once
 from firmware.api.registry import ApiError
 
 _MAX_CONNECTIONS = const(2)     # open requests at once; each holds its head, body and answer
@@ -19,8 +21,11 @@ _CHUNK = const(512)             # read size for the head and for a body that is 
 
 _TEXT = b"text/plain; charset=UTF-8"
 _JSON = b"application/json; charset=UTF-8"
-_BUSY = (b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+_BUSY = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
          b"Content-Length: 5\r\nRetry-After: 1\r\nConnection: close\r\n\r\nBusy\n")
+
+_ALLOW_READ = b"Allow: GET, HEAD, OPTIONS\r\n"
+_ALLOW_WRITE = b"Allow: GET, HEAD, PUT, POST, OPTIONS\r\n"
 
 _active = 0                     # requests being served (one server per firmware)
 
@@ -56,6 +61,7 @@ async def _request(stream, registry, routes):
         ctype = _TEXT
         method = path = ""
         send_body = True
+        allow = b""
         try:
             if too_large:
                 raise ApiError(431, "Request header too large")
@@ -65,7 +71,8 @@ async def _request(stream, registry, routes):
                 raise ApiError(400, "Bad request")
             method, path = request_line[0], request_line[1].split("?", 1)[0]
             length = 0
-            chunked = False
+            coding = None
+            expect = False
             form = False
             for line in lines[1:]:
                 name_value = line.split(b":", 1)
@@ -79,14 +86,32 @@ async def _request(stream, registry, routes):
                     if length < 0:
                         raise ValueError
                 elif name == b"transfer-encoding":
-                    chunked = b"chunked" in name_value[1].lower()
+                    coding = name_value[1].strip().lower()
+                elif name == b"expect":
+                    # RFC 9110 10.1.1: an HTTP/1.0 client's expectation is ignored.
+                    expect = b"100-continue" in name_value[1].lower() and \
+                        request_line[2] != "HTTP/1.0"
                 elif name == b"content-type":
                     form = b"x-www-form-urlencoded" in name_value[1]
-            if chunked:
-                raise ApiError(411, "Chunked request bodies are not supported: send a "
-                                    "Content-Length")
-            body = head[end:end + length]
+            if coding is not None and coding != b"chunked":
+                raise ApiError(501, "Transfer-Encoding not supported (only chunked)")
+            body = head[end:]
             head = None
+            # A client that sent `Expect: 100-continue` waits for our word before its body
+            # (curl 1 s): a 413 at once when the size is known to be too large, else 100 Continue.
+            expect = expect and len(body) < (1 if coding else length)
+            if expect and length > _MAX_BODY and not coding:
+                raise ApiError(413, "Payload too large: at most %d bytes" % _MAX_BODY)
+            if expect:
+                stream.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await stream.drain()
+            if coding:
+                # Rare (curl -T, a pipe): the decoder is imported for this body and dropped.
+                body = await call_once("firmware.api.chunked", "read_body", stream, body)
+                if body is None:
+                    return
+                length = len(body)
+            body = body[:length]
             if length > _MAX_BODY:
                 # Read (and drop) what the client sends before answering: closing a socket with
                 # unread data resets the connection, and the client might not see the 413.
@@ -121,13 +146,21 @@ async def _request(stream, registry, routes):
                     answer = json.dumps(registry.read(path))
                     ctype = _JSON
                 elif method == "PUT" or method == "POST":
+                    if path.endswith("_update") and not registry.has(path):
+                        path = path[:-7]  # the reference's write URL: <path>_update
                     registry.write(path, body)
                     answer = b""
                 else:
-                    raise ApiError(405, "Method not allowed: GET reads, PUT or POST writes")
+                    # 404 for an unknown path; else what it allows (RFC 9110 15.5.6, 9.3.7).
+                    allow = _ALLOW_WRITE if registry.writable(path) else _ALLOW_READ
+                    if method != "OPTIONS":
+                        raise ApiError(405, "Method not allowed: GET reads, PUT or POST writes")
+                    answer = b""
         except ApiError as e:
             status = e.status
             answer = e.message + "\n"
+            if status == 405 and not allow:
+                allow = _ALLOW_READ       # a write to a read-only object
         except ValueError:
             status = 400
             answer = "Bad request\n"
@@ -139,9 +172,9 @@ async def _request(stream, registry, routes):
         # A view of the str's UTF-8 bytes: their length, written without an encoded copy.
         answer = memoryview(answer)
         # The reason phrase is free text (RFC 9112): no table of them, the body says what is wrong.
-        stream.write(b"HTTP/1.0 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n" % (status, b"OK" if status == 200 else b"Error",
-                                                     ctype, len(answer)))
+        stream.write(b"HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
+                     b"%sConnection: close\r\n\r\n" % (status, b"OK" if status == 200 else b"Error",
+                                                       ctype, len(answer), allow))
         if send_body:
             stream.write(answer)
         await stream.drain()

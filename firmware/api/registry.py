@@ -57,6 +57,16 @@ class Registry:
             raise ApiError(404, "No such object: %s" % path)
         return obj
 
+    def has(self, path):
+        return path in self._objects
+
+    def writable(self, path):
+        """True when `path` takes writes (404 ApiError for an unknown path): HTTP's Allow."""
+        obj = self.get_object(path)
+        if type(obj) is tuple:
+            return len(obj) > 2
+        return hasattr(obj, "write_body") or hasattr(obj, "write")
+
     def paths(self):
         return sorted(self._objects)
 
