@@ -100,9 +100,7 @@ async def _request(stream, registry, routes):
             # A client that sent `Expect: 100-continue` waits for our word before its body
             # (curl 1 s): a 413 at once when the size is known to be too large, else 100 Continue.
             expect = expect and len(body) < (1 if coding else length)
-            if expect and length > _MAX_BODY and not coding:
-                raise ApiError(413, "Payload too large: at most %d bytes" % _MAX_BODY)
-            if expect:
+            if expect and (coding or length <= _MAX_BODY):
                 stream.write(b"HTTP/1.1 100 Continue\r\n\r\n")
                 await stream.drain()
             if coding:
@@ -114,9 +112,10 @@ async def _request(stream, registry, routes):
             body = body[:length]
             if length > _MAX_BODY:
                 # Read (and drop) what the client sends before answering: closing a socket with
-                # unread data resets the connection, and the client might not see the 413.
+                # unread data resets the connection, and the client might not see the 413. One
+                # that waits for our word (Expect, no 100 sent) has sent nothing: answer at once.
                 length -= len(body)
-                while length > 0:
+                while length > 0 and not expect:
                     data = await stream.read(min(length, _CHUNK))
                     if not data:
                         return
