@@ -91,7 +91,7 @@ def test_no_chargers_with_the_maximum_configured_is_bit_4_only(s):
     assert s.get("power_manager/state")["config_error_flags"] == 0
 
 
-# ---- Expect: 100-continue (curl sends it for -T uploads and, before curl 8, -d over 1 KiB) ----
+# ---- Expect: 100-continue (curl sends it for -T uploads; older versions for -d over 1 KiB) ----
 
 def test_expect_100_continue_is_answered(s):
     # Before: no answer until the body came, so curl waited its 1 s before sending it.
