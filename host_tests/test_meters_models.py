@@ -43,16 +43,20 @@ def test_plans_use_few_requests_within_limits():
     assert len(plans["em24"]["fast"]) <= 3  # 11-register reads
 
 
-_POLL = """
+# A bus on the peer's pty (%r: its path) and the classes a poll script needs.
+_BUS_HEAD = """
 import asyncio, json
 from firmware.clock import Clock
-from firmware.modbus.bus import ModbusBus
+from firmware.modbus.bus import ModbusBus, ModbusError
 from firmware.board.unix_uart import open_uart
 from firmware.meters.slots import MeterSlot
 from firmware.meters.rs485_poll import Rs485Meter
 bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
 class Cfg(dict):
     pass
+"""
+
+_POLL = _BUS_HEAD + """
 async def main():
     res = {}
     for slave, model in %r:
@@ -103,6 +107,24 @@ def test_every_model_reads_signed_values(bus_peer):
     assert out["1"]["next"] == 2 and out["1"]["first"] == 4  # energies are read every 10th poll
 
 
+def test_a_read_longer_than_the_meter_accepts_is_split(bus_peer):
+    # A unit that answers "illegal data value" (exception 3) to a read longer than it accepts
+    # (the EM24 above 11 registers; EM340, DTSU666 and ABB document no limit) was never read:
+    # every poll failed and the slot stayed stale. The merged read is split, as for exception 2.
+    em340 = bus_peer.meters[5]
+    limit = em340.max_regs
+    em340.max_regs = 8                  # our EM340 plan reads up to 30 registers at once
+    try:
+        out = json.loads(run_mp(_POLL % (bus_peer.a, [(5, "em340")])))["5"]
+    finally:
+        em340.max_regs = limit
+    want = em340.expected()
+    assert set(out["values"]) == {str(k) for k in want}
+    for k, v in want.items():
+        assert _close(out["values"][str(k)], v), (k, out["values"][str(k)], v)
+    assert out["next"] > 2, out         # one read per value now
+
+
 def test_eastron_autodetect(bus_peer):
     out = json.loads(run_mp(_POLL % (bus_peer.a, [(2, "eastron"), (1, "eastron")])))
     assert out["2"]["model"] == "sdm72dm2"
@@ -129,16 +151,7 @@ def test_mbpoll_reads_what_the_firmware_reads(bus_peer):
 def test_poll_counters_stay_small_ints(bus_peer):
     # On the ESP32 an int of 2**30 or more is a heap object: after ~1.7 years of 50 ms polls
     # (or a decade of failures) every count would allocate. Both counters wrap below 2**30.
-    out = json.loads(run_mp("""
-import asyncio, json
-from firmware.clock import Clock
-from firmware.modbus.bus import ModbusBus
-from firmware.board.unix_uart import open_uart
-from firmware.meters.slots import MeterSlot
-from firmware.meters.rs485_poll import Rs485Meter
-bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
-class Cfg(dict):
-    pass
+    out = json.loads(run_mp((_BUS_HEAD + """
 async def main():
     m = Rs485Meter(MeterSlot(0), Cfg(slave_id=1, model="sdm630"), bus)
     await m.poll(lambda: 1)
@@ -148,7 +161,7 @@ async def main():
     m.failed("TimeoutError: no answer")
     print(json.dumps([m.polls, m.failures, m.last_error]))
 asyncio.run(main())
-""" % bus_peer.a))
+""") % bus_peer.a))
     assert out == [0, 0, "TimeoutError: no answer"]
 
 
@@ -234,16 +247,7 @@ def test_read_limits_follow_the_documents():
         assert meter_sim.SIM_MODELS[model]["max_regs"] == limit, model
 
 
-_PROBE_POLL = """
-import asyncio, json
-from firmware.clock import Clock
-from firmware.modbus.bus import ModbusBus, ModbusError
-from firmware.board.unix_uart import open_uart
-from firmware.meters.slots import MeterSlot
-from firmware.meters.rs485_poll import Rs485Meter
-bus = ModbusBus(lambda: open_uart(%r), Clock(), timeout_ms=300, retries=1)
-class Cfg(dict):
-    pass
+_PROBE_POLL = _BUS_HEAD + """
 async def main():
     slot = MeterSlot(0)
     m = Rs485Meter(slot, Cfg(slave_id=%d, model=%r), bus)

@@ -86,6 +86,8 @@ class MeterState:
         # Setup holding registers (EM24 application, EM3xx measurement mode): change them to
         # simulate a meter set up otherwise.
         self.setup = dict(SIM_MODELS[model].get("setup", {}))
+        # The longest read it answers (longer: exception 3); lower it to simulate a stricter unit.
+        self.max_regs = SIM_MODELS[model].get("max_regs", 125)
 
     def phase_powers(self):
         if self.phase_w is not None:
@@ -184,11 +186,10 @@ def build_device(slave, state):
     if not hr:
         hr = [SimData(address=0, count=1, values=0, datatype=DataType.REGISTERS)]
     bits = [SimData(address=0, count=1, values=False, datatype=DataType.BITS)]
-    max_regs = spec.get("max_regs", 125)
 
     async def action(fc, start, address, count, registers, values):
         if fc in (3, 4) and fc == spec["fc"]:
-            if count > max_regs:
+            if count > state.max_regs:
                 return ExcCodes.ILLEGAL_VALUE  # ILLEGAL DATA VALUE, as the EM24 does for long reads
             state.reads += 1
             img = state.image()

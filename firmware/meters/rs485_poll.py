@@ -21,6 +21,7 @@ _SETUP = "firmware.meters.rs485_setup"
 _SLOW_EVERY = const(10)     # voltages/energies: every 10th poll (and the first)
 _IDLE_MS = const(500)       # nothing configured: look again this often
 _ILLEGAL_ADDRESS = const(2)
+_ILLEGAL_VALUE = const(3)
 # A read of the plan (plan.py): [addr, count, slow, then per value: output index, register
 # offset, encoding, scale].
 _FIELDS = const(3)
@@ -79,11 +80,15 @@ class Rs485Meter:
             except ModbusException as e:
                 if self.reads is not reads:
                     return  # reconfigured while we waited
-                if e.code == _ILLEGAL_ADDRESS and (len(rd) > _FIELDS + 4 or rd[2]
-                                                   or rd[_FIELDS] >= self.n_public):
-                    # A register this meter does not have (a variant, a minimal simulator): a
-                    # merged read is split, an optional value dropped (rs485_setup.missing).
-                    # Index i is looked at again.
+                merged = len(rd) > _FIELDS + 4
+                if (e.code == _ILLEGAL_ADDRESS and (merged or rd[2]
+                                                    or rd[_FIELDS] >= self.n_public)
+                        or e.code == _ILLEGAL_VALUE and merged):
+                    # A register this meter does not have (a variant, a minimal simulator), or
+                    # a merged read longer than it accepts (exception 3, as the EM24 answers
+                    # above 11 registers; the EM340, DTSU666 and ABB documents found give no
+                    # limit, docs/meters-audit.md): a merged read is split, an optional value
+                    # dropped (rs485_setup.missing). Index i is looked at again.
                     call_once(_SETUP, "missing", self, i)
                     continue
                 if not rd[2]:

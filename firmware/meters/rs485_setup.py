@@ -90,9 +90,9 @@ def adopt(m, value):
 
 
 def missing(m, i):
-    """The meter answered read i of its plan with "illegal data address" (rs485_poll.py checked
-    that the plan can change): a merged read is split into one read per value (now and from now
-    on); a single value the meter does not have is dropped when it is optional (a voltage or
+    """The meter answered read i of its plan with "illegal data address", or a merged read with
+    "illegal data value" (rs485_poll.py checked that the plan can change): a merged read is split
+    into one read per value (now and from now on); a single value the meter does not have is dropped when it is optional (a voltage or
     energy, or the phase power that only gives a current its sign, not shown in the slot): it
     stays null and the reading counts."""
     reads = m.reads
