@@ -11,7 +11,10 @@ from mp import run_mp
 
 class FakeWarp:
     """evse/state, evse/external_current, evse/external_enabled, evse/control_pilot_disconnect,
-    meters/0/value_ids and meters/0/values, as the vendor documents them."""
+    meters/0/value_ids and meters/0/values, as the vendor documents them: each of the three is a
+    state, written through its command `<state>_update` (docs/chargers-audit.md). `fw` is the
+    charger firmware's generation: 2 routes a PUT to the state path on to its _update command,
+    1 answers it with the state and changes nothing (the vendor's http.cpp of either)."""
 
     def __init__(self, with_meter=True):
         self.state = {"iec61851_state": 2, "charger_state": 3, "contactor_state": 3,
@@ -25,6 +28,10 @@ class FakeWarp:
         self.log = []
         self.mode = "ok"   # "garbage" or "silent"
         self.cp_feature = True
+        self.fw = 2
+
+    def external_current_doc(self):
+        return {"current": self.external_current}
 
 
 def _serve(fake):
@@ -60,15 +67,25 @@ def _serve(fake):
             n = int(self.headers.get("Content-Length", 0))
             doc = json.loads(self.rfile.read(n) or b"null")
             fake.log.append(("PUT", self.path, doc))
-            if self.path == "/evse/external_current":
+            states = {"/evse/external_current": fake.external_current_doc,
+                      "/evse/external_enabled": lambda: {"enabled": fake.external_enabled}}
+            if fake.cp_feature:
+                states["/evse/control_pilot_disconnect"] = \
+                    lambda: {"disconnect": fake.cp_disconnected}
+            path = self.path
+            if path in states:
+                if fake.fw == 1:                 # a state: answered, nothing written
+                    return self._send(200, states[path]())
+                path += "_update"                # firmware 2: routed to the command
+            if path == "/evse/external_current_update":
                 c = doc.get("current")
                 if not (c == 0 or 6000 <= c <= 32000):
                     return self._send(400, None)
                 fake.external_current = c
                 fake.state["allowed_charging_current"] = min(c, 32000)
-            elif self.path == "/evse/external_enabled":
+            elif path == "/evse/external_enabled_update":
                 fake.external_enabled = doc["enabled"]
-            elif self.path == "/evse/control_pilot_disconnect" and fake.cp_feature:
+            elif path == "/evse/control_pilot_disconnect_update" and fake.cp_feature:
                 fake.cp_disconnected = doc["disconnect"]
             else:
                 return self._send(404, None)
@@ -129,9 +146,9 @@ print(rnd()); show('c')
     b = json.loads(lines[3][2:])
     assert b[4] == 20000
     puts = [(p, d) for m, p, d in fake.log if m == "PUT"]
-    assert ("/evse/control_pilot_disconnect", {"disconnect": True}) in puts
-    assert puts[-2:] == [("/evse/external_current", {"current": 0}),
-                         ("/evse/control_pilot_disconnect", {"disconnect": False})]
+    assert ("/evse/control_pilot_disconnect_update", {"disconnect": True}) in puts
+    assert puts[-2:] == [("/evse/external_current_update", {"current": 0}),
+                         ("/evse/control_pilot_disconnect_update", {"disconnect": False})]
     assert fake.external_current == 0 and fake.cp_disconnected is False
 
 
@@ -203,3 +220,23 @@ print(json.dumps([ch.supports_cp_disconnect, ch.cp_disconnect, ch.pushed_ma, ch.
     lines = out.splitlines()
     assert lines[0] == "ok ok"
     assert json.loads(lines[2]) == [False, False, 0, False]
+
+
+def test_writes_go_to_the_documented_update_commands_also_on_firmware_1(warp):
+    # The vendor documents evse/external_current, external_enabled and control_pilot_disconnect
+    # as states, written through <state>_update. Firmware 2 also routes a PUT to the state path
+    # on, firmware 1 answers it 200 with the state and changes nothing: the set-point, the
+    # external slot and the pilot never reached a WARP1 on firmware 1.x (while we counted the
+    # exchange as good).
+    fake, port = warp
+    fake.fw = 1
+    out = run_mp(_PRE % (port, 2000) + """
+ch.set_current(10000)
+ch.set_cp_disconnect(True)
+print(rnd()); show('a')
+""")
+    assert out.splitlines()[0] == "ok"
+    assert fake.external_enabled is True
+    assert fake.external_current == 10000
+    assert fake.cp_disconnected is True
+    assert json.loads(out.splitlines()[1][2:])[4] == 10000   # allowed_charging_current

@@ -3,9 +3,12 @@
 # iec61851_state 0 A / 1 B / 2 C / 3 D / 4 E-F, charger_state 0 not connected / 1 waiting for
 # release / 2 ready / 3 charging / 4 error, allowed_charging_current mA).
 #
-# Set-point: PUT evse/external_current {"current": mA} (0 = blocked, else 6000..32000); the
-# external slot is enabled once with evse/external_enabled. CP disconnect (WARP3 and WARP2 with
-# the feature "cp_disconnect"): PUT evse/control_pilot_disconnect {"disconnect": bool}. Phase
+# Set-point: PUT evse/external_current_update {"current": mA} (0 = blocked, else 6000..32000);
+# the external slot is enabled once with evse/external_enabled_update. CP disconnect (WARP3 and
+# WARP2 with the feature "cp_disconnect"): PUT evse/control_pilot_disconnect_update
+# {"disconnect": bool}. The vendor documents evse/external_current etc. as states written
+# through <state>_update; firmware 2.x also routes a PUT to the state path, firmware 1.x answers
+# it 200 with the state and writes nothing (docs/chargers-audit.md). Phase
 # currents from meters/0/values at the positions of value ids 14/18/22 (DOMAIN 5), when the
 # charger has a meter; without one they are estimated from the allowed current.
 #
@@ -104,19 +107,19 @@ class HttpEvseCharger(Charger):
         """One exchange round: push the set-point and CP state, read the state. Raises on any
         failure (the caller counts it)."""
         if not self._enabled:
-            await self._req("PUT", "evse/external_enabled", {"enabled": True})
+            await self._req("PUT", "evse/external_enabled_update", {"enabled": True})
             self._enabled = True
         sent = self.limit_ma
         want = sent
         if want != 0 and want < 6000:
             want = 0   # the EVSE takes 0 or 6..32 A
         if want != self._sent_ma or self._since_sent_ms >= _REFRESH_MS:
-            await self._req("PUT", "evse/external_current", {"current": want})
+            await self._req("PUT", "evse/external_current_update", {"current": want})
             self._sent_ma = want
             self._since_sent_ms = 0
         if self.supports_cp_disconnect and self.cp_disconnect != self._sent_cp:
             try:
-                await self._req("PUT", "evse/control_pilot_disconnect",
+                await self._req("PUT", "evse/control_pilot_disconnect_update",
                                 {"disconnect": self.cp_disconnect})
                 self._sent_cp = self.cp_disconnect
             except HttpNotFound as e:
