@@ -176,3 +176,37 @@ def test_new_setpoint_goes_out_at_once_not_at_the_next_poll(boxes):
     """)
     assert out[0] < 1000
     assert (261, 80) in hd.writes
+
+
+def test_evse_wb_writes_with_function_16(boxes):
+    # Every peer driver of the EVSE-WB writes its registers with function 16 (evcc, openWB,
+    # SimpleEVSE-WiFi); none uses 06, which the emulator now refuses (illegal function).
+    # Written with 06, the board's first write (2000 in setup) failed on every poll.
+    wb = boxes.boxes[2]
+    out = _run(boxes, """
+        ch = EvseWbCharger('wb', bus, 2, max_ma=16000, fallback_ma=0)
+        ch.set_current(12000)
+        out.append(await attempt(ch)); out.append(show(ch))
+    """)
+    assert out[0] == "ok"
+    assert out[1][:5] == [True, True, True, [12000] * 3, 12000]
+    assert wb.amps == 12 and (2000, 0) in wb.writes
+
+
+def test_evse_wb_in_high_resolution_mode_is_set_back_to_whole_amps(boxes):
+    # Register 2005 bit 7 (set by openWB and SimpleEVSE-WiFi) puts the amps registers in
+    # 0.01 A. Read as whole amps, 16 A was written as 0.16 A (no charging) and a board
+    # offering 16 A (1600) read as 1600 A. Setup clears the bit (only when it is set).
+    wb = boxes.boxes[2]
+    wb.reg2005 = 0x20 | wb.HIGH_RES
+    out = _run(boxes, """
+        ch = EvseWbCharger('wb', bus, 2, max_ma=16000, fallback_ma=6000)
+        ch.set_current(10999)
+        out.append(await attempt(ch)); out.append(show(ch))
+        out.append(await attempt(ch))
+    """)
+    assert out[0] == "ok" and out[2] == "ok"
+    assert wb.reg2005 == 0x20                      # the other bits kept
+    assert wb.amps == 10 and wb.after_boot == 6
+    assert out[1][:5] == [True, True, True, [10000] * 3, 10000]
+    assert [w for w in wb.writes if w[0] == 2005] == [(2005, 0x20)]   # written once

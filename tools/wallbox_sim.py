@@ -87,27 +87,40 @@ class Heidelberg:
 
 
 class EvseWb:
+    """EVSE-WB: writes with function 16 only (every peer driver writes so: evcc simpleevse.go,
+    openWB evse.py, SimpleEVSE-WiFi; function 06 is refused here so the firmware sticks to what
+    is known to work). Holding 2005 bit 7 switches the amps registers to 0.01 A (openWB's
+    PRECISE_CURRENT_BIT, SimpleEVSE-WiFi's "high resolution"; set by those controllers)."""
     kind = "evse_wb"
+    fcs_write = (16,)
+    HIGH_RES = 0x80
 
     def __init__(self):
-        self.amps = 0
+        self.amps = 0               # in the board's unit: A, or 0.01 A with HIGH_RES
         self.vehicle = 3            # charging
         self.after_boot = 16
+        self.reg2005 = 0x20         # bit 5: clear an RCD error (a typical setting)
         self.skew_s = 0.0
         self.writes = []
+
+    def unit_ca(self):
+        """The amps registers' unit in 0.01 A."""
+        return 1 if self.reg2005 & self.HIGH_RES else 100
 
     def power_cycle(self):
         self.amps = self.after_boot
 
     def hold(self):
-        out = self.amps if self.vehicle in (3, 4) and self.amps >= 6 else 0
-        evse = 2 if self.amps >= 6 else 1
-        regs = {1000: self.amps, 1001: out, 1002: self.vehicle if self.amps >= 6 or
+        on = self.amps * self.unit_ca() >= 600
+        out = self.amps if self.vehicle in (3, 4) and on else 0
+        evse = 2 if on else 1
+        regs = {1000: self.amps, 1001: out, 1002: self.vehicle if on or
                 self.vehicle != 3 else 2, 1003: 32, 1004: 0, 1005: 18, 1006: evse}
         for a in range(2000, 2010):
             regs[a] = 0
         regs[2000] = self.after_boot
         regs[2002] = 5
+        regs[2005] = self.reg2005
         return regs
 
     def inputs(self):
@@ -115,14 +128,17 @@ class EvseWb:
 
     def write(self, addr, value):
         self.writes.append((addr, value))
+        top = 80 * 100 // self.unit_ca()
         if addr == 1000:
-            if value > 80:
+            if value > top:
                 return False
             self.amps = value
         elif addr == 2000:
-            if value > 80:
+            if value > top:
                 return False
             self.after_boot = value
+        elif addr == 2005:
+            self.reg2005 = value
         elif 1000 <= addr <= 1006 or 2000 <= addr <= 2009:
             pass
         else:
@@ -143,6 +159,8 @@ def _device(slave, box):
     bits = [SimData(address=0, count=1, values=False, datatype=DataType.BITS)]
 
     async def action(fc, start, address, count, registers, values):
+        if fc in (6, 16) and fc not in getattr(box, "fcs_write", (6, 16)):
+            return ExcCodes.ILLEGAL_FUNCTION
         if fc in (6, 16) and values:
             for i, v in enumerate(values):
                 if not box.write(address + i, v):

@@ -7,10 +7,18 @@
 #                ventilation, 5 failure
 #   holding 1006 EVSE state: 1 steady 12 V, 2 PWM, 3 off
 #   holding 2000 default amps after boot, A (persistent): the board's only fallback
-# The EVSE-WB has no communication watchdog register in that manual: a dead controller leaves it
-# at its last set-point until the board restarts (then 2000). We write 2000 = fallback current
-# at start so at least a power cycle ends in the safe current; see docs/chargers.md.
+#   holding 2005 configuration bits (persistent); bit 7 puts the amps registers in 0.01 A
+#                ("high resolution": openWB's evse.py PRECISE_CURRENT_BIT, SimpleEVSE-WiFi)
+# Writes use function 16, as every peer driver does (evcc simpleevse.go, openWB, SimpleEVSE-WiFi;
+# none uses 06). The EVSE-WB has no communication watchdog register in that manual: a dead
+# controller leaves it at its last set-point until the board restarts (then 2000). We write
+# 2000 = fallback current at start so at least a power cycle ends in the safe current; see
+# docs/chargers.md and docs/chargers-audit.md.
+from micropython import const
+
 from firmware.chargers.modbus_wallbox import ModbusCharger
+
+_HIGH_RES = const(0x80)   # holding 2005 bit 7: amps registers in 0.01 A
 
 
 class EvseWbCharger(ModbusCharger):
@@ -18,9 +26,23 @@ class EvseWbCharger(ModbusCharger):
     kind = "evse_wb"
     state = 0           # the board's vehicle state (holding 1002), once read
 
+    def __init__(self, *args, **kw):
+        super().__init__(*args, **kw)
+        self._one = [0]   # the value of a one-register function-16 write (no list per poll)
+
     async def setup(self):
+        bus = self.bus
+        s = self.slave
+        one = self._one
+        # A board another controller switched to 0.01 A would take 16 as 0.16 A and report
+        # 16 A as 1600: back to whole amps (persistent, so written only when set).
+        cfg = (await bus.read_holding(s, 2005, 1))[0]
+        if cfg & _HIGH_RES:
+            one[0] = cfg & ~_HIGH_RES
+            await bus.write_multiple(s, 2005, one)
         fb = self.fallback_ma // 1000
-        await self.bus.write_single(self.slave, 2000, fb if fb >= 6 else 0)
+        one[0] = fb if fb >= 6 else 0
+        await bus.write_multiple(s, 2000, one)
 
     async def poll_once(self, now_ms):
         bus = self.bus
@@ -28,7 +50,8 @@ class EvseWbCharger(ModbusCharger):
         if want < 6:
             want = 0
         sent = self.limit_ma
-        await bus.write_single(self.slave, 1000, want)
+        self._one[0] = want
+        await bus.write_multiple(self.slave, 1000, self._one)
         regs = await bus.read_holding(self.slave, 1000, 7)
         self.pushed_ma = sent      # only now: that state was read after the set-point
         out_a = regs[1]
