@@ -210,3 +210,34 @@ def test_evse_wb_in_high_resolution_mode_is_set_back_to_whole_amps(boxes):
     assert wb.amps == 10 and wb.after_boot == 6
     assert out[1][:5] == [True, True, True, [10000] * 3, 10000]
     assert [w for w in wb.writes if w[0] == 2005] == [(2005, 0x20)]   # written once
+
+
+def test_heidelberg_with_an_older_register_layout_still_charges(boxes):
+    # Input 4 is the register layout version; standby (258) and the fail-safe current (262)
+    # came with 0x0108. A box on 0x0107 answers "illegal data address" there: setup failed on
+    # every poll, so such a box never got a set-point. Below 0x0108 a missing one is skipped.
+    hd = boxes.boxes[1]
+    hd.layout = 0x0107
+    out = _run(boxes, """
+        ch = HeidelbergCharger('hd', bus, 1, max_ma=16000, fallback_ma=6000, watchdog_ms=30000)
+        ch.set_current(10000)
+        out.append(await attempt(ch)); out.append(show(ch)); out.append(getattr(ch, 'layout', None))
+    """)
+    assert out[0] == "ok"
+    assert out[1][:5] == [True, True, True, [9500] * 3, 10000]
+    assert out[2] == 0x0107
+    assert (257, 30000) in hd.writes and hd.writes[-1] == (261, 100)
+    assert 258 not in dict(hd.writes) and 262 not in dict(hd.writes)
+
+
+def test_heidelberg_layout_0108_refusing_a_setup_write_is_an_error(boxes):
+    # From 0x0108 on the three registers are documented: a refusal there is not skipped.
+    hd = boxes.boxes[1]
+    hd.has = lambda addr: addr != 262
+    out = _run(boxes, """
+        ch = HeidelbergCharger('hd', bus, 1, fallback_ma=6000)
+        ch.set_current(10000)
+        out.append(await attempt(ch))
+    """)
+    assert out == ["ModbusException"]
+    assert 261 not in dict(hd.writes)

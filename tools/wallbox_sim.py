@@ -19,7 +19,12 @@ from loop_thread import LoopThread  # noqa: E402
 
 
 class Heidelberg:
+    """Layout 0x0108 (the register table of 2021-02-22). Below it, the standby (258) and
+    fail-safe current (262) registers are missing: the Heidelberg peer integration marks
+    watchdog/fail-safe and standby "v1.0.8+", and a 1.0.7 box's 257..262 cannot be read as one
+    block (wbec issue 3); writes there answer "illegal data address" (docs/chargers-audit.md)."""
     kind = "heidelberg"
+    LAYOUT_108 = 0x0108
 
     def __init__(self):
         self.layout = 0x0108
@@ -61,6 +66,10 @@ class Heidelberg:
             st = 7 if self.offered() >= 60 else 6
         c = self.currents()
         return {4: self.layout, 5: st, 6: c[0], 7: c[1], 8: c[2], 100: self.hw_max_a, 101: 6}
+
+    def has(self, addr):
+        """A holding register this layout knows."""
+        return self.layout >= self.LAYOUT_108 or addr not in (258, 262)
 
     def write(self, addr, value):
         self.writes.append((addr, value))
@@ -162,6 +171,9 @@ def _device(slave, box):
         if fc in (6, 16) and fc not in getattr(box, "fcs_write", (6, 16)):
             return ExcCodes.ILLEGAL_FUNCTION
         if fc in (6, 16) and values:
+            has = getattr(box, "has", None)
+            if has is not None and not all(has(address + i) for i in range(len(values))):
+                return ExcCodes.ILLEGAL_ADDRESS
             for i, v in enumerate(values):
                 if not box.write(address + i, v):
                     return ExcCodes.ILLEGAL_VALUE

@@ -5,7 +5,10 @@
 # Heidelberg Energy Control (Amperfied), register table "EC_ModBus_register_table_20210222_LW"
 # https://www.amperfied.de/wp-content/uploads/2023/03/EC_ModBus_register_table_20210222_LW.pdf
 # (19200 baud 8E1 by default; addresses 0-based as on the wire):
-#   input 4      register layout version
+#   input 4      register layout version (0x0108 for that table). Standby (258) and the
+#                fail-safe current (262) came with 0x0108 (peer integrations mark them "v1.0.8+";
+#                a 1.0.7 box answers "illegal data address" there): below 0x0108 a setup write
+#                the box refuses so is skipped, from 0x0108 on it is an error.
 #   input 5      charging state: 2 A1, 3 A2 (no vehicle), 4 B1, 5 B2 (connected), 6 C1, 7 C2
 #                (charging), 8 derating, 9 E, 10 F, 11 error
 #   input 6..8   L1..L3 current, 0.1 A rms
@@ -18,8 +21,11 @@
 from micropython import const
 
 from firmware.chargers.base import Charger, CHARGING_MA
+from firmware.modbus.bus import ModbusException
 
 _POLL_MS = const(1000)
+_LAYOUT_108 = const(0x0108)   # the layout with standby (258) and fail-safe current (262)
+_ILLEGAL_ADDRESS = const(2)   # Modbus exception code
 _WATCHDOG_MS = const(30000)  # DOMAIN 4: chargers fall back when the manager is silent for 30 s
 
 
@@ -57,6 +63,7 @@ class HeidelbergCharger(ModbusCharger):
     kind = "heidelberg"
     has_meter = True
     state = 0           # the box's charging state (input 5), once read
+    layout = 0          # its register layout version (input 4), once read
 
     def __init__(self, name, bus, slave=1, max_ma=16000, fallback_ma=0, poll_ms=_POLL_MS,
                  watchdog_ms=_WATCHDOG_MS):
@@ -66,15 +73,23 @@ class HeidelbergCharger(ModbusCharger):
     async def setup(self):
         bus = self.bus
         s = self.slave
-        await bus.read_input(s, 4, 1)   # layout version: unused, the read checks the box answers
+        self.layout = (await bus.read_input(s, 4, 1))[0]
         regs = await bus.read_input(s, 100, 1)
         hw_ma = regs[0] * 1000
         if 6000 <= hw_ma < self.max_ma:
             self.max_ma = hw_ma
-        await bus.write_single(s, 258, 4)                       # no standby: keep answering
+        await self._configure(258, 4)                       # no standby: keep answering
         fb = self.fallback_ma // 100
-        await bus.write_single(s, 262, fb if fb >= 60 else 0)   # fail-safe current
-        await bus.write_single(s, 257, self.watchdog_ms)        # watchdog on
+        await self._configure(262, fb if fb >= 60 else 0)   # fail-safe current
+        await self._configure(257, self.watchdog_ms)        # watchdog on
+
+    async def _configure(self, addr, value):
+        """Write a setup register; one an older layout does not have is skipped."""
+        try:
+            await self.bus.write_single(self.slave, addr, value)
+        except ModbusException as e:
+            if self.layout >= _LAYOUT_108 or e.code != _ILLEGAL_ADDRESS:
+                raise
 
     async def poll_once(self, now_ms):
         bus = self.bus
