@@ -24,6 +24,7 @@ class FakeWarp:
         self.external_enabled = False
         self.cp_disconnected = False
         self.with_meter = with_meter
+        self.value_ids = [1, 2, 3, 14, 18, 22, 74]   # as an API meter declares them
         self.values = [230.1, 231.0, 229.5, 7.25, 7.1, -7.0, 4900.0]
         self.log = []
         self.mode = "ok"   # "garbage" or "silent"
@@ -58,7 +59,7 @@ def _serve(fake):
             if self.path == "/evse/state":
                 return self._send(200, fake.state)
             if self.path == "/meters/0/value_ids" and fake.with_meter:
-                return self._send(200, [1, 2, 3, 14, 18, 22, 74])
+                return self._send(200, fake.value_ids)
             if self.path == "/meters/0/values" and fake.with_meter:
                 return self._send(200, fake.values)
             self._send(404, None)
@@ -240,3 +241,19 @@ print(rnd()); show('a')
     assert fake.external_current == 10000
     assert fake.cp_disconnected is True
     assert json.loads(out.splitlines()[1][2:])[4] == 10000   # allowed_charging_current
+
+
+def test_phase_currents_of_the_chargers_own_meter(warp):
+    # The WARP's own energy meter (SDM630/SDM72 behind its EVSE) declares its currents as
+    # CurrentL1..L3ImExSum, value ids 13/17/21 (the vendor's sdm_helpers.cpp; evcc reads those
+    # ids), not the signed ImExDiff 14/18/22 an API meter declares. Only 14/18/22 were looked
+    # for: a WARP Pro counted as "no meter" and got its allowed current on every phase.
+    fake, port = warp
+    fake.value_ids = [1, 2, 3, 13, 17, 21, 74]
+    fake.values = [230.1, 231.0, 229.5, 7.25, 0.02, 0.0, 1650.0]   # a 1p car
+    out = run_mp(_PRE % (port, 2000) + """
+ch.set_current(10000)
+print(rnd()); show('a')
+""")
+    a = json.loads(out.splitlines()[1][2:])
+    assert a == [True, True, True, [7250, 20, 0], 10000, True]

@@ -9,8 +9,9 @@
 # {"disconnect": bool}. The vendor documents evse/external_current etc. as states written
 # through <state>_update; firmware 2.x also routes a PUT to the state path, firmware 1.x answers
 # it 200 with the state and writes nothing (docs/chargers-audit.md). Phase
-# currents from meters/0/values at the positions of value ids 14/18/22 (DOMAIN 5), when the
-# charger has a meter; without one they are estimated from the allowed current.
+# currents from meters/0/values at the positions of value ids 14/18/22 (signed, ImExDiff: an API
+# meter, DOMAIN 5) or else 13/17/21 (ImExSum: the charger's own SDM meter declares these), when
+# the charger has a meter; without one they are estimated from the allowed current.
 #
 # Non-blocking asyncio client: one short HTTP/1.0 request at a time, every step under a timeout,
 # Connection: close. A charger that does not answer for 32 s becomes unreachable (base.Charger).
@@ -26,7 +27,8 @@ _POLL_MS = const(1000)
 _TIMEOUT_MS = const(2000)
 _REFRESH_MS = const(10000)   # re-send the set-point this often even if unchanged
 _MAX_RESPONSE = const(4096)
-_CURRENT_IDS = (14, 18, 22)  # signed L1..L3 current in the vendor's value id list
+_CURRENT_IDS = (14, 18, 22)  # signed L1..L3 current (ImExDiff) in the vendor's value id list
+_CURRENT_IDS_SUM = (13, 17, 21)  # unsigned L1..L3 current (ImExSum): the charger's own meter
 
 
 class HttpError(Exception):
@@ -148,8 +150,12 @@ class HttpEvseCharger(Charger):
         if self._current_idx is None:
             try:
                 ids = await self._req("GET", "meters/0/value_ids")
-                self._current_idx = [ids.index(i) for i in _CURRENT_IDS] \
-                    if isinstance(ids, list) and all(i in ids for i in _CURRENT_IDS) else []
+                self._current_idx = []
+                if isinstance(ids, list):
+                    for want in (_CURRENT_IDS, _CURRENT_IDS_SUM):
+                        if all(i in ids for i in want):
+                            self._current_idx = [ids.index(i) for i in want]
+                            break
             except HttpError:
                 self._current_idx = []
         if self._current_idx:
