@@ -241,3 +241,19 @@ def test_heidelberg_layout_0108_refusing_a_setup_write_is_an_error(boxes):
     """)
     assert out == ["ModbusException"]
     assert 261 not in dict(hd.writes)
+
+
+def test_evse_wb_eeprom_registers_are_written_only_when_they_differ(boxes):
+    # 2000..2009 live in the board's EEPROM; setup runs again after every lost answer.
+    wb = boxes.boxes[2]
+    wb.after_boot = 6
+    out = _run(boxes, """
+        ch = EvseWbCharger('wb', bus, 2, fallback_ma=6000)
+        ch.set_current(8000)
+        for i in range(3):
+            out.append(await attempt(ch))
+            ch._ready = False            # as after a timeout: setup again
+    """)
+    assert out == ["ok"] * 3
+    assert [w for w in wb.writes if w[0] >= 2000] == []
+    assert wb.writes.count((1000, 8)) == 3

@@ -34,15 +34,21 @@ class EvseWbCharger(ModbusCharger):
         bus = self.bus
         s = self.slave
         one = self._one
+        # 2000..2009 are kept in the board's EEPROM: written only when they differ (setup runs
+        # again after every lost answer).
+        regs = await bus.read_holding(s, 2000, 6)
+        after_boot = regs[0]
+        cfg = regs[5]
         # A board another controller switched to 0.01 A would take 16 as 0.16 A and report
-        # 16 A as 1600: back to whole amps (persistent, so written only when set).
-        cfg = (await bus.read_holding(s, 2005, 1))[0]
+        # 16 A as 1600: back to whole amps.
         if cfg & _HIGH_RES:
             one[0] = cfg & ~_HIGH_RES
             await bus.write_multiple(s, 2005, one)
         fb = self.fallback_ma // 1000
-        one[0] = fb if fb >= 6 else 0
-        await bus.write_multiple(s, 2000, one)
+        fb = fb if fb >= 6 else 0
+        if after_boot != fb or cfg & _HIGH_RES:
+            one[0] = fb
+            await bus.write_multiple(s, 2000, one)
 
     async def poll_once(self, now_ms):
         bus = self.bus
