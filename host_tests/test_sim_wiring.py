@@ -24,6 +24,46 @@ def test_sim_with_home_battery(tmp_path):
         s.stop()
 
 
+def test_sim_without_battery_in_a_folder_that_had_one_drops_it(tmp_path):
+    """make sim SIM_BATTERY=1, then make sim in the same SIM_DIR without it (README: the folder
+    keeps the configuration): the simulated battery is gone again. It stayed configured before,
+    with no data behind it, so PV charging was blocked for good (charging_blocked 3)."""
+    s = Sim(tmp_path / "flash", extra=("--battery", "1"))
+    try:
+        assert s.get("power_manager/config")["meter_slot_battery_power"] == 4
+    finally:
+        s.stop()
+    s = Sim(tmp_path / "flash")
+    try:
+        assert s.get("power_manager/config")["meter_slot_battery_power"] == 255
+        assert s.get("meters/4/config")["type"] == 0
+    finally:
+        s.stop()
+    s = Sim(tmp_path / "flash", extra=("--battery", "1"))
+    try:
+        assert s.get("power_manager/config")["meter_slot_battery_power"] == 4
+        assert s.get("meters/4/config")["type"] == 3
+    finally:
+        s.stop()
+
+
+def test_sim_without_battery_keeps_a_meter_the_user_put_in_slot_4(tmp_path):
+    """Only the simulator's own battery is dropped: an API meter the user configured in slot 4
+    and chose as the battery meter stays."""
+    s = Sim(tmp_path / "flash")
+    try:
+        assert s.put("meters/4/config", {"type": 1, "value_ids": [74]})[0] == 200
+        assert s.put("power_manager/config", {"meter_slot_battery_power": 4})[0] == 200
+    finally:
+        s.stop()
+    s = Sim(tmp_path / "flash")
+    try:
+        assert s.get("meters/4/config")["type"] == 1
+        assert s.get("power_manager/config")["meter_slot_battery_power"] == 4
+    finally:
+        s.stop()
+
+
 def test_make_sim_noise_makes_the_grid_meter_restless(tmp_path):
     """make sim SIM_NOISE=40: the house load moves from one simulated second to the next, as a
     real meter's does; without it the grid power only moves with the profile's minute steps and

@@ -45,14 +45,32 @@ def _seed_chargers(app):
              "min_switch_interval_s": 10})
 
 
+BATTERY_NAME = "Simulated home battery"
+
+
 def _seed_battery(app):
-    """With a simulated home battery: its meter in slot 4, the power manager told about it."""
-    if app.store.exists("meters/%d/config" % BATTERY_SLOT):
+    """With a simulated home battery: its meter in slot 4, the power manager told about it.
+    A slot 4 the user configured (any type but none) is left alone."""
+    name = "meters/%d/config" % BATTERY_SLOT
+    if app.store.exists(name) and app.configs[name]["type"] != 0:
         return
     app.configs["meters/%d/config" % BATTERY_SLOT].write(
-        {"type": TYPE_SIM, "display_name": "Simulated home battery",
+        {"type": TYPE_SIM, "display_name": BATTERY_NAME,
          "value_ids": list(BATTERY_VALUE_IDS)})
     app.configs["power_manager/config"].write({"meter_slot_battery_power": BATTERY_SLOT})
+
+
+def _drop_battery(app):
+    """Without SIM_BATTERY in a SIM_DIR that had it: the folder keeps every config, so the
+    battery meter would stay configured with nothing feeding it, and its stale data would block
+    PV charging for good. Only the simulator's own battery meter is removed."""
+    cfg = app.configs["meters/%d/config" % BATTERY_SLOT]
+    if cfg["type"] != TYPE_SIM or cfg["display_name"] != BATTERY_NAME:
+        return
+    cfg.write({"type": 0, "display_name": ""})
+    pm = app.configs["power_manager/config"]
+    if pm["meter_slot_battery_power"] == BATTERY_SLOT:
+        pm.write({"meter_slot_battery_power": 255})
 
 
 def make_installer(profile_path=None, start_ms=0, battery=False, noise_w=0):
@@ -80,6 +98,8 @@ def make_installer(profile_path=None, start_ms=0, battery=False, noise_w=0):
         _seed_chargers(app)
         if battery:
             _seed_battery(app)
+        else:
+            _drop_battery(app)
 
         grid_cfg_name = "meters/%d/config" % GRID_SLOT
         battery_cfg_name = "meters/%d/config" % BATTERY_SLOT
