@@ -64,6 +64,42 @@ def test_sim_without_battery_keeps_a_meter_the_user_put_in_slot_4(tmp_path):
         s.stop()
 
 
+def test_sim_without_grid_meter_in_a_folder_that_had_one_feeds_the_simulated_grid_again(tmp_path):
+    """make sim GRID_METER=/tmp/m/a (docs/meters.md), then a plain make sim in the same SIM_DIR:
+    slot 3 is the simulated grid meter again. It stayed an RS485 meter on a pty that was gone, so
+    the site's grid power never reached the power manager (stale, PV charging off)."""
+    s = Sim(tmp_path / "flash", extra=("--grid-meter", str(tmp_path / "no_such_pty")))
+    try:
+        assert s.get("meters/3/config")["type"] == 2
+    finally:
+        s.stop()
+    s = Sim(tmp_path / "flash")
+    try:
+        assert s.get("meters/3/config")["type"] == 3
+        deadline = time.monotonic() + 10
+        while s.get("meters/3/state")["stale"]:
+            assert time.monotonic() < deadline, s.get("meters/3/state")
+            time.sleep(0.1)
+    finally:
+        s.stop()
+
+
+def test_sim_without_grid_meter_keeps_an_rs485_meter_the_user_configured(tmp_path):
+    """Only the simulator's own GRID_METER set-up is undone: a slot 3 the user made an RS485
+    meter over the API stays one."""
+    s = Sim(tmp_path / "flash")
+    try:
+        assert s.put("meters/3/config", {"type": 2, "model": "em24", "slave_id": 2})[0] == 200
+    finally:
+        s.stop()
+    s = Sim(tmp_path / "flash")
+    try:
+        cfg = s.get("meters/3/config")
+        assert (cfg["type"], cfg["model"]) == (2, "em24")
+    finally:
+        s.stop()
+
+
 def test_make_sim_noise_makes_the_grid_meter_restless(tmp_path):
     """make sim SIM_NOISE=40: the house load moves from one simulated second to the next, as a
     real meter's does; without it the grid power only moves with the profile's minute steps and

@@ -40,6 +40,9 @@ def main():
     if opts["grid-meter"]:  # docs/meters.md: a simulated RS485 meter as the grid meter
         from tools.sim_rs485 import use_rs485_grid_meter
         use_rs485_grid_meter(app, opts["grid-meter"], opts["meter-model"], int(opts["meter-slave"]))
+    else:  # a grid meter left in SIM_DIR by an earlier GRID_METER run: simulated again
+        from tools.sim_rs485 import drop_rs485_grid_meter
+        drop_rs485_grid_meter(app)
     print("sim: flash in %s, speed x%s, profile %s from %s:00" % (
         opts["dir"], opts["speed"], opts["profile"] or "built-in day", opts["start"]))
     asyncio.run(app.run(host=opts["host"], port=int(opts["port"])))

@@ -12,6 +12,7 @@ from tools.simsite.sim_contactor import SimContactor
 
 GRID_SLOT = 3      # where the spec's example config expects the grid meter
 BATTERY_SLOT = 4
+GRID_NAME = "Simulated grid meter"
 METER_PERIOD_MS = 500  # a new meter sample every 500 ms, like a polled RS485 meter
 
 
@@ -22,7 +23,7 @@ def _seed_config(app):
     if app.store.exists("power_manager/config"):
         return
     app.configs["meters/%d/config" % GRID_SLOT].write(
-        {"type": TYPE_SIM, "display_name": "Simulated grid meter",
+        {"type": TYPE_SIM, "display_name": GRID_NAME,
          "value_ids": list(GRID_VALUE_IDS)})
     app.configs["power_manager/config"].write(
         {"meter_slot_grid_power": GRID_SLOT, "default_mode": 2, "phase_switching_mode": 0})
