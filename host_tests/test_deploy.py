@@ -221,3 +221,21 @@ def test_romfs_deploy_refuses_a_board_without_romfs_partition(tmp_path):
         assert flash_files(board_dir) == {"firmware/keep.mpy"}
     finally:
         stop_board(bridge)
+
+
+def test_refused_romfs_deploy_leaves_the_running_firmware_running(tmp_path):
+    """make deploy ROMFS=1 to a board without a ROMFS partition (docs/board.md): refused, and the
+    firmware that ran before runs again. mpremote's Ctrl-C had stopped it at the first contact
+    and the refusal left the board in the REPL: no API, no control loop, until a manual reset."""
+    board_dir = tmp_path / "board"
+    board_dir.mkdir()
+    port = free_port()
+    bridge, tty = start_board(tmp_path, board_dir, port)
+    try:
+        deploy(tty)
+        assert wait_api(port, bridge)[0] == 200
+        out = deploy(tty, romfs=True, ok=False)
+        assert "no ROMFS partition" in out, out
+        assert wait_api(port, bridge)[0] == 200
+    finally:
+        stop_board(bridge)

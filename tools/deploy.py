@@ -189,12 +189,18 @@ def deploy(port, reset="auto", reset_config=False, pin_map=False, romfs=False):
     if romfs:
         # Checked before anything on the board changes.
         partition_bytes = romfs_partition_bytes(b)
+        refusal = None
         if partition_bytes is None:
-            sys.exit(NO_ROMFS)
-        if image_bytes > partition_bytes:
-            sys.exit("deploy: the ROMFS image (%d bytes) does not fit the board's ROMFS "
-                     "partition (%d bytes); nothing on the board was changed"
-                     % (image_bytes, partition_bytes))
+            refusal = NO_ROMFS
+        elif image_bytes > partition_bytes:
+            refusal = ("deploy: the ROMFS image (%d bytes) does not fit the board's ROMFS "
+                       "partition (%d bytes); nothing on the board was changed"
+                       % (image_bytes, partition_bytes))
+        if refusal:
+            # mpremote's Ctrl-C stopped the firmware at the first contact: start it again,
+            # or the board would sit in the REPL, controlling nothing, until someone resets it.
+            restart(b, reset)
+            sys.exit(refusal)
         print("deploy: ROMFS partition of %d bytes" % partition_bytes)
         # The image first: should writing it fail, the board still boots what it had.
         b.run("romfs", "deploy", str(ROMFS_IMAGE))
@@ -227,13 +233,18 @@ def deploy(port, reset="auto", reset_config=False, pin_map=False, romfs=False):
     else:
         print("deploy: keeping the board's %s (--pin-map overwrites it)" % PIN_MAP)
     b.run(*args[:-1])
+    restart(b, reset)
+    print("deploy: done")
+
+
+def restart(b, reset):
+    """Boot the board again (its firmware was stopped by mpremote's Ctrl-C)."""
     if reset == "hard":
         b.run("reset", check=False)
     elif reset == "exit":
         # The Unix-port stand-in (tools/pty_board.py) has no machine.reset(): ending the
         # process is its reset, the bridge starts it again and it boots main.py.
         b.run("exec", "import sys\nsys.exit(0)", check=False)
-    print("deploy: done")
 
 
 def main(argv=None):
