@@ -73,6 +73,12 @@ class Sim:
     def put(self, path, body):
         return self.request("PUT", path, body if isinstance(body, str) else json.dumps(body))
 
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
     def stop(self):
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGTERM)

@@ -170,17 +170,22 @@ def _bus(body, first_open_fails=False):
     return json.loads(run_mp(code, timeout=60).splitlines()[-1])
 
 
-def test_bus_answers_at_once_after_a_week_of_silence():
-    # The first request after a week without traffic waited out the "gap" to a stamp that
-    # ticks_diff() read as 6 days ahead: up to 6.2 days of no readings.
-    r = _bus("""
+# One request, a week without traffic, another: [first, second, port opens], each request as
+# [answer or error name, ms it took].
+_WEEK_APART = """
 async def main():
     a = await read()
     clock.advance(7 * 24 * 3600 * 1000)
     b = await read()
-    print(json.dumps([a, b]))
+    print(json.dumps([a, b, len(opens)]))
 asyncio.run(main())
-""")
+"""
+
+
+def test_bus_answers_at_once_after_a_week_of_silence():
+    # The first request after a week without traffic waited out the "gap" to a stamp that
+    # ticks_diff() read as 6 days ahead: up to 6.2 days of no readings.
+    r = _bus(_WEEK_APART)
     assert r[0][0] == r[1][0] == "0x1234"
     assert r[1][1] < 1000, r
 
@@ -188,15 +193,8 @@ asyncio.run(main())
 def test_bus_retries_a_failed_port_a_week_later():
     # The port could not be opened, then the bus was idle for a week: the 2-s reopen delay read
     # the old failure as in the future and refused to try for up to 6.2 more days.
-    r = _bus("""
-async def main():
-    a = await read()
-    clock.advance(7 * 24 * 3600 * 1000)
-    b = await read()
-    print(json.dumps([a[0], b[0], len(opens)]))
-asyncio.run(main())
-""", first_open_fails=True)
-    assert r == ["ModbusPortError", "0x1234", 2]
+    r = _bus(_WEEK_APART, first_open_fails=True)
+    assert [r[0][0], r[1][0], r[2]] == ["ModbusPortError", "0x1234", 2]
 
 
 def test_bus_counters_stay_small_ints():
